@@ -1,0 +1,126 @@
+package credits
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel errors. Every error the package returns for a domain outcome
+// matches one of these with [errors.Is]; typed errors such as
+// [*InsufficientCreditsError] carry the detail.
+var (
+	// ErrInvalidAmount: an amount is not a valid, exact, positive number of
+	// credits where one is required.
+	ErrInvalidAmount = errors.New("credits: invalid amount")
+	// ErrOverflow: a result does not fit in a Credits value (or an int64).
+	ErrOverflow = errors.New("credits: overflow")
+	// ErrInvalidRequest: a request is malformed (a missing or oversized
+	// field, invalid UTF-8, a negative duration…). Nothing was written.
+	ErrInvalidRequest = errors.New("credits: invalid request")
+	// ErrInsufficientCredits: the account's available balance does not
+	// cover the amount. The typed error is [*InsufficientCreditsError].
+	ErrInsufficientCredits = errors.New("credits: insufficient credits")
+	// ErrUnknownAccount: no account has that ID.
+	ErrUnknownAccount = errors.New("credits: unknown account")
+	// ErrAccountExists: an account with that ID exists, created by a
+	// different request.
+	ErrAccountExists = errors.New("credits: account already exists")
+	// ErrUnknownTool: the catalog has no tool with that ID.
+	ErrUnknownTool = errors.New("credits: unknown tool")
+	// ErrUnknownResolution: the tool is not offered at that resolution.
+	ErrUnknownResolution = errors.New("credits: unknown resolution")
+	// ErrUnknownPlan: the catalog has no plan with that ID.
+	ErrUnknownPlan = errors.New("credits: unknown plan")
+	// ErrUnknownHold: no hold (or charge) has that ID.
+	ErrUnknownHold = errors.New("credits: unknown hold")
+	// ErrHoldExpired: the hold's deadline passed; its credits went back to
+	// the account and it can no longer be captured.
+	ErrHoldExpired = errors.New("credits: hold expired")
+	// ErrHoldSettled: the hold was already captured or released.
+	ErrHoldSettled = errors.New("credits: hold already settled")
+	// ErrNotCaptured: a refund names a hold that was not captured.
+	ErrNotCaptured = errors.New("credits: hold not captured")
+	// ErrExceedsHold: a capture asks for more than the hold holds.
+	ErrExceedsHold = errors.New("credits: capture exceeds the hold")
+	// ErrRefundExceedsCharge: a refund asks for more than what is left of
+	// the charge (it was already refunded, or partly).
+	ErrRefundExceedsCharge = errors.New("credits: refund exceeds the charge")
+	// ErrQuoteExpired: the quote's validity ended before it was used.
+	ErrQuoteExpired = errors.New("credits: quote expired")
+	// ErrQuoteMismatch: the quote does not match what the ledger's catalog
+	// prices for the same request (it was altered, or built by hand).
+	ErrQuoteMismatch = errors.New("credits: quote does not match the catalog")
+	// ErrNotMember: the member is not a member of the team account.
+	ErrNotMember = errors.New("credits: not a member of the team")
+	// ErrIdempotencyConflict: the key was used before with a different
+	// request. The typed error is [*IdempotencyConflictError].
+	ErrIdempotencyConflict = errors.New("credits: idempotency key reused with a different request")
+	// ErrDailyUnavailable: the ledger has no daily reward configured.
+	ErrDailyUnavailable = errors.New("credits: no daily reward configured")
+	// ErrInvalidCatalog: a catalog or plan definition is invalid. The typed
+	// error is [*CatalogError], naming the field.
+	ErrInvalidCatalog = errors.New("credits: invalid catalog")
+)
+
+// InsufficientCreditsError reports how many credits were missing.
+// It matches [ErrInsufficientCredits].
+type InsufficientCreditsError struct {
+	Account   string
+	Available Credits // available balance when the request was decided
+	Requested Credits
+}
+
+// Missing returns how many more credits the request needed.
+func (e *InsufficientCreditsError) Missing() Credits {
+	m, err := e.Requested.Sub(e.Available)
+	if err != nil {
+		return MaxCredits
+	}
+	return m
+}
+
+func (e *InsufficientCreditsError) Error() string {
+	return fmt.Sprintf("credits: insufficient credits on account %q: requested %s, available %s, missing %s",
+		e.Account, e.Requested, e.Available, e.Missing())
+}
+
+// Is reports whether target is [ErrInsufficientCredits].
+func (e *InsufficientCreditsError) Is(target error) bool { return target == ErrInsufficientCredits }
+
+// IdempotencyConflictError reports a key reused with a different request,
+// and which fields differ. It matches [ErrIdempotencyConflict].
+type IdempotencyConflictError struct {
+	Account string
+	Key     string
+	// Operation is the operation the key was first used for.
+	Operation string
+	// Fields names the request fields that differ from the first use.
+	Fields []string
+}
+
+func (e *IdempotencyConflictError) Error() string {
+	return fmt.Sprintf("credits: idempotency key %q on account %q was used for a different %s request (differs in: %s)",
+		e.Key, e.Account, e.Operation, strings.Join(e.Fields, ", "))
+}
+
+// Is reports whether target is [ErrIdempotencyConflict].
+func (e *IdempotencyConflictError) Is(target error) bool { return target == ErrIdempotencyConflict }
+
+// CatalogError names the field of a catalog that is invalid. It matches
+// [ErrInvalidCatalog].
+type CatalogError struct {
+	Field  string // a path such as "tools[2].rates.720p"
+	Reason string
+}
+
+func (e *CatalogError) Error() string {
+	return fmt.Sprintf("credits: invalid catalog: %s: %s", e.Field, e.Reason)
+}
+
+// Is reports whether target is [ErrInvalidCatalog].
+func (e *CatalogError) Is(target error) bool { return target == ErrInvalidCatalog }
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidRequest}, args...)...)
+}

@@ -1,0 +1,410 @@
+package credits
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+)
+
+// Config configures a [Ledger]. The zero value of every field is a usable
+// default, stated on the field.
+type Config struct {
+	// Catalog prices quotes and checks the quotes given to Reserve and
+	// Charge. Nil means DefaultCatalog().
+	Catalog *Catalog
+	// Now is the clock. Nil means time.Now. Every rule reads time from it.
+	Now func() time.Time
+	// NewID makes the IDs of holds and grants; it must return a unique
+	// string of at most 128 bytes on every call. Nil means 128 random bits,
+	// hex-encoded, after a prefix ("hold_…", "grant_…").
+	NewID func(prefix string) string
+
+	// Signup is given once to every new account. A zero Amount gives none.
+	Signup Reward
+	// Daily is the daily reward an account may claim once per calendar day
+	// of DayLocation. A zero Amount disables ClaimDaily.
+	Daily Reward
+	// DayLocation is the time zone whose midnight starts a new day for the
+	// daily reward and for spending reports by day. Nil means UTC.
+	DayLocation *time.Location
+
+	// HoldTTL is how long a hold lasts when its request sets no TTL. Zero
+	// means one hour. A hold whose deadline passes is released by itself.
+	HoldTTL time.Duration
+	// MaxHoldTTL bounds the TTL a request may ask for. Zero means 7 days.
+	MaxHoldTTL time.Duration
+	// RestoreGrace applies when a release or refund gives credits back to a
+	// grant that has expired in the meantime: the credits are not lost, they
+	// come back in a new grant of the same kind that expires RestoreGrace
+	// later. Zero means 24 hours.
+	RestoreGrace time.Duration
+
+	// LowBalanceThreshold is the threshold given to new accounts that set
+	// none. Zero means no low-balance signal by default.
+	LowBalanceThreshold Credits
+	// OnLowBalance, when not nil, is called after an operation that took an
+	// account's available balance from at or above its threshold to below
+	// it, once the operation is stored. It runs on the caller's goroutine;
+	// it must not block for long.
+	OnLowBalance func(ctx context.Context, e LowBalanceEvent)
+	// SettleTimeout bounds the release or capture that [Ledger.Run] makes
+	// after the job, even when the caller's context was cancelled. Zero
+	// means 30 seconds.
+	SettleTimeout time.Duration
+	// Logger receives debug lines. Nil means discard.
+	Logger *slog.Logger
+}
+
+// Reward is a recurring or one-off grant of free credits.
+type Reward struct {
+	Amount Credits
+	// ValidFor is how long the credits last; zero means they never expire.
+	ValidFor time.Duration
+}
+
+// LowBalanceEvent reports that an account's available balance fell below
+// its threshold.
+type LowBalanceEvent struct {
+	Account   string
+	Available Credits
+	Threshold Credits
+	At        time.Time
+}
+
+// Ledger applies the rules of the credit ledger to a [Store]. It is safe for
+// concurrent use; concurrent operations on one account are serialized by the
+// store's lock, operations on different accounts run in parallel.
+type Ledger struct {
+	store Store
+	cfg   Config
+	log   *slog.Logger
+}
+
+// NewLedger returns a ledger on store. cfg may be nil for all defaults.
+func NewLedger(store Store, cfg *Config) (*Ledger, error) {
+	if store == nil {
+		return nil, invalid("nil store")
+	}
+	var c Config
+	if cfg != nil {
+		c = *cfg
+	}
+	if c.Catalog == nil {
+		c.Catalog = DefaultCatalog()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.NewID == nil {
+		c.NewID = randomID
+	}
+	if c.DayLocation == nil {
+		c.DayLocation = time.UTC
+	}
+	c.HoldTTL = cmp.Or(c.HoldTTL, time.Hour)
+	c.MaxHoldTTL = cmp.Or(c.MaxHoldTTL, 7*24*time.Hour)
+	c.RestoreGrace = cmp.Or(c.RestoreGrace, 24*time.Hour)
+	c.SettleTimeout = cmp.Or(c.SettleTimeout, 30*time.Second)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case c.HoldTTL < 0 || c.MaxHoldTTL < 0 || c.HoldTTL > c.MaxHoldTTL:
+		return nil, invalid("config: HoldTTL %s must be positive and at most MaxHoldTTL %s", c.HoldTTL, c.MaxHoldTTL)
+	case c.RestoreGrace < 0:
+		return nil, invalid("config: negative RestoreGrace")
+	case c.SettleTimeout < 0:
+		return nil, invalid("config: negative SettleTimeout")
+	case c.Signup.Amount.IsNegative() || c.Signup.ValidFor < 0:
+		return nil, invalid("config: negative Signup reward")
+	case c.Daily.Amount.IsNegative() || c.Daily.ValidFor < 0:
+		return nil, invalid("config: negative Daily reward")
+	case c.LowBalanceThreshold.IsNegative():
+		return nil, invalid("config: negative LowBalanceThreshold")
+	}
+	return &Ledger{store: store, cfg: c, log: c.Logger}, nil
+}
+
+func randomID(prefix string) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return prefix + "_" + hex.EncodeToString(b[:])
+}
+
+func (l *Ledger) newID(prefix string) string { return l.cfg.NewID(prefix) }
+
+// Catalog returns the catalog the ledger quotes from.
+func (l *Ledger) Catalog() *Catalog { return l.cfg.Catalog }
+
+// Quote prices req with the ledger's catalog at the ledger's clock. It is
+// pure: it touches no store.
+func (l *Ledger) Quote(req QuoteRequest) (Quote, error) {
+	return l.cfg.Catalog.Quote(req, l.cfg.Now())
+}
+
+// Operation names, as recorded with idempotency keys.
+const (
+	opCreate  = "create_account"
+	opGrant   = "grant"
+	opDaily   = "claim_daily"
+	opReserve = "reserve"
+	opCapture = "capture"
+	opRelease = "release"
+	opCharge  = "charge"
+	opRefund  = "refund"
+	opMembers = "members"
+	opSweep   = "sweep"
+)
+
+// operation describes one mutation for the generic runner.
+type operation struct {
+	name    string
+	key     string // the record key; "" when the operation has none
+	request any    // the canonical request, compared on replay
+	query   Query
+}
+
+// result is implemented by the pointer of every result type, so that a
+// replayed result can be flagged.
+type result[R any] interface {
+	*R
+	markReplayed()
+}
+
+// mutate runs one operation: idempotency check, lazy expiry, the body, and
+// the change handed to the store. A business failure under a key is
+// recorded, so a retry fails the same way.
+func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, body func(t *txn) (R, error)) (R, error) {
+	var zero R
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
+	reqJSON, err := json.Marshal(op.request)
+	if err != nil {
+		return zero, fmt.Errorf("credits: encode request: %w", err)
+	}
+	var (
+		res    R
+		bizErr error
+		event  *LowBalanceEvent
+	)
+	if op.key != "" {
+		op.query.Keys = append(op.query.Keys, op.key)
+	}
+	err = l.store.Update(ctx, op.query, func(st *State) (*Change, error) {
+		res, bizErr, event = zero, nil, nil
+		now := l.cfg.Now()
+		if rec := st.Records[op.key]; op.key != "" && rec != nil {
+			if rec.Operation != op.name || !bytes.Equal(rec.Request, reqJSON) {
+				if op.name == opCreate {
+					return nil, fmt.Errorf("%w: %q was created by a different request", ErrAccountExists, op.query.Account)
+				}
+				return nil, conflict(op.query.Account, op.key, rec, op.name, reqJSON)
+			}
+			r, e, err := decodeResult[R](rec.Result)
+			if err != nil {
+				return nil, err
+			}
+			PR(&r).markReplayed()
+			res, bizErr = r, e
+			return nil, nil
+		}
+		if st.Account == nil && op.name != opCreate {
+			return nil, fmt.Errorf("%w: %q", ErrUnknownAccount, op.query.Account)
+		}
+		t := newTxn(l, st, now)
+		if st.Account != nil {
+			t.expire()
+		}
+		r, err := body(t)
+		if t.err != nil {
+			return nil, t.err
+		}
+		if err != nil {
+			var re *ruleError
+			var ie *InsufficientCreditsError
+			if op.key == "" || (!errors.As(err, &re) && !errors.As(err, &ie)) {
+				return nil, err
+			}
+			rec, encErr := newRecord(op, reqJSON, nil, err, now)
+			if encErr != nil {
+				return nil, encErr
+			}
+			// The refusal is recorded with the expiries that fell due, and
+			// nothing else of the operation.
+			ch := &Change{}
+			if exp := newTxn(l, st, now); st.Account != nil {
+				exp.expire()
+				if exp.err == nil && exp.changed() {
+					ch = exp.change()
+				}
+			}
+			ch.Record = rec
+			st.Fold(ch)
+			bizErr = err
+			return ch, nil
+		}
+		if !t.changed() && op.key == "" {
+			res = r
+			return nil, nil
+		}
+		ch := t.change()
+		if op.key != "" {
+			rec, encErr := newRecord(op, reqJSON, r, nil, now)
+			if encErr != nil {
+				return nil, encErr
+			}
+			ch.Record = rec
+		}
+		st.Fold(ch)
+		res, event = r, t.lowBalance()
+		return ch, nil
+	})
+	if err != nil {
+		return zero, err
+	}
+	if event != nil {
+		l.log.DebugContext(ctx, "credits: low balance", "account", event.Account, "available", event.Available.String(), "threshold", event.Threshold.String())
+		if l.cfg.OnLowBalance != nil {
+			l.cfg.OnLowBalance(ctx, *event)
+		}
+	}
+	return res, bizErr
+}
+
+// ruleError is a business outcome decided against the account's state. It
+// is recorded under the idempotency key, so a retry fails the same way.
+type ruleError struct {
+	kind error
+	msg  string
+}
+
+func (e *ruleError) Error() string { return e.msg }
+func (e *ruleError) Unwrap() error { return e.kind }
+
+func ruleErr(kind error, format string, args ...any) error {
+	return &ruleError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+// recordedKinds are the sentinels a record may carry, by code.
+var recordedKinds = map[string]error{
+	"hold_expired":   ErrHoldExpired,
+	"hold_settled":   ErrHoldSettled,
+	"not_captured":   ErrNotCaptured,
+	"exceeds_hold":   ErrExceedsHold,
+	"refund_exceeds": ErrRefundExceedsCharge,
+	"not_member":     ErrNotMember,
+}
+
+type recordedResult struct {
+	OK        json.RawMessage `json:"ok,omitempty"`
+	Error     string          `json:"error,omitempty"`
+	Message   string          `json:"message,omitempty"`
+	Available *Credits        `json:"available,omitempty"`
+	Requested *Credits        `json:"requested,omitempty"`
+	Account   string          `json:"account,omitempty"`
+}
+
+func newRecord(op operation, reqJSON []byte, res any, bizErr error, now time.Time) (*Record, error) {
+	var rr recordedResult
+	if bizErr != nil {
+		var ie *InsufficientCreditsError
+		if errors.As(bizErr, &ie) {
+			rr.Error = "insufficient"
+			rr.Available, rr.Requested, rr.Account = &ie.Available, &ie.Requested, ie.Account
+		} else {
+			for code, kind := range recordedKinds {
+				if errors.Is(bizErr, kind) {
+					rr.Error = code
+					break
+				}
+			}
+			rr.Message = bizErr.Error()
+		}
+	} else {
+		b, err := json.Marshal(res)
+		if err != nil {
+			return nil, fmt.Errorf("credits: encode result: %w", err)
+		}
+		rr.OK = b
+	}
+	b, err := json.Marshal(rr)
+	if err != nil {
+		return nil, fmt.Errorf("credits: encode record: %w", err)
+	}
+	return &Record{Key: op.key, Operation: op.name, Request: reqJSON, Result: b, CreatedAt: now}, nil
+}
+
+func decodeResult[R any](data []byte) (R, error, error) {
+	var (
+		r  R
+		rr recordedResult
+	)
+	if err := json.Unmarshal(data, &rr); err != nil {
+		return r, nil, fmt.Errorf("credits: decode idempotency record: %w", err)
+	}
+	if rr.Error == "" {
+		if err := json.Unmarshal(rr.OK, &r); err != nil {
+			return r, nil, fmt.Errorf("credits: decode idempotency record: %w", err)
+		}
+		return r, nil, nil
+	}
+	if rr.Error == "insufficient" && rr.Available != nil && rr.Requested != nil {
+		return r, &InsufficientCreditsError{Account: rr.Account, Available: *rr.Available, Requested: *rr.Requested}, nil
+	}
+	kind, ok := recordedKinds[rr.Error]
+	if !ok {
+		return r, nil, fmt.Errorf("credits: idempotency record has unknown error code %q", rr.Error)
+	}
+	return r, &ruleError{kind: kind, msg: rr.Message}, nil
+}
+
+func conflict(account, key string, rec *Record, op string, req []byte) error {
+	e := &IdempotencyConflictError{Account: account, Key: userKey(key), Operation: rec.Operation}
+	if rec.Operation != op {
+		e.Fields = []string{"operation"}
+		return e
+	}
+	var a, b map[string]json.RawMessage
+	_ = json.Unmarshal(rec.Request, &a)
+	_ = json.Unmarshal(req, &b)
+	for k, v := range a {
+		if w, ok := b[k]; !ok || !bytes.Equal(v, w) {
+			e.Fields = append(e.Fields, k)
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			e.Fields = append(e.Fields, k)
+		}
+	}
+	slices.Sort(e.Fields)
+	return e
+}
+
+// Record keys: a caller's key, and the keys the ledger derives for
+// operations that are idempotent by nature.
+func keyOf(k string) string { return "k:" + k }
+func userKey(k string) string {
+	if len(k) > 2 && k[:2] == "k:" {
+		return k[2:]
+	}
+	return k
+}
+
+// Replay marks a result that an earlier call with the same idempotency key
+// produced: nothing changed this time.
+type Replay struct {
+	// Replayed is true when this result is the first call's, returned again.
+	Replayed bool `json:"-"`
+}
+
+func (r *Replay) markReplayed() { r.Replayed = true }

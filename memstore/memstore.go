@@ -1,0 +1,273 @@
+// Package memstore is an in-memory [credits.Store]: for tests, prototypes
+// and single-process programs that do not need the ledger to survive a
+// restart.
+//
+// It is safe for concurrent use. Each account has its own lock, so
+// operations on different accounts run in parallel; a store-wide lock is
+// held only for the moment it takes to find or add an account.
+package memstore
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/creditkit/credits"
+)
+
+// Store is an in-memory credits.Store. The zero value is not usable; call New.
+type Store struct {
+	mu       sync.RWMutex
+	accounts map[string]*account
+	holds    map[string]string // hold ID → account ID; holds are never deleted
+}
+
+type account struct {
+	mu      sync.Mutex
+	row     *credits.Account // nil until created
+	buckets map[string]*credits.Bucket
+	holds   map[string]*credits.Hold
+	records map[string]*credits.Record
+	entries []credits.Entry
+}
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{accounts: map[string]*account{}, holds: map[string]string{}}
+}
+
+var _ credits.Store = (*Store)(nil)
+
+func (s *Store) get(id string, create bool) *account {
+	s.mu.RLock()
+	a := s.accounts[id]
+	s.mu.RUnlock()
+	if a != nil || !create {
+		return a
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a = s.accounts[id]; a == nil {
+		a = &account{buckets: map[string]*credits.Bucket{}, holds: map[string]*credits.Hold{}, records: map[string]*credits.Record{}}
+		s.accounts[id] = a
+	}
+	return a
+}
+
+// load copies the state q names out of a; the caller holds a.mu.
+func (a *account) load(q credits.Query) *credits.State {
+	st := &credits.State{
+		Buckets: map[string]*credits.Bucket{},
+		Holds:   map[string]*credits.Hold{},
+		Records: map[string]*credits.Record{},
+	}
+	if a.row == nil {
+		return st
+	}
+	row := a.row.Clone()
+	st.Account = &row
+	addHold := func(h *credits.Hold) {
+		c := h.Clone()
+		st.Holds[h.ID] = &c
+	}
+	for _, id := range q.Holds {
+		if h, ok := a.holds[id]; ok {
+			addHold(h)
+		}
+	}
+	if !q.Due.IsZero() {
+		for _, h := range a.holds {
+			if h.Status == credits.HoldOpen && !q.Due.Before(h.Deadline) {
+				addHold(h)
+			}
+		}
+	}
+	for id, b := range a.buckets {
+		if b.Remaining.IsPositive() {
+			c := *b
+			st.Buckets[id] = &c
+		}
+	}
+	for _, h := range st.Holds {
+		for _, p := range h.Portions {
+			if b, ok := a.buckets[p.Bucket]; ok {
+				c := *b
+				st.Buckets[p.Bucket] = &c
+			}
+		}
+	}
+	for _, k := range q.Keys {
+		if r, ok := a.records[k]; ok {
+			c := *r
+			st.Records[k] = &c
+		}
+	}
+	return st
+}
+
+// Update implements credits.Store.
+func (s *Store) Update(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	a := s.get(q.Account, true)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ch, err := apply(a.load(q))
+	if err != nil || ch == nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err // nothing was written: the whole operation did not happen
+	}
+	return s.persist(a, q.Account, ch)
+}
+
+func (s *Store) persist(a *account, id string, ch *credits.Change) error {
+	if ch.AccountCreated != (a.row == nil) {
+		if ch.AccountCreated {
+			return fmt.Errorf("memstore: account %q already exists", id)
+		}
+		return fmt.Errorf("memstore: account %q does not exist", id)
+	}
+	if ch.Account != nil && ch.Account.ID != id {
+		return fmt.Errorf("memstore: change for account %q applied to %q", ch.Account.ID, id)
+	}
+	if ch.Record != nil {
+		if _, dup := a.records[ch.Record.Key]; dup {
+			return fmt.Errorf("memstore: idempotency record %q already exists", ch.Record.Key)
+		}
+	}
+	for _, h := range ch.NewHolds {
+		if _, dup := a.holds[h.ID]; dup {
+			return fmt.Errorf("memstore: hold %q already exists", h.ID)
+		}
+	}
+	// Every check is done: from here on nothing fails, so the change is
+	// stored whole.
+	if ch.Account != nil {
+		row := ch.Account.Clone()
+		a.row = &row
+	}
+	for _, list := range [][]credits.Bucket{ch.NewBuckets, ch.UpdatedBuckets} {
+		for _, b := range list {
+			b := b
+			a.buckets[b.ID] = &b
+		}
+	}
+	if len(ch.NewHolds) > 0 {
+		s.mu.Lock()
+		for _, h := range ch.NewHolds {
+			s.holds[h.ID] = id
+		}
+		s.mu.Unlock()
+	}
+	for _, list := range [][]credits.Hold{ch.NewHolds, ch.UpdatedHolds} {
+		for _, h := range list {
+			c := h.Clone()
+			a.holds[h.ID] = &c
+		}
+	}
+	a.entries = append(a.entries, ch.Entries...)
+	if ch.Record != nil {
+		r := *ch.Record
+		a.records[r.Key] = &r
+	}
+	return nil
+}
+
+// View implements credits.Store.
+func (s *Store) View(ctx context.Context, q credits.Query) (*credits.State, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	a := s.get(q.Account, false)
+	if a == nil {
+		return &credits.State{}, nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.load(q), nil
+}
+
+// HoldAccount implements credits.Store.
+func (s *Store) HoldAccount(ctx context.Context, holdID string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	s.mu.RLock()
+	id, ok := s.holds[holdID]
+	s.mu.RUnlock()
+	if !ok {
+		return "", fmt.Errorf("%w: %q", credits.ErrUnknownHold, holdID)
+	}
+	return id, nil
+}
+
+// Entries implements credits.Store.
+func (s *Store) Entries(ctx context.Context, f credits.EntryFilter) ([]credits.Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	a := s.get(f.Account, false)
+	if a == nil {
+		return nil, fmt.Errorf("%w: %q", credits.ErrUnknownAccount, f.Account)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.row == nil {
+		return nil, fmt.Errorf("%w: %q", credits.ErrUnknownAccount, f.Account)
+	}
+	// Entries are in Seq order, Seq = index+1: start at the cursor.
+	start := int(min(max(f.AfterSeq, 0), int64(len(a.entries))))
+	var out []credits.Entry
+	for i := start; i < len(a.entries); i++ {
+		if f.Limit > 0 && len(out) >= f.Limit {
+			break
+		}
+		if f.Match(&a.entries[i]) {
+			out = append(out, a.entries[i])
+		}
+	}
+	return out, nil
+}
+
+// DueAccounts implements credits.Store.
+func (s *Store) DueAccounts(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	ids := slices.Sorted(maps.Keys(s.accounts))
+	s.mu.RUnlock()
+	var out []string
+	for _, id := range ids {
+		if len(out) >= limit {
+			break
+		}
+		a := s.get(id, false)
+		a.mu.Lock()
+		if a.due(now) {
+			out = append(out, id)
+		}
+		a.mu.Unlock()
+	}
+	return out, nil
+}
+
+func (a *account) due(now time.Time) bool {
+	for _, h := range a.holds {
+		if h.Status == credits.HoldOpen && !now.Before(h.Deadline) {
+			return true
+		}
+	}
+	for _, b := range a.buckets {
+		if b.Remaining.IsPositive() && !b.ExpiresAt.IsZero() && !now.Before(b.ExpiresAt) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,876 @@
+package credits
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on request strings. Longer input is refused with ErrInvalidRequest.
+const (
+	MaxIDLength    = 128 // account, member and hold IDs
+	MaxKeyLength   = 255 // idempotency keys
+	MaxNoteLength  = 1024
+	MaxMetadata    = 16 // entries
+	maxMetaKeyLen  = 64
+	maxMetaValLen  = 512
+	maxTeamMembers = 10000
+)
+
+func checkText(field, s string, max int, required bool) error {
+	switch {
+	case s == "" && required:
+		return invalid("%s is required", field)
+	case len(s) > max:
+		return invalid("%s is longer than %d bytes", field, max)
+	case !utf8.ValidString(s):
+		return invalid("%s is not valid UTF-8", field)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) && r != '\n' && r != '\t' || r == utf8.RuneError {
+			return invalid("%s contains a control character", field)
+		}
+	}
+	return nil
+}
+
+func checkRef(field, s string) error { return checkText(field, s, MaxIDLength, true) }
+
+func checkKey(k string) error { return checkText("Key", k, MaxKeyLength, true) }
+
+func checkMetadata(m map[string]string) error {
+	if len(m) > MaxMetadata {
+		return invalid("Metadata has %d entries, more than %d", len(m), MaxMetadata)
+	}
+	for k, v := range m {
+		if err := checkText("Metadata key", k, maxMetaKeyLen, true); err != nil {
+			return err
+		}
+		if err := checkText("Metadata["+k+"]", v, maxMetaValLen, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkPositive(field string, c Credits) error {
+	if !c.IsPositive() {
+		return fmt.Errorf("%w: %s must be positive, got %s", ErrInvalidAmount, field, c)
+	}
+	return nil
+}
+
+// ---- accounts ----
+
+// CreateAccountRequest creates an account.
+type CreateAccountRequest struct {
+	ID string `json:"id"`
+	// Team makes a shared balance that only Members may spend from.
+	Team    bool     `json:"team,omitempty"`
+	Members []string `json:"members,omitempty"`
+	// LowBalanceThreshold; zero means Config.LowBalanceThreshold.
+	LowBalanceThreshold Credits           `json:"low_balance_threshold"`
+	Metadata            map[string]string `json:"metadata,omitempty"`
+}
+
+// AccountResult is the outcome of CreateAccount.
+type AccountResult struct {
+	Account Account `json:"account"`
+	// Signup is the signup grant, when the ledger gives one.
+	Signup *Bucket `json:"signup,omitempty"`
+	Replay
+}
+
+// CreateAccount creates an account and gives it the signup grant, exactly
+// once. Repeating the same request returns the first result (Replayed);
+// a different request for an existing ID fails with [ErrAccountExists].
+func (l *Ledger) CreateAccount(ctx context.Context, req CreateAccountRequest) (AccountResult, error) {
+	if err := checkRef("ID", req.ID); err != nil {
+		return AccountResult{}, err
+	}
+	if !req.Team && len(req.Members) > 0 {
+		return AccountResult{}, invalid("Members given for an account that is not a team")
+	}
+	members, err := normalizeMembers(req.Members)
+	if err != nil {
+		return AccountResult{}, err
+	}
+	if req.LowBalanceThreshold.IsNegative() {
+		return AccountResult{}, fmt.Errorf("%w: negative LowBalanceThreshold", ErrInvalidAmount)
+	}
+	if err := checkMetadata(req.Metadata); err != nil {
+		return AccountResult{}, err
+	}
+	req.Members = members
+	req.LowBalanceThreshold = cmpCredits(req.LowBalanceThreshold, l.cfg.LowBalanceThreshold)
+	op := operation{name: opCreate, key: "create", request: req, query: Query{Account: req.ID}}
+	return mutate(ctx, l, op, func(t *txn) (AccountResult, error) {
+		if t.st.Account != nil {
+			return AccountResult{}, fmt.Errorf("%w: %q", ErrAccountExists, req.ID)
+		}
+		t.isNew = true
+		t.acct = Account{
+			ID: req.ID, CreatedAt: t.now, Team: req.Team, Members: members,
+			LowBalanceThreshold: req.LowBalanceThreshold, Metadata: req.Metadata,
+		}
+		var res AccountResult
+		if s := l.cfg.Signup; s.Amount.IsPositive() {
+			b := t.grant(KindSignup, s.Amount, expiry(t.now, s.ValidFor), "", "signup")
+			res.Signup = &b
+		}
+		res.Account = t.acct.Clone()
+		return res, nil
+	})
+}
+
+func cmpCredits(a, b Credits) Credits {
+	if a.IsZero() {
+		return b
+	}
+	return a
+}
+
+func expiry(now time.Time, validFor time.Duration) time.Time {
+	if validFor <= 0 {
+		return time.Time{}
+	}
+	return now.Add(validFor)
+}
+
+func normalizeMembers(members []string) ([]string, error) {
+	if len(members) > maxTeamMembers {
+		return nil, invalid("more than %d members", maxTeamMembers)
+	}
+	for _, m := range members {
+		if err := checkRef("Members", m); err != nil {
+			return nil, err
+		}
+	}
+	out := slices.Clone(members)
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// MembersRequest adds members to, or removes them from, a team account.
+type MembersRequest struct {
+	Account string   `json:"account"`
+	Add     []string `json:"add,omitempty"`
+	Remove  []string `json:"remove,omitempty"`
+}
+
+// UpdateMembers adds and removes team members. It is idempotent by nature:
+// adding a member twice, or removing one that is not there, changes nothing.
+// It returns the account after the change.
+func (l *Ledger) UpdateMembers(ctx context.Context, req MembersRequest) (Account, error) {
+	if err := checkRef("Account", req.Account); err != nil {
+		return Account{}, err
+	}
+	add, err := normalizeMembers(req.Add)
+	if err != nil {
+		return Account{}, err
+	}
+	remove, err := normalizeMembers(req.Remove)
+	if err != nil {
+		return Account{}, err
+	}
+	op := operation{name: opMembers, request: req, query: Query{Account: req.Account, Due: l.cfg.Now()}}
+	res, err := mutate(ctx, l, op, func(t *txn) (accountOnly, error) {
+		if !t.acct.Team {
+			return accountOnly{}, invalid("account %q is not a team", req.Account)
+		}
+		members := append(slices.Clone(t.acct.Members), add...)
+		members = slices.DeleteFunc(members, func(m string) bool { return slices.Contains(remove, m) })
+		slices.Sort(members)
+		members = slices.Compact(members)
+		if len(members) > maxTeamMembers {
+			return accountOnly{}, invalid("more than %d members", maxTeamMembers)
+		}
+		t.acct.Members = members
+		return accountOnly{Account: t.acct.Clone()}, nil
+	})
+	return res.Account, err
+}
+
+type accountOnly struct {
+	Account Account
+	Replay
+}
+
+// ---- grants ----
+
+// GrantRequest adds credits to an account, as a new bucket.
+type GrantRequest struct {
+	Account string    `json:"account"`
+	Amount  Credits   `json:"amount"`
+	Kind    GrantKind `json:"kind"`
+	// ExpiresAt, when not zero, is when the credits expire; it must be in
+	// the future. Purchased credits never expire: a purchase with an
+	// ExpiresAt is refused.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// Key makes the grant idempotent: a top-up sent twice is applied once.
+	Key  string `json:"-"`
+	Note string `json:"note,omitempty"`
+}
+
+// GrantResult is the outcome of a grant or a daily claim.
+type GrantResult struct {
+	Grant Bucket `json:"grant"`
+	// Available is the account's available balance after the grant.
+	Available Credits `json:"available"`
+	// NextClaimAt, for a daily claim, is when the next one can be made.
+	NextClaimAt time.Time `json:"next_claim_at,omitzero"`
+	Replay
+}
+
+// Grant adds credits to an account as a new bucket of the given kind.
+func (l *Ledger) Grant(ctx context.Context, req GrantRequest) (GrantResult, error) {
+	now := l.cfg.Now()
+	switch {
+	case checkRef("Account", req.Account) != nil:
+		return GrantResult{}, checkRef("Account", req.Account)
+	case checkKey(req.Key) != nil:
+		return GrantResult{}, checkKey(req.Key)
+	case checkText("Note", req.Note, MaxNoteLength, false) != nil:
+		return GrantResult{}, checkText("Note", req.Note, MaxNoteLength, false)
+	case !req.Kind.Valid():
+		return GrantResult{}, invalid("unknown grant kind %q", req.Kind)
+	case req.Kind == KindPurchase && !req.ExpiresAt.IsZero():
+		return GrantResult{}, invalid("purchased credits never expire: ExpiresAt must be zero")
+	}
+	if err := checkPositive("Amount", req.Amount); err != nil {
+		return GrantResult{}, err
+	}
+	op := operation{name: opGrant, key: keyOf(req.Key), request: req, query: Query{Account: req.Account, Due: now}}
+	return mutate(ctx, l, op, func(t *txn) (GrantResult, error) {
+		// Checked here, after the idempotency lookup, so that a retry of an
+		// accepted grant is replayed even after its expiry.
+		if !req.ExpiresAt.IsZero() && !t.now.Before(req.ExpiresAt) {
+			return GrantResult{}, invalid("ExpiresAt %s is not in the future", req.ExpiresAt.Format(time.RFC3339))
+		}
+		b := t.grant(req.Kind, req.Amount, req.ExpiresAt, req.Key, req.Note)
+		return GrantResult{Grant: b, Available: t.acct.Available}, nil
+	})
+}
+
+// ClaimDaily gives the daily reward, once per calendar day in the ledger's
+// DayLocation. A second claim the same day gives nothing and returns the
+// first claim's result with Replayed set; NextClaimAt says when to come back.
+func (l *Ledger) ClaimDaily(ctx context.Context, account string) (GrantResult, error) {
+	if err := checkRef("account", account); err != nil {
+		return GrantResult{}, err
+	}
+	d := l.cfg.Daily
+	if !d.Amount.IsPositive() {
+		return GrantResult{}, ErrDailyUnavailable
+	}
+	now := l.cfg.Now()
+	local := now.In(l.cfg.DayLocation)
+	day := local.Format(time.DateOnly)
+	y, m, dd := local.Date()
+	next := time.Date(y, m, dd+1, 0, 0, 0, 0, l.cfg.DayLocation)
+	req := struct {
+		Account string  `json:"account"`
+		Day     string  `json:"day"`
+		Amount  Credits `json:"amount"`
+	}{account, day, d.Amount}
+	op := operation{name: opDaily, key: "daily:" + day, request: req, query: Query{Account: account, Due: now}}
+	return mutate(ctx, l, op, func(t *txn) (GrantResult, error) {
+		b := t.grant(KindDaily, d.Amount, expiry(t.now, d.ValidFor), "", "daily reward "+day)
+		return GrantResult{Grant: b, Available: t.acct.Available, NextClaimAt: next}, nil
+	})
+}
+
+// ---- holds ----
+
+// ReserveRequest holds the credits of a confirmed quote for a job.
+type ReserveRequest struct {
+	Account string `json:"account"`
+	// Member is who spends: required on a team account (and must be a
+	// member), optional attribution on a personal one.
+	Member string `json:"member,omitempty"`
+	// Quote is the quote the user confirmed; it must come from the ledger's
+	// catalog (same version) and not have expired.
+	Quote Quote `json:"-"`
+	// TTL is how long the hold lasts before it is released by itself; zero
+	// means Config.HoldTTL.
+	TTL time.Duration `json:"ttl,omitempty"`
+	// Key makes the reservation idempotent: retried, it returns the same hold.
+	Key      string            `json:"-"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// ReserveResult is the outcome of Reserve.
+type ReserveResult struct {
+	Hold Hold `json:"hold"`
+	// Available is the account's available balance after the hold.
+	Available Credits `json:"available"`
+	Replay
+}
+
+// quoteFingerprint is the part of a quote that identifies what was priced.
+type quoteFingerprint struct {
+	Tool           string        `json:"tool"`
+	Resolution     string        `json:"resolution,omitempty"`
+	Plan           string        `json:"plan,omitempty"`
+	Images         int           `json:"images,omitempty"`
+	BilledDuration time.Duration `json:"billed_duration,omitempty"`
+	Total          Credits       `json:"total"`
+	CatalogVersion string        `json:"catalog_version"`
+}
+
+func fingerprint(q Quote) quoteFingerprint {
+	return quoteFingerprint{q.Tool, q.Resolution, q.Plan, q.Images, q.BilledDuration, q.Total, q.CatalogVersion}
+}
+
+type spendRequest struct {
+	Op       string            `json:"op"`
+	Account  string            `json:"account"`
+	Member   string            `json:"member,omitempty"`
+	Quote    quoteFingerprint  `json:"quote"`
+	TTL      time.Duration     `json:"ttl,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// checkSpend validates what Reserve and Charge share.
+func (l *Ledger) checkSpend(account, member, key string, q Quote, meta map[string]string) error {
+	if err := checkRef("Account", account); err != nil {
+		return err
+	}
+	if err := checkText("Member", member, MaxIDLength, false); err != nil {
+		return err
+	}
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if err := checkMetadata(meta); err != nil {
+		return err
+	}
+	return checkPositive("Quote.Total", q.Total)
+}
+
+// checkQuote verifies, inside the operation (after its idempotency record
+// was looked up, so that a retry of an accepted request is replayed even
+// once its quote has expired), that q is current and matches the catalog.
+func (l *Ledger) checkQuote(q Quote, now time.Time) error {
+	if !now.Before(q.ExpiresAt) {
+		return fmt.Errorf("%w: the quote expired at %s", ErrQuoteExpired, q.ExpiresAt.Format(time.RFC3339))
+	}
+	cat := l.cfg.Catalog
+	if q.CatalogVersion != cat.Version() {
+		return fmt.Errorf("%w: the quote is from catalog version %q, the ledger prices with %q: quote again", ErrQuoteMismatch, q.CatalogVersion, cat.Version())
+	}
+	fresh, err := cat.Quote(QuoteRequest{Tool: q.Tool, Resolution: q.Resolution, Duration: q.Duration, Images: q.Images, Plan: q.Plan}, now)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrQuoteMismatch, err)
+	}
+	if !fresh.Matches(q) {
+		return fmt.Errorf("%w: the quote says %s for %s; the catalog prices it %s", ErrQuoteMismatch, q.Total, q.Tool, fresh.Total)
+	}
+	return nil
+}
+
+func (t *txn) checkMember(member string) error {
+	if t.acct.Team && !t.acct.IsMember(member) {
+		return ruleErr(ErrNotMember, "credits: %q is not a member of team account %q", member, t.acct.ID)
+	}
+	return nil
+}
+
+// Reserve holds the quoted credits for a job: the available balance drops
+// by the quote's total at once, so a job that cannot be afforded is refused
+// up front with an [*InsufficientCreditsError]. The hold ends by Capture,
+// by Release, or by itself at its deadline.
+func (l *Ledger) Reserve(ctx context.Context, req ReserveRequest) (ReserveResult, error) {
+	now := l.cfg.Now()
+	if err := l.checkSpend(req.Account, req.Member, req.Key, req.Quote, req.Metadata); err != nil {
+		return ReserveResult{}, err
+	}
+	ttl := cmpDuration(req.TTL, l.cfg.HoldTTL)
+	if ttl < 0 || ttl > l.cfg.MaxHoldTTL {
+		return ReserveResult{}, invalid("TTL %s must be positive and at most %s", req.TTL, l.cfg.MaxHoldTTL)
+	}
+	sr := spendRequest{Op: opReserve, Account: req.Account, Member: req.Member, Quote: fingerprint(req.Quote), TTL: req.TTL, Metadata: req.Metadata}
+	op := operation{name: opReserve, key: keyOf(req.Key), request: sr, query: Query{Account: req.Account, Due: now}}
+	return mutate(ctx, l, op, func(t *txn) (ReserveResult, error) {
+		if err := l.checkQuote(req.Quote, t.now); err != nil {
+			return ReserveResult{}, err
+		}
+		if err := t.checkMember(req.Member); err != nil {
+			return ReserveResult{}, err
+		}
+		h, err := t.openHold(req.Member, req.Key, req.Quote, t.now.Add(ttl), req.Metadata)
+		if err != nil {
+			return ReserveResult{}, err
+		}
+		t.add(&t.acct.Held, h.Amount)
+		t.entry(Entry{Type: EntryHold, Amount: h.Amount, Hold: h.ID, Tool: h.Quote.Tool, Member: h.Member, Key: req.Key})
+		return ReserveResult{Hold: h.Clone(), Available: t.acct.Available}, nil
+	})
+}
+
+func cmpDuration(a, b time.Duration) time.Duration {
+	if a == 0 {
+		return b
+	}
+	return a
+}
+
+// openHold takes the quote's total from the buckets into a new hold.
+func (t *txn) openHold(member, key string, q Quote, deadline time.Time, meta map[string]string) (*Hold, error) {
+	portions, err := t.take(q.Total)
+	if err != nil {
+		return nil, err
+	}
+	h := &Hold{
+		ID: t.l.newID("hold"), Account: t.acct.ID, Member: member, Key: key, Status: HoldOpen,
+		Amount: q.Total, Portions: portions, Quote: q, CreatedAt: t.now, Deadline: deadline, Metadata: meta,
+	}
+	t.putHold(h, true)
+	return h, nil
+}
+
+// CaptureRequest charges a hold by what the job actually produced.
+type CaptureRequest struct {
+	Hold string `json:"hold"`
+	// Account, when set, must be the hold's account; it saves a lookup.
+	Account string `json:"-"`
+	// Usage is what the job produced; it is priced with the quote's own
+	// rates and capped at the quote's total. Ignored when Amount is set.
+	Usage Usage `json:"usage"`
+	// Amount, when positive, charges exactly this much instead of pricing
+	// Usage; more than the hold holds is [ErrExceedsHold].
+	Amount Credits `json:"amount"`
+	// Key is optional: without it the capture is idempotent per hold.
+	Key string `json:"-"`
+}
+
+// ChargeResult is the outcome of Capture and Charge.
+type ChargeResult struct {
+	// Hold is the charge: the hold, now captured.
+	Hold Hold `json:"hold"`
+	// Charged is what the account paid; Released is what went back.
+	Charged  Credits `json:"charged"`
+	Released Credits `json:"released"`
+	// Capped reports that the usage cost more than the quote, so the quote
+	// was charged.
+	Capped bool `json:"capped,omitempty"`
+	// Available is the account's available balance after the operation.
+	Available Credits `json:"available"`
+	Replay
+}
+
+// Capture charges an open hold by actual usage, never more than the quote,
+// and gives what is not used back to the buckets it came from. A hold that
+// was already captured or released fails with [ErrHoldSettled]; one whose
+// deadline passed, with [ErrHoldExpired].
+func (l *Ledger) Capture(ctx context.Context, req CaptureRequest) (ChargeResult, error) {
+	if req.Amount.IsNegative() {
+		return ChargeResult{}, fmt.Errorf("%w: negative Amount", ErrInvalidAmount)
+	}
+	if req.Usage.Duration < 0 || req.Usage.Images < 0 {
+		return ChargeResult{}, invalid("negative usage")
+	}
+	op, err := l.holdOp(ctx, opCapture, req.Hold, req.Account, req.Key, req)
+	if err != nil {
+		return ChargeResult{}, err
+	}
+	return mutate(ctx, l, op, func(t *txn) (ChargeResult, error) {
+		h, err := t.openHoldNamed(req.Hold)
+		if err != nil {
+			return ChargeResult{}, err
+		}
+		amount, capped := req.Amount, false
+		if amount.IsPositive() {
+			if h.Amount.Less(amount) {
+				return ChargeResult{}, ruleErr(ErrExceedsHold, "credits: capture of %s exceeds hold %q of %s", amount, h.ID, h.Amount)
+			}
+		} else {
+			amount, capped, err = h.Quote.Cost(req.Usage)
+			if err != nil {
+				return ChargeResult{}, err
+			}
+			amount = amount.Min(h.Amount)
+		}
+		released := t.capture(h, amount)
+		return ChargeResult{Hold: h.Clone(), Charged: amount, Released: released, Capped: capped, Available: t.acct.Available}, nil
+	})
+}
+
+// holdOp builds the operation for a call that names a hold, finding the
+// hold's account.
+func (l *Ledger) holdOp(ctx context.Context, name, holdID, account, key string, req any) (operation, error) {
+	if err := checkRef("Hold", holdID); err != nil {
+		return operation{}, err
+	}
+	if account != "" {
+		if err := checkRef("Account", account); err != nil {
+			return operation{}, err
+		}
+	}
+	recKey := name + ":" + holdID
+	if key != "" {
+		if err := checkKey(key); err != nil {
+			return operation{}, err
+		}
+		recKey = keyOf(key)
+	}
+	if account == "" {
+		a, err := l.store.HoldAccount(ctx, holdID)
+		if err != nil {
+			return operation{}, err
+		}
+		account = a
+	}
+	return operation{name: name, key: recKey, request: req, query: Query{Account: account, Holds: []string{holdID}, Due: l.cfg.Now()}}, nil
+}
+
+func (t *txn) namedHold(id string) (*Hold, error) {
+	src, ok := t.st.Holds[id]
+	if !ok || src.Account != t.acct.ID {
+		return nil, fmt.Errorf("%w: %q on account %q", ErrUnknownHold, id, t.acct.ID)
+	}
+	if w, ok := t.holds[id]; ok {
+		return w, nil
+	}
+	return src, nil
+}
+
+// openHoldNamed returns the working copy of an open hold, or the rule error
+// that says why it is not open.
+func (t *txn) openHoldNamed(id string) (*Hold, error) {
+	h, err := t.namedHold(id)
+	if err != nil {
+		return nil, err
+	}
+	switch h.Status {
+	case HoldOpen:
+		return t.hold(id), nil
+	case HoldExpired:
+		return nil, ruleErr(ErrHoldExpired, "credits: hold %q expired at %s; its credits went back to the account", id, h.Deadline.Format(time.RFC3339))
+	default:
+		return nil, ruleErr(ErrHoldSettled, "credits: hold %q is already %s", id, h.Status)
+	}
+}
+
+// capture charges amount of an open hold, taking it from the portions in
+// the order they were taken, and releases the rest. It returns the amount
+// released.
+func (t *txn) capture(h *Hold, amount Credits) Credits {
+	need := amount
+	for i := range h.Portions {
+		p := &h.Portions[i]
+		p.Captured = need.Min(p.Amount)
+		t.sub(&need, p.Captured)
+	}
+	released := mustSub(h.Amount, amount)
+	h.Status, h.Captured, h.SettledAt = HoldCaptured, amount, t.now
+	t.sub(&t.acct.Held, amount)
+	t.add(&t.acct.Spent, amount)
+	t.entry(Entry{Type: EntryCapture, Amount: amount, Hold: h.ID, Tool: h.Quote.Tool, Member: h.Member})
+	if released.IsPositive() {
+		for _, p := range h.Portions {
+			t.giveBack(p.Bucket, mustSub(p.Amount, p.Captured), t.now)
+		}
+		t.sub(&t.acct.Held, released)
+		t.entry(Entry{Type: EntryRelease, Amount: released, Hold: h.ID, Tool: h.Quote.Tool, Member: h.Member, Note: "unused part of the hold"})
+	}
+	return released
+}
+
+// mustSub subtracts amounts the ledger has already bounded (b <= a, both
+// non-negative), which cannot overflow.
+func mustSub(a, b Credits) Credits { return Credits{units: a.units - b.units} }
+
+// ReleaseRequest gives a hold's credits back: the job failed or was cancelled.
+type ReleaseRequest struct {
+	Hold string `json:"hold"`
+	// Account, when set, must be the hold's account; it saves a lookup.
+	Account string `json:"-"`
+	Reason  string `json:"reason,omitempty"`
+	// Key is optional: without it the release is idempotent per hold.
+	Key string `json:"-"`
+}
+
+// ReleaseResult is the outcome of Release.
+type ReleaseResult struct {
+	Hold      Hold    `json:"hold"`
+	Released  Credits `json:"released"`
+	Available Credits `json:"available"`
+	Replay
+}
+
+// Release gives every credit of an open hold back to the bucket it came
+// from (see Config.RestoreGrace for a bucket that expired meanwhile).
+func (l *Ledger) Release(ctx context.Context, req ReleaseRequest) (ReleaseResult, error) {
+	if err := checkText("Reason", req.Reason, MaxNoteLength, false); err != nil {
+		return ReleaseResult{}, err
+	}
+	// The reason is a note, not part of what is asked: a retry with another
+	// reason is still the same release.
+	op, err := l.holdOp(ctx, opRelease, req.Hold, req.Account, req.Key, struct {
+		Hold string `json:"hold"`
+	}{req.Hold})
+	if err != nil {
+		return ReleaseResult{}, err
+	}
+	return mutate(ctx, l, op, func(t *txn) (ReleaseResult, error) {
+		h, err := t.openHoldNamed(req.Hold)
+		if err != nil {
+			return ReleaseResult{}, err
+		}
+		for _, p := range h.Portions {
+			t.giveBack(p.Bucket, p.Amount, t.now)
+		}
+		h.Status, h.SettledAt = HoldReleased, t.now
+		t.sub(&t.acct.Held, h.Amount)
+		t.entry(Entry{Type: EntryRelease, Amount: h.Amount, Hold: h.ID, Tool: h.Quote.Tool, Member: h.Member, Note: req.Reason})
+		return ReleaseResult{Hold: h.Clone(), Released: h.Amount, Available: t.acct.Available}, nil
+	})
+}
+
+// ChargeRequest charges a quote in one step, for instant tools.
+type ChargeRequest struct {
+	Account  string            `json:"account"`
+	Member   string            `json:"member,omitempty"`
+	Quote    Quote             `json:"-"`
+	Key      string            `json:"-"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// Charge takes a quote's total from the account at once, for an instant
+// tool whose generation already succeeded. It is Reserve and Capture of the
+// whole quote in one atomic step; the charge can be refunded like a capture.
+func (l *Ledger) Charge(ctx context.Context, req ChargeRequest) (ChargeResult, error) {
+	now := l.cfg.Now()
+	if err := l.checkSpend(req.Account, req.Member, req.Key, req.Quote, req.Metadata); err != nil {
+		return ChargeResult{}, err
+	}
+	sr := spendRequest{Op: opCharge, Account: req.Account, Member: req.Member, Quote: fingerprint(req.Quote), Metadata: req.Metadata}
+	op := operation{name: opCharge, key: keyOf(req.Key), request: sr, query: Query{Account: req.Account, Due: now}}
+	return mutate(ctx, l, op, func(t *txn) (ChargeResult, error) {
+		if err := l.checkQuote(req.Quote, t.now); err != nil {
+			return ChargeResult{}, err
+		}
+		if err := t.checkMember(req.Member); err != nil {
+			return ChargeResult{}, err
+		}
+		h, err := t.openHold(req.Member, req.Key, req.Quote, t.now, req.Metadata)
+		if err != nil {
+			return ChargeResult{}, err
+		}
+		for i := range h.Portions {
+			h.Portions[i].Captured = h.Portions[i].Amount
+		}
+		h.Status, h.Captured, h.SettledAt = HoldCaptured, h.Amount, t.now
+		t.add(&t.acct.Spent, h.Amount)
+		t.entry(Entry{Type: EntryCharge, Amount: h.Amount, Hold: h.ID, Tool: h.Quote.Tool, Member: h.Member, Key: req.Key})
+		return ChargeResult{Hold: h.Clone(), Charged: h.Amount, Available: t.acct.Available}, nil
+	})
+}
+
+// RefundRequest reverses a captured charge, wholly or in part.
+type RefundRequest struct {
+	// Charge is the ID of the captured hold (or of a Charge).
+	Charge string `json:"charge"`
+	// Account, when set, must be the charge's account; it saves a lookup.
+	Account string `json:"-"`
+	// Amount to refund; zero means all that is not yet refunded.
+	Amount Credits `json:"amount"`
+	Reason string  `json:"reason,omitempty"`
+	// Key is required: a retried refund is applied once.
+	Key string `json:"-"`
+}
+
+// RefundResult is the outcome of Refund.
+type RefundResult struct {
+	Hold      Hold    `json:"hold"`
+	Refunded  Credits `json:"refunded"`
+	Available Credits `json:"available"`
+	Replay
+}
+
+// Refund reverses a captured charge exactly: each credit goes back to the
+// bucket it was taken from, the last taken first. Refunds of one charge can
+// never add up to more than it ([ErrRefundExceedsCharge]).
+func (l *Ledger) Refund(ctx context.Context, req RefundRequest) (RefundResult, error) {
+	if req.Amount.IsNegative() {
+		return RefundResult{}, fmt.Errorf("%w: negative Amount", ErrInvalidAmount)
+	}
+	if err := checkKey(req.Key); err != nil {
+		return RefundResult{}, err
+	}
+	if err := checkText("Reason", req.Reason, MaxNoteLength, false); err != nil {
+		return RefundResult{}, err
+	}
+	op, err := l.holdOp(ctx, opRefund, req.Charge, req.Account, req.Key, req)
+	if err != nil {
+		return RefundResult{}, err
+	}
+	return mutate(ctx, l, op, func(t *txn) (RefundResult, error) {
+		src, err := t.namedHold(req.Charge)
+		if err != nil {
+			return RefundResult{}, err
+		}
+		if src.Status != HoldCaptured {
+			return RefundResult{}, ruleErr(ErrNotCaptured, "credits: %q is %s, not a captured charge", src.ID, src.Status)
+		}
+		left := mustSub(src.Captured, src.Refunded)
+		amount := req.Amount
+		if amount.IsZero() {
+			amount = left
+		}
+		if amount.IsZero() || left.Less(amount) {
+			return RefundResult{}, ruleErr(ErrRefundExceedsCharge, "credits: refund of %s exceeds what is left of charge %q (%s of %s)", amount, src.ID, left, src.Captured)
+		}
+		h := t.hold(src.ID)
+		need := amount
+		for i := len(h.Portions) - 1; i >= 0 && need.IsPositive(); i-- {
+			p := &h.Portions[i]
+			n := need.Min(mustSub(p.Captured, p.Refunded))
+			t.add(&p.Refunded, n)
+			t.sub(&need, n)
+			t.giveBack(p.Bucket, n, t.now)
+		}
+		t.add(&h.Refunded, amount)
+		t.sub(&t.acct.Spent, amount)
+		t.entry(Entry{Type: EntryRefund, Amount: amount, Hold: h.ID, Tool: h.Quote.Tool, Member: h.Member, Key: req.Key, Note: req.Reason})
+		return RefundResult{Hold: h.Clone(), Refunded: amount, Available: t.acct.Available}, nil
+	})
+}
+
+// Job is the work Run does while the credits are held. It returns what the
+// job produced, or an error to give every held credit back.
+type Job func(ctx context.Context, hold Hold) (Usage, error)
+
+// Run reserves req's quote, runs job, and then captures the usage it
+// reports, or — when job returns an error or panics — releases the hold, so
+// the refund path cannot be forgotten. The settlement uses a context that
+// is not cancelled with ctx (bounded by Config.SettleTimeout), so a caller
+// who gives up still gets the credits back. Run returns the job's error
+// (joined with the release's error, if that failed too) and re-panics a
+// panic after the release. If the job outlives the hold's deadline, the
+// credits are already back and Run returns [ErrHoldExpired].
+func (l *Ledger) Run(ctx context.Context, req ReserveRequest, job Job) (ChargeResult, error) {
+	res, err := l.Reserve(ctx, req)
+	if err != nil {
+		return ChargeResult{}, err
+	}
+	hold := res.Hold
+	settle := func(f func(context.Context) error) error {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.SettleTimeout)
+		defer cancel()
+		return f(sctx)
+	}
+	release := func(reason string) error {
+		return settle(func(sctx context.Context) error {
+			_, err := l.Release(sctx, ReleaseRequest{Hold: hold.ID, Account: hold.Account, Reason: reason})
+			if errors.Is(err, ErrHoldExpired) {
+				return nil // the deadline already gave the credits back
+			}
+			return err
+		})
+	}
+	usage, jobErr := func() (u Usage, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				if relErr := release("job panicked"); relErr != nil {
+					l.log.ErrorContext(ctx, "credits: release after panic failed", "hold", hold.ID, "err", relErr)
+				}
+				panic(p)
+			}
+		}()
+		return job(ctx, hold)
+	}()
+	if jobErr != nil {
+		if relErr := release("job failed: " + truncateNote(jobErr.Error())); relErr != nil {
+			return ChargeResult{}, errors.Join(jobErr, relErr)
+		}
+		return ChargeResult{}, jobErr
+	}
+	var out ChargeResult
+	err = settle(func(sctx context.Context) error {
+		var err error
+		out, err = l.Capture(sctx, CaptureRequest{Hold: hold.ID, Account: hold.Account, Usage: usage})
+		return err
+	})
+	return out, err
+}
+
+// truncateNote makes an error message safe to store as a note: valid
+// UTF-8, no control characters, at most 200 bytes.
+func truncateNote(s string) string {
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	s = strings.ToValidUTF8(s, "")
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// SweepResult counts what a sweep expired.
+type SweepResult struct {
+	Accounts      int // accounts visited
+	HoldsExpired  int // holds released by their deadline
+	GrantsExpired int
+}
+
+// Sweep applies every due expiry now: holds past their deadline are
+// released and grants past their expiry lose their remainder, with their
+// entries written. Expiry never depends on Sweep — every operation and read
+// applies it lazily — but a sweep makes stored history and balances current
+// for accounts nobody touches. Each account is visited at most once per call.
+func (l *Ledger) Sweep(ctx context.Context) (SweepResult, error) {
+	var out SweepResult
+	now := l.cfg.Now()
+	seen := map[string]bool{}
+	for {
+		ids, err := l.store.DueAccounts(ctx, now, 100)
+		if err != nil {
+			return out, err
+		}
+		fresh := 0
+		for _, id := range ids {
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			fresh++
+			op := operation{name: opSweep, query: Query{Account: id, Due: now}}
+			r, err := mutate(ctx, l, op, func(t *txn) (sweepCount, error) {
+				var c sweepCount
+				for _, e := range t.entries {
+					switch e.Type {
+					case EntryHoldExpired:
+						c.Holds++
+					case EntryExpiry:
+						c.Grants++
+					}
+				}
+				return c, nil
+			})
+			if err != nil && !errors.Is(err, ErrUnknownAccount) {
+				return out, fmt.Errorf("credits: sweep %q: %w", id, err)
+			}
+			out.Accounts++
+			out.HoldsExpired += r.Holds
+			out.GrantsExpired += r.Grants
+		}
+		if fresh == 0 {
+			return out, nil
+		}
+	}
+}
+
+type sweepCount struct {
+	Holds, Grants int
+	Replay
+}

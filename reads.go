@@ -1,0 +1,255 @@
+package credits
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Balance is an account's balance at one instant.
+type Balance struct {
+	Account string `json:"account"`
+	// Available is what can be spent now. It never goes below zero.
+	Available Credits `json:"available"`
+	// Held is reserved by running jobs.
+	Held Credits `json:"held"`
+	// Free and Paid split Available: purchased credits are paid, every
+	// other grant kind is free.
+	Free Credits `json:"free"`
+	Paid Credits `json:"paid"`
+	// Granted = Available + Held + Spent + Expired.
+	Granted Credits `json:"granted"`
+	Spent   Credits `json:"spent"`
+	Expired Credits `json:"expired"`
+	// NextExpiry is the soonest instant some available credits expire, and
+	// how many; nil when none of the available credits expire.
+	NextExpiry *Expiry `json:"next_expiry,omitempty"`
+	// Low reports that Available is below the account's LowBalanceThreshold.
+	Low       bool      `json:"low,omitempty"`
+	Threshold Credits   `json:"threshold"`
+	AsOf      time.Time `json:"as_of"`
+}
+
+// Expiry is an amount of credits that expires at one instant.
+type Expiry struct {
+	At     time.Time `json:"at"`
+	Amount Credits   `json:"amount"`
+}
+
+// Balance returns the account's balance as of now, with every expiry that
+// fell due applied (the stored rows catch up on the next write or sweep).
+func (l *Ledger) Balance(ctx context.Context, account string) (Balance, error) {
+	if err := checkRef("account", account); err != nil {
+		return Balance{}, err
+	}
+	now := l.cfg.Now()
+	st, err := l.store.View(ctx, Query{Account: account, Due: now})
+	if err != nil {
+		return Balance{}, err
+	}
+	if st.Account == nil {
+		return Balance{}, fmt.Errorf("%w: %q", ErrUnknownAccount, account)
+	}
+	t := newTxn(l, st, now)
+	t.expire()
+	if t.err != nil {
+		return Balance{}, t.err
+	}
+	a := t.acct
+	b := Balance{
+		Account: a.ID, Available: a.Available, Held: a.Held, Granted: a.Granted, Spent: a.Spent,
+		Expired: a.Expired, Threshold: a.LowBalanceThreshold, AsOf: now,
+		Low: a.LowBalanceThreshold.IsPositive() && a.Available.Less(a.LowBalanceThreshold),
+	}
+	for _, bk := range t.visibleBuckets() {
+		if !bk.Remaining.IsPositive() {
+			continue
+		}
+		if bk.Kind.Paid() {
+			t.add(&b.Paid, bk.Remaining)
+		} else {
+			t.add(&b.Free, bk.Remaining)
+		}
+		if bk.ExpiresAt.IsZero() {
+			continue
+		}
+		switch {
+		case b.NextExpiry == nil || bk.ExpiresAt.Before(b.NextExpiry.At):
+			b.NextExpiry = &Expiry{At: bk.ExpiresAt, Amount: bk.Remaining}
+		case bk.ExpiresAt.Equal(b.NextExpiry.At):
+			t.add(&b.NextExpiry.Amount, bk.Remaining)
+		}
+	}
+	return b, t.err
+}
+
+// HistoryRequest asks for one page of an account's history.
+type HistoryRequest struct {
+	Account string
+	// After is the cursor: entries with Seq > After. Zero starts at the
+	// first entry.
+	After int64
+	// Limit is the page size; zero means 50, at most 1000.
+	Limit int
+}
+
+// HistoryPage is one page of history, oldest first.
+type HistoryPage struct {
+	Entries []Entry `json:"entries"`
+	// Next is the After of the next page; zero when this is the last.
+	Next int64 `json:"next,omitempty"`
+}
+
+// History returns an account's entries in the order they were written.
+// Entries are immutable: a page read twice is the same.
+func (l *Ledger) History(ctx context.Context, req HistoryRequest) (HistoryPage, error) {
+	if err := checkRef("Account", req.Account); err != nil {
+		return HistoryPage{}, err
+	}
+	limit := req.Limit
+	switch {
+	case limit == 0:
+		limit = 50
+	case limit < 0 || limit > 1000:
+		return HistoryPage{}, invalid("Limit %d is not within 1..1000", limit)
+	case req.After < 0:
+		return HistoryPage{}, invalid("negative After")
+	}
+	es, err := l.store.Entries(ctx, EntryFilter{Account: req.Account, AfterSeq: req.After, Limit: limit + 1})
+	if err != nil {
+		return HistoryPage{}, err
+	}
+	var p HistoryPage
+	if len(es) > limit {
+		es = es[:limit]
+		p.Next = es[limit-1].Seq
+	}
+	p.Entries = es
+	return p, nil
+}
+
+// GroupBy is how a spending report groups charges.
+type GroupBy string
+
+// The groupings of a spending report.
+const (
+	ByTool   GroupBy = "tool"
+	ByDay    GroupBy = "day"    // calendar days of Config.DayLocation, "2006-01-02"
+	ByMember GroupBy = "member" // the member a team charge is attributed to
+)
+
+// SpendingRequest asks for an account's spending over [Since, Until).
+type SpendingRequest struct {
+	Account string
+	// Since and Until bound the report; zero means unbounded.
+	Since, Until time.Time
+	By           GroupBy
+}
+
+// SpendLine is the spending of one group. A refund counts in the group of
+// the charge it reverses, on the day it was made.
+type SpendLine struct {
+	Group    string  `json:"group"`
+	Charged  Credits `json:"charged"`
+	Refunded Credits `json:"refunded"`
+	Net      Credits `json:"net"`
+	// Charges counts captures and one-step charges.
+	Charges int `json:"charges"`
+}
+
+// SpendingReport is spending grouped one way, with the total.
+type SpendingReport struct {
+	Account string      `json:"account"`
+	By      GroupBy     `json:"by"`
+	Lines   []SpendLine `json:"lines"` // sorted by Group
+	Total   SpendLine   `json:"total"`
+}
+
+// Spending reports an account's spending by tool, by day or by member.
+func (l *Ledger) Spending(ctx context.Context, req SpendingRequest) (SpendingReport, error) {
+	if err := checkRef("Account", req.Account); err != nil {
+		return SpendingReport{}, err
+	}
+	switch req.By {
+	case ByTool, ByDay, ByMember:
+	default:
+		return SpendingReport{}, invalid("unknown grouping %q", req.By)
+	}
+	if !req.Since.IsZero() && !req.Until.IsZero() && req.Until.Before(req.Since) {
+		return SpendingReport{}, invalid("Until is before Since")
+	}
+	lines := map[string]*SpendLine{}
+	total := SpendLine{Group: "total"}
+	var after int64
+	var err error
+	add := func(dst *Credits, c Credits) {
+		if err != nil {
+			return
+		}
+		*dst, err = dst.Add(c)
+	}
+	for {
+		es, e := l.store.Entries(ctx, EntryFilter{
+			Account: req.Account, AfterSeq: after, Limit: 1000, Since: req.Since, Until: req.Until,
+			Types: []EntryType{EntryCapture, EntryCharge, EntryRefund},
+		})
+		if e != nil {
+			return SpendingReport{}, e
+		}
+		for i := range es {
+			e := &es[i]
+			var g string
+			switch req.By {
+			case ByTool:
+				g = e.Tool
+			case ByDay:
+				g = e.At.In(l.cfg.DayLocation).Format(time.DateOnly)
+			case ByMember:
+				g = e.Member
+			}
+			line := lines[g]
+			if line == nil {
+				line = &SpendLine{Group: g}
+				lines[g] = line
+			}
+			for _, s := range []*SpendLine{line, &total} {
+				if e.Type == EntryRefund {
+					add(&s.Refunded, e.Amount)
+				} else {
+					add(&s.Charged, e.Amount)
+					s.Charges++
+				}
+			}
+		}
+		if err != nil {
+			return SpendingReport{}, err
+		}
+		if len(es) == 0 {
+			break
+		}
+		after = es[len(es)-1].Seq
+	}
+	rep := SpendingReport{Account: req.Account, By: req.By}
+	for _, line := range lines {
+		rep.Lines = append(rep.Lines, *line)
+	}
+	slices.SortFunc(rep.Lines, func(a, b SpendLine) int {
+		if a.Group < b.Group {
+			return -1
+		}
+		if a.Group > b.Group {
+			return 1
+		}
+		return 0
+	})
+	rep.Total = total
+	for i := range rep.Lines {
+		rep.Lines[i].Net, err = rep.Lines[i].Charged.Sub(rep.Lines[i].Refunded)
+		if err != nil {
+			return SpendingReport{}, err
+		}
+	}
+	rep.Total.Net, err = total.Charged.Sub(total.Refunded)
+	return rep, err
+}

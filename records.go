@@ -1,0 +1,223 @@
+package credits
+
+import (
+	"maps"
+	"slices"
+	"time"
+)
+
+// GrantKind says where a grant's credits came from. Only purchased credits
+// count as paid; every other kind is free (promotional) credit.
+type GrantKind string
+
+// The grant kinds. Purchased credits never expire; the others may.
+const (
+	KindSignup     GrantKind = "signup"     // free credits given once, at account creation
+	KindDaily      GrantKind = "daily"      // the daily reward
+	KindPurchase   GrantKind = "purchase"   // bought credits: paid, never expire
+	KindPromo      GrantKind = "promo"      // promotional credits
+	KindPlan       GrantKind = "plan"       // a plan's allowance
+	KindAdjustment GrantKind = "adjustment" // an operator's correction in the user's favour
+)
+
+// Valid reports whether k is one of the defined kinds.
+func (k GrantKind) Valid() bool {
+	switch k {
+	case KindSignup, KindDaily, KindPurchase, KindPromo, KindPlan, KindAdjustment:
+		return true
+	}
+	return false
+}
+
+// Paid reports whether credits of this kind were paid for.
+func (k GrantKind) Paid() bool { return k == KindPurchase }
+
+// Account is an account row: one balance, personal or shared by a team.
+//
+// The counters always satisfy Granted = Available + Held + Spent + Expired.
+type Account struct {
+	ID        string    `json:"id"`
+	CreatedAt time.Time `json:"created_at"`
+	// Team accounts are spent from by their Members only.
+	Team    bool     `json:"team,omitempty"`
+	Members []string `json:"members,omitempty"` // sorted, unique
+	// LowBalanceThreshold: when the available balance falls below it, the
+	// ledger's OnLowBalance hook is called. Zero disables it.
+	LowBalanceThreshold Credits `json:"low_balance_threshold"`
+
+	Available Credits `json:"available"` // spendable now: the sum of the live buckets' Remaining
+	Held      Credits `json:"held"`      // reserved by open holds
+	Granted   Credits `json:"granted"`   // every credit ever granted
+	Spent     Credits `json:"spent"`     // captured and charged, less refunds
+	Expired   Credits `json:"expired"`   // lost to grant expiry
+
+	// Seq is the Seq of the account's last entry.
+	Seq      int64             `json:"seq"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// Clone returns a deep copy of a.
+func (a Account) Clone() Account {
+	a.Members = slices.Clone(a.Members)
+	a.Metadata = maps.Clone(a.Metadata)
+	return a
+}
+
+// IsMember reports whether member belongs to the team account.
+func (a *Account) IsMember(member string) bool {
+	_, ok := slices.BinarySearch(a.Members, member)
+	return ok
+}
+
+// Bucket is one grant: an amount of one kind, with its own remainder and an
+// optional expiry. Credits are taken from the bucket that expires soonest
+// first, never-expiring buckets last, the oldest first among equals.
+type Bucket struct {
+	ID      string    `json:"id"`
+	Account string    `json:"account"`
+	Kind    GrantKind `json:"kind"`
+	// Amount is what the grant gave (or, for a restored bucket, what was
+	// restored into it).
+	Amount Credits `json:"amount"`
+	// Remaining is what is left to spend; it is 0 once the bucket expired.
+	Remaining Credits `json:"remaining"`
+	// Expired is what the bucket lost at its expiry.
+	Expired Credits `json:"expired"`
+	// ExpiresAt is the instant the bucket expires; zero means never. From
+	// that instant on, its remainder can no longer be spent.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	CreatedAt time.Time `json:"created_at"`
+	// Seq orders buckets of the same expiry: the Seq of the entry that
+	// created the bucket.
+	Seq int64 `json:"seq"`
+	// RestoredFrom names the expired bucket whose credits a release or
+	// refund gave back into this bucket (see [Config.RestoreGrace]).
+	RestoredFrom string `json:"restored_from,omitempty"`
+	Note         string `json:"note,omitempty"`
+}
+
+// expiredAt reports whether b has expired at t.
+func (b *Bucket) expiredAt(t time.Time) bool {
+	return !b.ExpiresAt.IsZero() && !t.Before(b.ExpiresAt)
+}
+
+// HoldStatus is the state of a hold.
+type HoldStatus string
+
+// The hold states. Open is the only one that changes: to captured by
+// Capture, to released by Release, to expired when its deadline passes.
+const (
+	HoldOpen     HoldStatus = "open"
+	HoldCaptured HoldStatus = "captured"
+	HoldReleased HoldStatus = "released"
+	HoldExpired  HoldStatus = "expired"
+)
+
+// Hold is credits reserved for one job, or (once captured, or made by
+// Charge) a charge.
+type Hold struct {
+	ID      string     `json:"id"`
+	Account string     `json:"account"`
+	Member  string     `json:"member,omitempty"`
+	Key     string     `json:"key,omitempty"`
+	Status  HoldStatus `json:"status"`
+	// Amount is what was reserved: the quote's total.
+	Amount Credits `json:"amount"`
+	// Captured is what was charged; Refunded is what was refunded of it.
+	Captured Credits `json:"captured"`
+	Refunded Credits `json:"refunded"`
+	// Portions records which buckets the hold took its credits from, in the
+	// order it took them.
+	Portions  []Portion `json:"portions"`
+	Quote     Quote     `json:"quote"`
+	CreatedAt time.Time `json:"created_at"`
+	// Deadline is the instant an open hold expires by itself.
+	Deadline  time.Time         `json:"deadline"`
+	SettledAt time.Time         `json:"settled_at,omitzero"`
+	Metadata  map[string]string `json:"metadata,omitempty"`
+}
+
+// Clone returns a deep copy of h.
+func (h Hold) Clone() Hold {
+	h.Portions = slices.Clone(h.Portions)
+	h.Metadata = maps.Clone(h.Metadata)
+	return h
+}
+
+// Portion is the part of a hold taken from one bucket.
+type Portion struct {
+	Bucket   string  `json:"bucket"`
+	Amount   Credits `json:"amount"`
+	Captured Credits `json:"captured"`
+	Refunded Credits `json:"refunded"`
+}
+
+// EntryType is the kind of a history entry.
+type EntryType string
+
+// The entry types, with their effect on the balances.
+const (
+	EntryGrant       EntryType = "grant"        // available +
+	EntryHold        EntryType = "hold"         // available −, held +
+	EntryCapture     EntryType = "capture"      // held −, spent +
+	EntryRelease     EntryType = "release"      // held −, available +
+	EntryHoldExpired EntryType = "hold_expired" // held −, available +: the deadline passed
+	EntryCharge      EntryType = "charge"       // available −, spent +
+	EntryRefund      EntryType = "refund"       // spent −, available +
+	EntryExpiry      EntryType = "expiry"       // available −, expired +
+)
+
+// Entry is one immutable line of an account's history.
+type Entry struct {
+	Account string    `json:"account"`
+	Seq     int64     `json:"seq"` // 1, 2, 3… per account
+	Type    EntryType `json:"type"`
+	// Amount is the magnitude, always positive; see [Entry.AvailableDelta].
+	Amount Credits `json:"amount"`
+	// Available and Held are the account's balances after this entry.
+	Available Credits `json:"available"`
+	Held      Credits `json:"held"`
+	// At is when the entry took effect: for an expiry, the deadline itself.
+	At     time.Time `json:"at"`
+	Hold   string    `json:"hold,omitempty"`
+	Bucket string    `json:"bucket,omitempty"`
+	Kind   GrantKind `json:"kind,omitempty"`
+	Tool   string    `json:"tool,omitempty"`
+	Member string    `json:"member,omitempty"`
+	Key    string    `json:"key,omitempty"`
+	Note   string    `json:"note,omitempty"`
+}
+
+// AvailableDelta is the entry's signed change to the available balance: the
+// sum over an account's history equals its available balance.
+func (e *Entry) AvailableDelta() Credits {
+	switch e.Type {
+	case EntryGrant, EntryRelease, EntryHoldExpired, EntryRefund:
+		return e.Amount
+	case EntryHold, EntryCharge, EntryExpiry:
+		return Credits{units: -e.Amount.units}
+	}
+	return Credits{}
+}
+
+// HeldDelta is the entry's signed change to the held balance.
+func (e *Entry) HeldDelta() Credits {
+	switch e.Type {
+	case EntryHold:
+		return e.Amount
+	case EntryCapture, EntryRelease, EntryHoldExpired:
+		return Credits{units: -e.Amount.units}
+	}
+	return Credits{}
+}
+
+// SpentDelta is the entry's signed change to the spent total.
+func (e *Entry) SpentDelta() Credits {
+	switch e.Type {
+	case EntryCapture, EntryCharge:
+		return e.Amount
+	case EntryRefund:
+		return Credits{units: -e.Amount.units}
+	}
+	return Credits{}
+}

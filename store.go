@@ -1,0 +1,193 @@
+package credits
+
+import (
+	"context"
+	"time"
+)
+
+// Store persists a ledger and locks its accounts. It holds no business rule:
+// every rule (grant order, expiry, holds, refunds, idempotency, limits) lives
+// in [Ledger], which runs against the state a Store loads and hands back the
+// change to persist.
+//
+// A Store must be safe for concurrent use. The storetest package is its
+// conformance suite: a Store that passes storetest.Run gives a Ledger all of
+// its guarantees. memstore and sqlstore are the stores this module ships.
+//
+// The shape is load → apply → change set: [Store.Update] loads one account's
+// state under that account's lock, the ledger applies an operation to it in
+// Go and returns a [Change], and the store writes the change atomically. A
+// store may run one operation per transaction, or run many operations
+// against the same loaded state and write all their changes at once: apply
+// folds each successful change into the State it was given (and leaves it
+// untouched when it fails), so a later operation of the same batch sees it.
+type Store interface {
+	// Update loads the state q names (see [Query]) under an exclusive lock
+	// on q.Account, held until the change is persisted or discarded, and
+	// calls apply with it.
+	//
+	// If apply returns an error, nothing is persisted and Update returns
+	// that error unchanged. If apply returns a nil Change, there is nothing
+	// to persist and Update returns nil. Otherwise Update persists the
+	// Change atomically — all of it or none of it — and returns nil only
+	// once it is durable.
+	//
+	// A store may call apply more than once (for example after a
+	// serialization failure), each time with freshly loaded state; only the
+	// change of the last call counts. When the account does not exist,
+	// State.Account is nil and apply may create it (Change.AccountCreated);
+	// two concurrent creations of the same account must not both succeed.
+	Update(ctx context.Context, q Query, apply func(*State) (*Change, error)) error
+
+	// View loads the state q names, as Update would, without locking for
+	// writing and without persisting anything. The result is the caller's
+	// to read and modify.
+	View(ctx context.Context, q Query) (*State, error)
+
+	// HoldAccount returns the ID of the account a hold belongs to, or an
+	// error wrapping [ErrUnknownHold].
+	HoldAccount(ctx context.Context, holdID string) (string, error)
+
+	// Entries returns the entries of f.Account that match f, in increasing
+	// Seq order, at most f.Limit of them. It returns an error wrapping
+	// [ErrUnknownAccount] when the account does not exist.
+	Entries(ctx context.Context, f EntryFilter) ([]Entry, error)
+
+	// DueAccounts returns up to limit IDs of accounts that have an open hold
+	// whose Deadline is at or before now, or a bucket with a positive
+	// Remaining whose ExpiresAt is set and at or before now. Sweeping calls
+	// it; it may return an account that is no longer due.
+	DueAccounts(ctx context.Context, now time.Time, limit int) ([]string, error)
+}
+
+// Query names the state an operation needs.
+type Query struct {
+	// Account is the account to load and lock.
+	Account string
+	// Holds are holds the operation names; each one that exists and belongs
+	// to Account is loaded, whatever its status.
+	Holds []string
+	// Keys are idempotency keys; each one recorded on Account is loaded.
+	Keys []string
+	// Due, when not zero, also loads every open hold of Account whose
+	// Deadline is at or before Due.
+	Due time.Time
+}
+
+// State is what a Store loads for a Query.
+//
+// Buckets holds every bucket of the account with a positive Remaining, and
+// every bucket named by a Portion of a loaded hold. Holds holds the holds
+// the Query named and the due holds. Records holds the idempotency records
+// of the Query's keys. Maps are keyed by ID (Records by Key); a store may
+// pass nil maps for empty sets.
+type State struct {
+	Account *Account // nil when the account does not exist
+	Buckets map[string]*Bucket
+	Holds   map[string]*Hold
+	Records map[string]*Record
+}
+
+// Change is what one operation changed: the rows to insert or update, the
+// entries to append and the idempotency record to insert. A Store persists
+// all of it atomically, or none of it.
+type Change struct {
+	// Account is the account row after the operation; nil when it did not
+	// change. AccountCreated says it is new.
+	Account        *Account
+	AccountCreated bool
+	// NewBuckets are to insert; UpdatedBuckets replace the rows of the same ID.
+	NewBuckets     []Bucket
+	UpdatedBuckets []Bucket
+	// NewHolds are to insert; UpdatedHolds replace the rows of the same ID.
+	NewHolds     []Hold
+	UpdatedHolds []Hold
+	// Entries are to append; history is never updated or deleted.
+	Entries []Entry
+	// Record, when not nil, is to insert; a record is never updated.
+	Record *Record
+}
+
+// Record is an idempotency record: the first request made under a key on an
+// account, and its result. It is kept for as long as the account.
+type Record struct {
+	Key       string    `json:"key"`
+	Operation string    `json:"operation"`
+	Request   []byte    `json:"request"` // the request, canonical JSON
+	Result    []byte    `json:"result"`  // the result or the business error, JSON
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// EntryFilter selects entries of one account.
+type EntryFilter struct {
+	Account string
+	// AfterSeq returns entries with Seq > AfterSeq (0: from the first).
+	AfterSeq int64
+	// Limit is the maximum number of entries to return; a Store may cap it
+	// but returns at least one entry when any matches. Zero means no limit.
+	Limit int
+	// Since and Until, when not zero, keep entries with Since <= At < Until.
+	Since, Until time.Time
+	// Types, when not empty, keeps entries of these types.
+	Types []EntryType
+}
+
+// Match reports whether e passes f's Account, AfterSeq, Since, Until and Types.
+func (f EntryFilter) Match(e *Entry) bool {
+	if e.Account != f.Account || e.Seq <= f.AfterSeq {
+		return false
+	}
+	if !f.Since.IsZero() && e.At.Before(f.Since) {
+		return false
+	}
+	if !f.Until.IsZero() && !e.At.Before(f.Until) {
+		return false
+	}
+	if len(f.Types) == 0 {
+		return true
+	}
+	for _, t := range f.Types {
+		if e.Type == t {
+			return true
+		}
+	}
+	return false
+}
+
+// Fold applies c to s, as the store will persist it, so that a later
+// operation run against s sees it. Ledger operations fold their own change;
+// a Store does not need to call it.
+func (s *State) Fold(c *Change) {
+	if c == nil {
+		return
+	}
+	if c.Account != nil {
+		a := c.Account.Clone()
+		s.Account = &a
+	}
+	if s.Buckets == nil {
+		s.Buckets = map[string]*Bucket{}
+	}
+	for _, list := range [][]Bucket{c.NewBuckets, c.UpdatedBuckets} {
+		for i := range list {
+			b := list[i]
+			s.Buckets[b.ID] = &b
+		}
+	}
+	if s.Holds == nil {
+		s.Holds = map[string]*Hold{}
+	}
+	for _, list := range [][]Hold{c.NewHolds, c.UpdatedHolds} {
+		for i := range list {
+			h := list[i].Clone()
+			s.Holds[h.ID] = &h
+		}
+	}
+	if c.Record != nil {
+		if s.Records == nil {
+			s.Records = map[string]*Record{}
+		}
+		r := *c.Record
+		s.Records[r.Key] = &r
+	}
+}

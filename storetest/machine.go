@@ -1,0 +1,666 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"pgregory.net/rapid"
+
+	"github.com/creditkit/credits"
+)
+
+// RunStateMachine runs the rapid state machine: random interleavings of
+// grants, daily claims, reserves, captures, releases, charges, refunds, job
+// runs, retries with the same key, the same key with a different request,
+// clock jumps (to exact deadlines too) and sweeps, on a fresh store per run,
+// each step checked against the reference model and every invariant checked
+// after every step.
+func RunStateMachine(t *testing.T, newStore NewStore) {
+	rapid.Check(t, func(rt *rapid.T) {
+		m := newMachine(rt, newStore(t))
+		rt.Repeat(rapid.StateMachineActions(m))
+	})
+}
+
+type pastCall struct {
+	desc    string
+	again   func() (any, error) // the identical request
+	variant func() error        // a different request under the same key
+	result  any
+	err     error
+}
+
+type machine struct {
+	h        *Harness
+	m        *model
+	accounts []*mAccount
+	holds    []*mHold
+	past     []*pastCall
+	keys     int
+	daily    map[string]map[string]credits.GrantResult // account → day → first claim
+}
+
+var (
+	signup = credits.Reward{Amount: credits.Whole(20), ValidFor: 48 * time.Hour}
+	daily  = credits.Reward{Amount: credits.Whole(5), ValidFor: 24 * time.Hour}
+)
+
+func newMachine(t *rapid.T, store credits.Store) *machine {
+	h := NewHarness(t, store, func(c *credits.Config) {
+		c.Signup = signup
+		c.Daily = daily
+		c.OnLowBalance = nil
+	})
+	mc := &machine{h: h, m: &model{grace: 24 * time.Hour}, daily: map[string]map[string]credits.GrantResult{}}
+	for _, req := range []credits.CreateAccountRequest{{ID: "solo"}, {ID: "team", Team: true, Members: []string{"m1", "m2"}}} {
+		res, err := h.Ledger.CreateAccount(h.Ctx, req)
+		if err != nil {
+			t.Fatalf("create %s: %v", req.ID, err)
+		}
+		a := &mAccount{id: req.ID, team: req.Team, members: req.Members, records: map[string]mOutcome{}}
+		mc.m.grant(a, credits.KindSignup, signup.Amount.Units(), h.Clock.Now().Add(signup.ValidFor))
+		if res.Account.Available != credits.FromUnits(a.available()) {
+			t.Fatalf("signup: %+v", res)
+		}
+		mc.accounts = append(mc.accounts, a)
+	}
+	return mc
+}
+
+func (mc *machine) now() time.Time { return mc.h.Clock.Now() }
+
+func (mc *machine) key(prefix string) string {
+	mc.keys++
+	return fmt.Sprintf("%s-%d", prefix, mc.keys)
+}
+
+func (mc *machine) account(t *rapid.T) *mAccount {
+	return rapid.SampledFrom(mc.accounts).Draw(t, "account")
+}
+
+func (mc *machine) member(t *rapid.T, a *mAccount) string {
+	if !a.team {
+		return rapid.SampledFrom([]string{"", "someone"}).Draw(t, "member")
+	}
+	return rapid.SampledFrom([]string{"m1", "m2", "m1", "m2", "outsider"}).Draw(t, "member")
+}
+
+func (mc *machine) quote(t *rapid.T) credits.Quote {
+	var req credits.QuoteRequest
+	switch rapid.IntRange(0, 4).Draw(t, "tool") {
+	case 0:
+		req = credits.QuoteRequest{Tool: "image", Images: rapid.IntRange(1, 3).Draw(t, "images")}
+	case 1:
+		req = credits.QuoteRequest{Tool: "upscale"}
+	case 2:
+		req = credits.QuoteRequest{Tool: "video", Resolution: rapid.SampledFrom([]string{"480p", "720p"}).Draw(t, "res"),
+			Duration: time.Duration(rapid.IntRange(500, 8000).Draw(t, "ms")) * time.Millisecond}
+	case 3:
+		req = credits.QuoteRequest{Tool: "avatar-video", Resolution: "480p", Duration: time.Duration(rapid.IntRange(1, 20).Draw(t, "s")) * time.Second}
+	default:
+		req = credits.QuoteRequest{Tool: "video-pro", Resolution: "1080p", Duration: time.Second, Plan: "pro"}
+	}
+	q, err := mc.h.Ledger.Quote(req)
+	if err != nil {
+		t.Fatalf("quote %+v: %v", req, err)
+	}
+	return q
+}
+
+func (mc *machine) wantAvailable(t *rapid.T, what string, a *mAccount, got credits.Credits) {
+	if want := credits.FromUnits(a.available()); got != want {
+		t.Fatalf("%s: result says available %s, the model %s", what, got, want)
+	}
+}
+
+func (mc *machine) remember(c *pastCall) { mc.past = append(mc.past, c) }
+
+// Grant adds a grant of a random kind, amount and expiry.
+func (mc *machine) Grant(t *rapid.T) {
+	a := mc.account(t)
+	kind := rapid.SampledFrom([]credits.GrantKind{credits.KindPurchase, credits.KindPromo, credits.KindPlan, credits.KindAdjustment}).Draw(t, "kind")
+	amount := credits.FromUnits(rapid.Int64Range(1, 60_000).Draw(t, "units"))
+	var exp time.Time
+	if kind != credits.KindPurchase && rapid.Bool().Draw(t, "expires") {
+		exp = mc.now().Add(time.Duration(rapid.Int64Range(1, 72*60).Draw(t, "minutes")) * time.Minute)
+	}
+	req := credits.GrantRequest{Account: a.id, Amount: amount, Kind: kind, ExpiresAt: exp, Key: mc.key("grant")}
+	res, err := mc.h.Ledger.Grant(mc.h.Ctx, req)
+	if err != nil {
+		t.Fatalf("grant %+v: %v", req, err)
+	}
+	mc.m.advance(a, mc.now())
+	mc.m.grant(a, kind, amount.Units(), exp)
+	mc.wantAvailable(t, "grant", a, res.Available)
+	mc.remember(&pastCall{desc: "grant", result: res,
+		again: func() (any, error) { return mc.h.Ledger.Grant(mc.h.Ctx, req) },
+		variant: func() error {
+			r := req
+			r.Amount, _ = r.Amount.Add(credits.FromUnits(1))
+			_, err := mc.h.Ledger.Grant(mc.h.Ctx, r)
+			return err
+		}})
+}
+
+// ClaimDaily claims the daily reward: once per day, a replay after that.
+func (mc *machine) ClaimDaily(t *rapid.T) {
+	a := mc.account(t)
+	res, err := mc.h.Ledger.ClaimDaily(mc.h.Ctx, a.id)
+	if err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+	day := mc.now().UTC().Format(time.DateOnly)
+	if mc.daily[a.id] == nil {
+		mc.daily[a.id] = map[string]credits.GrantResult{}
+	}
+	if first, ok := mc.daily[a.id][day]; ok {
+		first.Replayed = true
+		if diff := cmp.Diff(first, res); diff != "" {
+			t.Fatalf("second claim on %s is not the first's replay (-first +got):\n%s", day, diff)
+		}
+		return
+	}
+	if res.Replayed {
+		t.Fatalf("first claim of %s flagged as a replay", day)
+	}
+	mc.daily[a.id][day] = res
+	mc.m.advance(a, mc.now())
+	mc.m.grant(a, credits.KindDaily, daily.Amount.Units(), mc.now().Add(daily.ValidFor))
+	mc.wantAvailable(t, "claim", a, res.Available)
+}
+
+// spend runs Reserve (captureNow false) or Charge on the model and returns
+// the expected error, or the new model hold.
+func (mc *machine) spend(a *mAccount, member string, q credits.Quote, ttl time.Duration, charge bool) (*mHold, error) {
+	mc.m.advance(a, mc.now())
+	if a.team && !slices.Contains(a.members, member) {
+		return nil, credits.ErrNotMember
+	}
+	portions, ok := mc.m.take(a, q.Total.Units(), mc.now())
+	if !ok {
+		return nil, credits.ErrInsufficientCredits
+	}
+	if ttl == 0 {
+		ttl = time.Hour
+	}
+	h := &mHold{account: a, amount: q.Total.Units(), portions: portions, status: credits.HoldOpen, deadline: mc.now().Add(ttl), quote: q, order: mc.m.next()}
+	if charge {
+		for i := range h.portions {
+			h.portions[i].captured = h.portions[i].amount
+		}
+		h.status, h.captured = credits.HoldCaptured, h.amount
+		h.deadline = mc.now()
+		a.spent += h.amount
+	} else {
+		a.held += h.amount
+	}
+	a.holds = append(a.holds, h)
+	mc.holds = append(mc.holds, h)
+	return h, nil
+}
+
+func checkOutcome(t *rapid.T, what string, err, want error) {
+	if want == nil && err != nil || want != nil && !errors.Is(err, want) {
+		t.Fatalf("%s: got error %v, the model expects %v", what, err, want)
+	}
+}
+
+// Reserve holds a random quote, sometimes unaffordable, sometimes by an outsider.
+func (mc *machine) Reserve(t *rapid.T) {
+	a := mc.account(t)
+	req := credits.ReserveRequest{Account: a.id, Member: mc.member(t, a), Quote: mc.quote(t), Key: mc.key("reserve"),
+		TTL: rapid.SampledFrom([]time.Duration{0, time.Minute, 10 * time.Minute, 3 * time.Hour}).Draw(t, "ttl")}
+	res, err := mc.h.Ledger.Reserve(mc.h.Ctx, req)
+	h, want := mc.spend(a, req.Member, req.Quote, req.TTL, false)
+	checkOutcome(t, "reserve", err, want)
+	if err == nil {
+		h.id = res.Hold.ID
+		mc.wantAvailable(t, "reserve", a, res.Available)
+		if res.Hold.Amount != req.Quote.Total || !res.Hold.Deadline.Equal(h.deadline) {
+			t.Fatalf("hold: %+v", res.Hold)
+		}
+	}
+	mc.remember(&pastCall{desc: "reserve", result: res, err: err,
+		again: func() (any, error) { return mc.h.Ledger.Reserve(mc.h.Ctx, req) },
+		variant: func() error {
+			r := req
+			r.Member += "x"
+			_, err := mc.h.Ledger.Reserve(mc.h.Ctx, r)
+			return err
+		}})
+}
+
+// Charge charges a random quote in one step.
+func (mc *machine) Charge(t *rapid.T) {
+	a := mc.account(t)
+	req := credits.ChargeRequest{Account: a.id, Member: mc.member(t, a), Quote: mc.quote(t), Key: mc.key("charge")}
+	res, err := mc.h.Ledger.Charge(mc.h.Ctx, req)
+	h, want := mc.spend(a, req.Member, req.Quote, 0, true)
+	checkOutcome(t, "charge", err, want)
+	if err == nil {
+		h.id = res.Hold.ID
+		mc.wantAvailable(t, "charge", a, res.Available)
+		if res.Charged != req.Quote.Total {
+			t.Fatalf("charged %s for a quote of %s", res.Charged, req.Quote.Total)
+		}
+	}
+	mc.remember(&pastCall{desc: "charge", result: res, err: err,
+		again: func() (any, error) { return mc.h.Ledger.Charge(mc.h.Ctx, req) },
+		variant: func() error {
+			r := req
+			r.Metadata = map[string]string{"changed": "yes"}
+			_, err := mc.h.Ledger.Charge(mc.h.Ctx, r)
+			return err
+		}})
+}
+
+func (mc *machine) pickHold(t *rapid.T) *mHold {
+	if len(mc.holds) == 0 {
+		t.Skip("no holds yet")
+	}
+	return rapid.SampledFrom(mc.holds).Draw(t, "hold")
+}
+
+func (mc *machine) usage(t *rapid.T, q credits.Quote) credits.Usage {
+	if q.Unit == credits.UnitImage {
+		return credits.Usage{Images: rapid.IntRange(0, q.Images+1).Draw(t, "images")}
+	}
+	return credits.Usage{Duration: time.Duration(rapid.Int64Range(0, 25_000).Draw(t, "usage ms")) * time.Millisecond}
+}
+
+// settleOutcome is the rule error for capturing or releasing a hold that is
+// not open, after lazy expiry.
+func settleOutcome(h *mHold) error {
+	switch h.status {
+	case credits.HoldOpen:
+		return nil
+	case credits.HoldExpired:
+		return credits.ErrHoldExpired
+	}
+	return credits.ErrHoldSettled
+}
+
+// replayed compares a call under a used key with its first outcome.
+func replayed(t *rapid.T, what string, prev mOutcome, res any, err error) {
+	if prev.err != nil {
+		if kindOf(err) != kindOf(prev.err) {
+			t.Fatalf("%s: replay of a refused request: got %v, want %v", what, err, prev.err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("%s: replay failed: %v", what, err)
+	}
+	if diff := cmp.Diff(markReplayed(prev.result), res); diff != "" {
+		t.Fatalf("%s: replay differs from the first result (-first +replay):\n%s", what, diff)
+	}
+}
+
+// Capture captures a random hold by random usage (over the quote too).
+func (mc *machine) Capture(t *rapid.T) {
+	h := mc.pickHold(t)
+	a := h.account
+	u := mc.usage(t, h.quote)
+	res, err := mc.h.Ledger.Capture(mc.h.Ctx, credits.CaptureRequest{Hold: h.id, Usage: u})
+	key := "capture:" + h.id
+	request := fmt.Sprint(u)
+	if prev, ok := a.records[key]; ok {
+		if prev.request != request {
+			checkOutcome(t, "capture with other usage", err, credits.ErrIdempotencyConflict)
+			return
+		}
+		replayed(t, "capture", prev, res, err)
+		return
+	}
+	mc.m.advance(a, mc.now())
+	want := settleOutcome(h)
+	checkOutcome(t, "capture", err, want)
+	a.records[key] = mOutcome{request: request, result: res, err: err}
+	if want != nil {
+		return
+	}
+	cost, _, cerr := h.quote.Cost(u)
+	if cerr != nil {
+		t.Fatalf("cost: %v", cerr)
+	}
+	charged := min(cost.Units(), h.amount)
+	if res.Charged.Units() != charged || res.Charged.Units()+res.Released.Units() != h.amount {
+		t.Fatalf("capture of %v on a hold of %d: charged %s released %s, want %d", u, h.amount, res.Charged, res.Released, charged)
+	}
+	if res.Charged.Cmp(h.quote.Total) > 0 {
+		t.Fatalf("charged %s above the quote %s", res.Charged, h.quote.Total)
+	}
+	mc.m.capture(a, h, charged, mc.now())
+	mc.wantAvailable(t, "capture", a, res.Available)
+}
+
+// Release releases a random hold.
+func (mc *machine) Release(t *rapid.T) {
+	h := mc.pickHold(t)
+	a := h.account
+	res, err := mc.h.Ledger.Release(mc.h.Ctx, credits.ReleaseRequest{Hold: h.id})
+	key := "release:" + h.id
+	if prev, ok := a.records[key]; ok {
+		if prev.loose {
+			if err != nil || !res.Replayed {
+				t.Fatalf("release after Run released: %+v %v", res, err)
+			}
+			return
+		}
+		replayed(t, "release", prev, res, err)
+		return
+	}
+	mc.m.advance(a, mc.now())
+	want := settleOutcome(h)
+	checkOutcome(t, "release", err, want)
+	a.records[key] = mOutcome{result: res, err: err}
+	if want != nil {
+		return
+	}
+	if res.Released.Units() != h.amount {
+		t.Fatalf("released %s of a hold of %d", res.Released, h.amount)
+	}
+	mc.m.release(a, h, mc.now())
+	mc.wantAvailable(t, "release", a, res.Available)
+}
+
+// Refund refunds a random hold: all, part, or more than is left.
+func (mc *machine) Refund(t *rapid.T) {
+	h := mc.pickHold(t)
+	a := h.account
+	amount := credits.FromUnits(0)
+	if rapid.Bool().Draw(t, "partial") {
+		amount = credits.FromUnits(rapid.Int64Range(1, h.amount+2000).Draw(t, "refund units"))
+	}
+	req := credits.RefundRequest{Charge: h.id, Amount: amount, Key: mc.key("refund")}
+	res, err := mc.h.Ledger.Refund(mc.h.Ctx, req)
+	mc.m.advance(a, mc.now())
+	left := h.captured - h.refunded
+	var want error
+	n := amount.Units()
+	if n == 0 {
+		n = left
+	}
+	switch {
+	case h.status != credits.HoldCaptured:
+		want = credits.ErrNotCaptured
+	case n == 0 || n > left:
+		want = credits.ErrRefundExceedsCharge
+	}
+	checkOutcome(t, "refund", err, want)
+	if want == nil {
+		if res.Refunded.Units() != n {
+			t.Fatalf("refunded %s, want %d", res.Refunded, n)
+		}
+		mc.m.refund(a, h, n, mc.now())
+		mc.wantAvailable(t, "refund", a, res.Available)
+	}
+	mc.remember(&pastCall{desc: "refund", result: res, err: err,
+		again: func() (any, error) { return mc.h.Ledger.Refund(mc.h.Ctx, req) },
+		variant: func() error {
+			r := req
+			r.Reason = "changed"
+			_, err := mc.h.Ledger.Refund(mc.h.Ctx, r)
+			return err
+		}})
+}
+
+// RunJob runs a job through Ledger.Run that succeeds, fails or panics.
+func (mc *machine) RunJob(t *rapid.T) {
+	a := mc.account(t)
+	q := mc.quote(t)
+	member := mc.member(t, a)
+	fate := rapid.SampledFrom([]string{"ok", "error", "panic"}).Draw(t, "fate")
+	u := mc.usage(t, q)
+	var holdID string
+	boom := errors.New("job failed")
+	var res credits.ChargeResult
+	var err error
+	func() {
+		defer func() {
+			if p := recover(); p != nil && p != "job panicked" {
+				panic(p)
+			}
+		}()
+		res, err = mc.h.Ledger.Run(mc.h.Ctx, credits.ReserveRequest{Account: a.id, Member: member, Quote: q, Key: mc.key("run")},
+			func(_ context.Context, hold credits.Hold) (credits.Usage, error) {
+				holdID = hold.ID
+				switch fate {
+				case "error":
+					return credits.Usage{}, boom
+				case "panic":
+					panic("job panicked")
+				}
+				return u, nil
+			})
+	}()
+	h, want := mc.spend(a, member, q, 0, false)
+	if want != nil {
+		checkOutcome(t, "run", err, want)
+		return
+	}
+	h.id = holdID
+	if fate != "ok" {
+		if fate == "error" && !errors.Is(err, boom) {
+			t.Fatalf("run: got %v, want the job's error", err)
+		}
+		mc.m.release(a, h, mc.now())
+		// Run released the hold under the release's own key; the machine
+		// did not see that result, so a later Release only checks that it
+		// is a successful replay.
+		a.records["release:"+h.id] = mOutcome{loose: true}
+		return
+	}
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	cost, _, _ := q.Cost(u)
+	charged := min(cost.Units(), h.amount)
+	if res.Charged.Units() != charged {
+		t.Fatalf("run charged %s, want %d", res.Charged, charged)
+	}
+	mc.m.capture(a, h, charged, mc.now())
+	a.records["capture:"+h.id] = mOutcome{request: fmt.Sprint(u), result: res}
+	mc.wantAvailable(t, "run", a, res.Available)
+}
+
+// Retry repeats a past keyed request exactly: same result, flagged as a
+// replay, nothing changed.
+func (mc *machine) Retry(t *rapid.T) {
+	if len(mc.past) == 0 {
+		t.Skip("nothing to retry")
+	}
+	c := rapid.SampledFrom(mc.past).Draw(t, "call")
+	res, err := c.again()
+	if c.err != nil {
+		if kindOf(err) != kindOf(c.err) {
+			t.Fatalf("retry of %s: got %v, first call got %v", c.desc, err, c.err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("retry of %s: %v", c.desc, err)
+	}
+	if diff := cmp.Diff(markReplayed(c.result), res); diff != "" {
+		t.Fatalf("retry of %s differs from the first result (-first +retry):\n%s", c.desc, diff)
+	}
+}
+
+// Conflict sends a different request under a used key.
+func (mc *machine) Conflict(t *rapid.T) {
+	if len(mc.past) == 0 {
+		t.Skip("no key used yet")
+	}
+	c := rapid.SampledFrom(mc.past).Draw(t, "call")
+	checkOutcome(t, "conflict on "+c.desc, c.variant(), credits.ErrIdempotencyConflict)
+}
+
+// Advance moves the clock: a little, a lot, or exactly to a deadline or an
+// expiry (the boundary where off-by-one bugs live).
+func (mc *machine) Advance(t *rapid.T) {
+	switch rapid.IntRange(0, 2).Draw(t, "how") {
+	case 0:
+		mc.h.Clock.Advance(time.Duration(rapid.Int64Range(1, 20*60).Draw(t, "seconds")) * time.Second)
+	case 1:
+		mc.h.Clock.Advance(time.Duration(rapid.Int64Range(1, 72).Draw(t, "hours")) * time.Hour)
+	default:
+		var next []time.Time
+		now := mc.now()
+		for _, a := range mc.accounts {
+			for _, b := range a.buckets {
+				if b.remaining > 0 && b.expiresAt.After(now) {
+					next = append(next, b.expiresAt)
+				}
+			}
+			for _, h := range a.holds {
+				if h.status == credits.HoldOpen && h.deadline.After(now) {
+					next = append(next, h.deadline)
+				}
+			}
+		}
+		if len(next) == 0 {
+			t.Skip("nothing ahead")
+		}
+		at := rapid.SampledFrom(next).Draw(t, "instant")
+		at = at.Add(time.Duration(rapid.IntRange(-1, 0).Draw(t, "nudge")))
+		mc.h.Clock.Set(at)
+	}
+}
+
+// Sweep applies due expiries in storage, then compares every stored bucket
+// and hold with the model.
+func (mc *machine) Sweep(t *rapid.T) {
+	if _, err := mc.h.Ledger.Sweep(mc.h.Ctx); err != nil {
+		t.Fatalf("sweep: %v", err)
+	}
+	type bucketKey struct {
+		Kind      credits.GrantKind
+		Remaining int64
+		ExpiresAt int64
+	}
+	for _, a := range mc.accounts {
+		mc.m.advance(a, mc.now())
+		var ids []string
+		for _, h := range a.holds {
+			ids = append(ids, h.id)
+		}
+		st, err := mc.h.Store.View(mc.h.Ctx, credits.Query{Account: a.id, Holds: ids})
+		if err != nil {
+			t.Fatalf("view: %v", err)
+		}
+		var got, want []bucketKey
+		unix := func(t time.Time) int64 {
+			if t.IsZero() {
+				return 0
+			}
+			return t.UnixNano()
+		}
+		for _, b := range st.Buckets {
+			if b.Remaining.IsPositive() {
+				got = append(got, bucketKey{b.Kind, b.Remaining.Units(), unix(b.ExpiresAt)})
+			}
+		}
+		for _, b := range a.buckets {
+			if b.remaining > 0 {
+				want = append(want, bucketKey{b.kind, b.remaining, unix(b.expiresAt)})
+			}
+		}
+		order := func(x, y bucketKey) int {
+			return cmpAll(string(x.Kind) < string(y.Kind), string(x.Kind) > string(y.Kind), x.Remaining-y.Remaining, x.ExpiresAt-y.ExpiresAt)
+		}
+		slices.SortFunc(got, order)
+		slices.SortFunc(want, order)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("account %s: stored buckets differ from the model (-model +store):\n%s", a.id, diff)
+		}
+		for _, h := range a.holds {
+			sh := st.Holds[h.id]
+			if sh == nil || sh.Status != h.status || sh.Captured.Units() != h.captured || sh.Refunded.Units() != h.refunded {
+				t.Fatalf("hold %s: stored %+v, model status %s captured %d refunded %d", h.id, sh, h.status, h.captured, h.refunded)
+			}
+		}
+	}
+}
+
+func cmpAll(less, more bool, rest ...int64) int {
+	switch {
+	case less:
+		return -1
+	case more:
+		return 1
+	}
+	for _, d := range rest {
+		switch {
+		case d < 0:
+			return -1
+		case d > 0:
+			return 1
+		}
+	}
+	return 0
+}
+
+// Check runs after every step: every invariant, and the balance against
+// the model.
+func (mc *machine) Check(t *rapid.T) {
+	for _, a := range mc.accounts {
+		if err := checkInvariants(mc.h, a.id); err != nil {
+			t.Fatal(err)
+		}
+		mc.m.advance(a, mc.now())
+		b, err := mc.h.Ledger.Balance(mc.h.Ctx, a.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		free, paid := a.freePaid()
+		got := [7]int64{b.Available.Units(), b.Held.Units(), b.Spent.Units(), b.Expired.Units(), b.Granted.Units(), b.Free.Units(), b.Paid.Units()}
+		want := [7]int64{a.available(), a.held, a.spent, a.expired, a.granted, free, paid}
+		if got != want {
+			t.Fatalf("account %s at %s: balance [available held spent expired granted free paid] = %v, model %v",
+				a.id, mc.now().Format(time.RFC3339Nano), got, want)
+		}
+	}
+}
+
+// markReplayed returns a copy of a result with Replayed set, as a replay
+// returns it.
+func markReplayed(r any) any {
+	switch v := r.(type) {
+	case credits.GrantResult:
+		v.Replayed = true
+		return v
+	case credits.ReserveResult:
+		v.Replayed = true
+		return v
+	case credits.ChargeResult:
+		v.Replayed = true
+		return v
+	case credits.ReleaseResult:
+		v.Replayed = true
+		return v
+	case credits.RefundResult:
+		v.Replayed = true
+		return v
+	}
+	return r
+}
+
+// kindOf classifies an error by the sentinel it matches.
+func kindOf(err error) error {
+	for _, k := range []error{
+		credits.ErrInsufficientCredits, credits.ErrHoldExpired, credits.ErrHoldSettled, credits.ErrNotCaptured,
+		credits.ErrExceedsHold, credits.ErrRefundExceedsCharge, credits.ErrNotMember, credits.ErrIdempotencyConflict,
+		credits.ErrQuoteExpired, credits.ErrQuoteMismatch, credits.ErrInvalidRequest, credits.ErrInvalidAmount,
+		credits.ErrUnknownAccount, credits.ErrUnknownHold,
+	} {
+		if errors.Is(err, k) {
+			return k
+		}
+	}
+	return err
+}

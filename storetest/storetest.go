@@ -1,0 +1,249 @@
+// Package storetest is the conformance suite for [credits.Store]
+// implementations. Every store — memstore, sqlstore, or one of your own —
+// runs it with one call:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) credits.Store { return mystore.New(…) })
+//	}
+//
+// The suite drives a real [credits.Ledger] on the store: scenario tests of
+// every rule, a rapid state machine that interleaves grants, daily claims,
+// reserves, captures, releases, refunds, retries, key conflicts, clock jumps
+// and sweeps against a simple reference model and checks every invariant
+// after every step, and a concurrency test of many goroutines on one hot
+// account. It asserts outcomes by classification (errors.Is), never by
+// message, and uses only the standard library, go-cmp and rapid.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/creditkit/credits"
+)
+
+// NewStore makes a fresh, empty store for one test. Clean-up belongs in
+// t.Cleanup.
+type NewStore func(t *testing.T) credits.Store
+
+// Epoch is the time the suite's clocks start at.
+var Epoch = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
+// Run runs the whole conformance suite against stores made by newStore.
+func Run(t *testing.T, newStore NewStore) {
+	t.Run("Contract", func(t *testing.T) { runContract(t, newStore) })
+	t.Run("Scenarios", func(t *testing.T) { runScenarios(t, newStore) })
+	t.Run("StateMachine", func(t *testing.T) { RunStateMachine(t, newStore) })
+	t.Run("Concurrency", func(t *testing.T) { RunConcurrency(t, newStore, 64) })
+}
+
+// TB is the part of testing.TB (and of *rapid.T) the harness needs.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
+// Harness is a ledger on a fresh store with a manual clock and sequential IDs.
+type Harness struct {
+	Store  credits.Store
+	Ledger *credits.Ledger
+	Clock  *Clock
+	Ctx    context.Context
+	// LowBalance collects the events OnLowBalance received.
+	LowBalance []credits.LowBalanceEvent
+}
+
+// NewHarness builds a Harness. edit, when not nil, may change the config
+// before the ledger is made.
+func NewHarness(t TB, store credits.Store, edit func(*credits.Config)) *Harness {
+	t.Helper()
+	h := &Harness{Store: store, Clock: NewClock(Epoch), Ctx: context.Background()}
+	cfg := credits.Config{
+		Now:          h.Clock.Now,
+		NewID:        SequentialIDs(fmt.Sprintf("%x_", time.Now().UnixNano()&0xffffff)),
+		Signup:       credits.Reward{Amount: credits.Whole(50), ValidFor: 30 * 24 * time.Hour},
+		Daily:        credits.Reward{Amount: credits.Whole(10), ValidFor: 48 * time.Hour},
+		OnLowBalance: func(_ context.Context, e credits.LowBalanceEvent) { h.LowBalance = append(h.LowBalance, e) },
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	l, err := credits.NewLedger(store, &cfg)
+	if err != nil {
+		t.Fatalf("NewLedger: %v", err)
+	}
+	h.Ledger = l
+	return h
+}
+
+// Account creates an account and fails the test on error.
+func (h *Harness) Account(t TB, req credits.CreateAccountRequest) credits.Account {
+	t.Helper()
+	res, err := h.Ledger.CreateAccount(h.Ctx, req)
+	if err != nil {
+		t.Fatalf("CreateAccount(%q): %v", req.ID, err)
+	}
+	return res.Account
+}
+
+// Quote quotes and fails the test on error.
+func (h *Harness) Quote(t TB, req credits.QuoteRequest) credits.Quote {
+	t.Helper()
+	q, err := h.Ledger.Quote(req)
+	if err != nil {
+		t.Fatalf("Quote(%+v): %v", req, err)
+	}
+	return q
+}
+
+// Balance returns the balance and fails the test on error.
+func (h *Harness) Balance(t TB, account string) credits.Balance {
+	t.Helper()
+	b, err := h.Ledger.Balance(h.Ctx, account)
+	if err != nil {
+		t.Fatalf("Balance(%q): %v", account, err)
+	}
+	return b
+}
+
+// History returns every entry of the account.
+func (h *Harness) History(t TB, account string) []credits.Entry {
+	t.Helper()
+	var all []credits.Entry
+	var after int64
+	for {
+		p, err := h.Ledger.History(h.Ctx, credits.HistoryRequest{Account: account, After: after, Limit: 7})
+		if err != nil {
+			t.Fatalf("History(%q): %v", account, err)
+		}
+		all = append(all, p.Entries...)
+		if p.Next == 0 {
+			return all
+		}
+		after = p.Next
+	}
+}
+
+// CheckInvariants checks, for one account, what must hold at every moment:
+// no negative balance; granted = available + held + spent + expired, on the
+// stored row and on the projected balance; the history sums to the stored
+// balances and each entry's balances are the running sums; the buckets hold
+// exactly the available balance; no hold was charged above its quote.
+func CheckInvariants(t TB, h *Harness, account string) {
+	t.Helper()
+	if err := checkInvariants(h, account); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func checkInvariants(h *Harness, account string) error {
+	b, err := h.Ledger.Balance(h.Ctx, account)
+	if err != nil {
+		return fmt.Errorf("Balance(%q): %w", account, err)
+	}
+	if b.Available.IsNegative() || b.Held.IsNegative() || b.Spent.IsNegative() || b.Expired.IsNegative() {
+		return fmt.Errorf("account %q: negative balance %+v", account, b)
+	}
+	if err := conserved(account, "balance", b.Granted, b.Available, b.Held, b.Spent, b.Expired); err != nil {
+		return err
+	}
+	if sum, err := b.Free.Add(b.Paid); err != nil || sum != b.Available {
+		return fmt.Errorf("account %q: free %s + paid %s != available %s", account, b.Free, b.Paid, b.Available)
+	}
+	st, err := h.Store.View(h.Ctx, credits.Query{Account: account})
+	if err != nil {
+		return fmt.Errorf("View(%q): %w", account, err)
+	}
+	a := st.Account
+	if a == nil {
+		return fmt.Errorf("View(%q): no account", account)
+	}
+	if a.Available.IsNegative() || a.Held.IsNegative() {
+		return fmt.Errorf("account %q: stored row negative: %+v", account, a)
+	}
+	if err := conserved(account, "stored row", a.Granted, a.Available, a.Held, a.Spent, a.Expired); err != nil {
+		return err
+	}
+	var inBuckets credits.Credits
+	for _, bk := range st.Buckets {
+		if bk.Remaining.IsNegative() || bk.Expired.IsNegative() {
+			return fmt.Errorf("bucket %s: negative: %+v", bk.ID, bk)
+		}
+		if inBuckets, err = inBuckets.Add(bk.Remaining); err != nil {
+			return err
+		}
+	}
+	if inBuckets != a.Available {
+		return fmt.Errorf("account %q: buckets hold %s, stored available is %s", account, inBuckets, a.Available)
+	}
+	// The history is the balance: replay it.
+	var avail, held, spent credits.Credits
+	var seq int64
+	var after int64
+	for {
+		es, err := h.Store.Entries(h.Ctx, credits.EntryFilter{Account: account, AfterSeq: after, Limit: 500})
+		if err != nil {
+			return fmt.Errorf("Entries(%q): %w", account, err)
+		}
+		if len(es) == 0 {
+			break
+		}
+		for i := range es {
+			e := &es[i]
+			seq++
+			if e.Seq != seq {
+				return fmt.Errorf("account %q: entry seq %d, want %d", account, e.Seq, seq)
+			}
+			if !e.Amount.IsPositive() && e.Type != credits.EntryCapture {
+				return fmt.Errorf("account %q: entry %d has amount %s", account, e.Seq, e.Amount)
+			}
+			avail, _ = avail.Add(e.AvailableDelta())
+			held, _ = held.Add(e.HeldDelta())
+			spent, _ = spent.Add(e.SpentDelta())
+			if e.Available != avail || e.Held != held {
+				return fmt.Errorf("account %q: entry %d (%s %s) says available %s held %s; running sums are %s and %s",
+					account, e.Seq, e.Type, e.Amount, e.Available, e.Held, avail, held)
+			}
+			if avail.IsNegative() {
+				return fmt.Errorf("account %q: available went negative at entry %d", account, e.Seq)
+			}
+		}
+		after = es[len(es)-1].Seq
+	}
+	if seq != a.Seq || avail != a.Available || held != a.Held || spent != a.Spent {
+		return fmt.Errorf("account %q: history sums to available %s held %s spent %s (seq %d); the row says %s %s %s (seq %d)",
+			account, avail, held, spent, seq, a.Available, a.Held, a.Spent, a.Seq)
+	}
+	return nil
+}
+
+func conserved(account, what string, granted, available, held, spent, expired credits.Credits) error {
+	sum := available
+	var err error
+	for _, c := range []credits.Credits{held, spent, expired} {
+		if sum, err = sum.Add(c); err != nil {
+			return err
+		}
+	}
+	if sum != granted {
+		return fmt.Errorf("account %q %s: granted %s != available %s + held %s + spent %s + expired %s (= %s)",
+			account, what, granted, available, held, spent, expired, sum)
+	}
+	return nil
+}
+
+// wantErr fails the test unless errors.Is(err, target) (or err == nil when
+// target is nil).
+func wantErr(t TB, what string, err, target error) {
+	t.Helper()
+	switch {
+	case target == nil && err != nil:
+		t.Fatalf("%s: unexpected error: %v", what, err)
+	case target != nil && !errors.Is(err, target):
+		t.Fatalf("%s: got error %v, want %v", what, err, target)
+	}
+}

@@ -1,0 +1,389 @@
+package credits
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// txn applies one operation to a loaded State. It never writes into the
+// State it reads: every row it changes is a copy, and change() turns the
+// copies into the Change a Store persists. An operation that fails simply
+// drops its txn, so the State stays as it was.
+type txn struct {
+	l     *Ledger
+	st    *State
+	now   time.Time
+	acct  Account
+	isNew bool // the account is created by this operation
+
+	buckets map[string]*Bucket // working copies of changed or new buckets
+	bOrder  []string
+	bNew    map[string]bool
+	holds   map[string]*Hold
+	hOrder  []string
+	hNew    map[string]bool
+	entries []Entry
+
+	startAvailable Credits
+	err            error // the first overflow or broken store contract
+}
+
+func newTxn(l *Ledger, st *State, now time.Time) *txn {
+	t := &txn{l: l, st: st, now: now}
+	if st.Account != nil {
+		t.acct = st.Account.Clone()
+		t.startAvailable = t.acct.Available
+	}
+	return t
+}
+
+// fail records the first arithmetic or consistency error; the operation
+// then returns it and nothing is persisted.
+func (t *txn) fail(err error) {
+	if t.err == nil {
+		t.err = err
+	}
+}
+
+func (t *txn) add(dst *Credits, d Credits) {
+	s, err := dst.Add(d)
+	if err != nil {
+		t.fail(err)
+		return
+	}
+	*dst = s
+}
+
+func (t *txn) sub(dst *Credits, d Credits) {
+	s, err := dst.Sub(d)
+	if err != nil {
+		t.fail(err)
+		return
+	}
+	*dst = s
+}
+
+// bucket returns the working copy of bucket id, copying it from the State
+// on first use, or nil when it was not loaded.
+func (t *txn) bucket(id string) *Bucket {
+	if b, ok := t.buckets[id]; ok {
+		return b
+	}
+	src, ok := t.st.Buckets[id]
+	if !ok {
+		return nil
+	}
+	b := *src
+	t.putBucket(&b, false)
+	return &b
+}
+
+func (t *txn) putBucket(b *Bucket, isNew bool) {
+	if t.buckets == nil {
+		t.buckets = map[string]*Bucket{}
+		t.bNew = map[string]bool{}
+	}
+	t.buckets[b.ID] = b
+	t.bOrder = append(t.bOrder, b.ID)
+	t.bNew[b.ID] = isNew
+}
+
+// hold returns the working copy of hold id, or nil when it was not loaded.
+func (t *txn) hold(id string) *Hold {
+	if h, ok := t.holds[id]; ok {
+		return h
+	}
+	src, ok := t.st.Holds[id]
+	if !ok || src.Account != t.acct.ID {
+		return nil
+	}
+	h := src.Clone()
+	t.putHold(&h, false)
+	return &h
+}
+
+func (t *txn) putHold(h *Hold, isNew bool) {
+	if t.holds == nil {
+		t.holds = map[string]*Hold{}
+		t.hNew = map[string]bool{}
+	}
+	t.holds[h.ID] = h
+	t.hOrder = append(t.hOrder, h.ID)
+	t.hNew[h.ID] = isNew
+}
+
+// visibleBuckets lists every bucket as the operation sees it: working
+// copies over the loaded rows.
+func (t *txn) visibleBuckets() []*Bucket {
+	out := make([]*Bucket, 0, len(t.st.Buckets)+len(t.buckets))
+	for id, b := range t.st.Buckets {
+		if w, ok := t.buckets[id]; ok {
+			b = w
+		}
+		out = append(out, b)
+	}
+	for _, id := range t.bOrder {
+		if t.bNew[id] {
+			out = append(out, t.buckets[id])
+		}
+	}
+	return out
+}
+
+// spendOrder sorts buckets in the order credits are taken from them: the
+// soonest-expiring first, never-expiring last, the oldest first among equals.
+func spendOrder(a, b *Bucket) int {
+	switch {
+	case a.ExpiresAt.IsZero() && !b.ExpiresAt.IsZero():
+		return 1
+	case !a.ExpiresAt.IsZero() && b.ExpiresAt.IsZero():
+		return -1
+	}
+	if c := a.ExpiresAt.Compare(b.ExpiresAt); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Seq, b.Seq); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ID, b.ID)
+}
+
+// entry appends an entry stamped with the account's balances as they are now.
+func (t *txn) entry(e Entry) {
+	t.acct.Seq++
+	e.Account = t.acct.ID
+	e.Seq = t.acct.Seq
+	e.Available = t.acct.Available
+	e.Held = t.acct.Held
+	if e.At.IsZero() {
+		e.At = t.now
+	}
+	t.entries = append(t.entries, e)
+}
+
+// newBucket creates a bucket with its credits available. The caller records
+// the entry that explains it.
+func (t *txn) newBucket(kind GrantKind, amount Credits, expiresAt, at time.Time, restoredFrom, note string) *Bucket {
+	b := &Bucket{
+		ID:           t.l.newID("grant"),
+		Account:      t.acct.ID,
+		Kind:         kind,
+		Amount:       amount,
+		Remaining:    amount,
+		ExpiresAt:    expiresAt,
+		CreatedAt:    at,
+		Seq:          t.acct.Seq + 1, // the entry that explains it comes next
+		RestoredFrom: restoredFrom,
+		Note:         note,
+	}
+	t.putBucket(b, true)
+	t.add(&t.acct.Available, amount)
+	return b
+}
+
+// grant adds a new bucket and its grant entry.
+func (t *txn) grant(kind GrantKind, amount Credits, expiresAt time.Time, key, note string) Bucket {
+	b := t.newBucket(kind, amount, expiresAt, t.now, "", note)
+	t.add(&t.acct.Granted, amount)
+	t.entry(Entry{Type: EntryGrant, Amount: amount, Bucket: b.ID, Kind: kind, Key: key, Note: note})
+	return *b
+}
+
+// take removes amount from the live buckets in spending order and returns
+// the portions it took, or an *InsufficientCreditsError.
+func (t *txn) take(amount Credits) ([]Portion, error) {
+	if t.acct.Available.Less(amount) {
+		return nil, &InsufficientCreditsError{Account: t.acct.ID, Available: t.acct.Available, Requested: amount}
+	}
+	var live []*Bucket
+	for _, b := range t.visibleBuckets() {
+		if b.Remaining.IsPositive() && !b.expiredAt(t.now) {
+			live = append(live, b)
+		}
+	}
+	slices.SortFunc(live, spendOrder)
+	var portions []Portion
+	need := amount
+	for _, b := range live {
+		if need.IsZero() {
+			break
+		}
+		n := need.Min(b.Remaining)
+		w := t.bucket(b.ID)
+		t.sub(&w.Remaining, n)
+		t.sub(&need, n)
+		portions = append(portions, Portion{Bucket: b.ID, Amount: n})
+	}
+	if !need.IsZero() {
+		// The account row says the credits are there but the buckets do not
+		// hold them: the store broke its contract (or lost a row).
+		t.fail(fmt.Errorf("credits: account %q: available %s but its buckets are short by %s", t.acct.ID, t.acct.Available, need))
+		return nil, t.err
+	}
+	t.sub(&t.acct.Available, amount)
+	return portions, nil
+}
+
+// giveBack returns amount to the bucket it was taken from, at instant at.
+// When that bucket has expired by then, the credits go into a new bucket of
+// the same kind that expires RestoreGrace after at (see Config.RestoreGrace).
+// It returns the restored bucket, if one was made.
+func (t *txn) giveBack(bucketID string, amount Credits, at time.Time) {
+	if amount.IsZero() {
+		return
+	}
+	b := t.bucket(bucketID)
+	if b == nil {
+		t.fail(fmt.Errorf("credits: account %q: store did not load bucket %q named by a hold", t.acct.ID, bucketID))
+		return
+	}
+	if b.expiredAt(at) {
+		t.newBucket(b.Kind, amount, at.Add(t.l.cfg.RestoreGrace), at, b.ID, "restored: the original grant had expired")
+		return
+	}
+	t.add(&b.Remaining, amount)
+	t.add(&t.acct.Available, amount)
+}
+
+// expire applies, in the order they fell due, every bucket expiry and hold
+// deadline at or before now: lazy expiry, run before every operation.
+func (t *txn) expire() {
+	for t.err == nil {
+		var due *Bucket
+		for _, b := range t.visibleBuckets() {
+			if b.Remaining.IsPositive() && b.expiredAt(t.now) && (due == nil || expiryOrder(b, due) < 0) {
+				due = b
+			}
+		}
+		var hold *Hold
+		for _, h := range t.visibleHolds() {
+			if h.Status == HoldOpen && !t.now.Before(h.Deadline) && (hold == nil || deadlineOrder(h, hold) < 0) {
+				hold = h
+			}
+		}
+		switch {
+		case due == nil && hold == nil:
+			return
+		case hold == nil || (due != nil && !hold.Deadline.Before(due.ExpiresAt)):
+			t.expireBucket(due)
+		default:
+			t.expireHold(hold)
+		}
+	}
+}
+
+func expiryOrder(a, b *Bucket) int {
+	if c := a.ExpiresAt.Compare(b.ExpiresAt); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Seq, b.Seq); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ID, b.ID)
+}
+
+func deadlineOrder(a, b *Hold) int {
+	if c := a.Deadline.Compare(b.Deadline); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ID, b.ID)
+}
+
+func (t *txn) visibleHolds() []*Hold {
+	out := make([]*Hold, 0, len(t.st.Holds)+len(t.holds))
+	for id, h := range t.st.Holds {
+		if w, ok := t.holds[id]; ok {
+			h = w
+		}
+		if h.Account == t.acct.ID {
+			out = append(out, h)
+		}
+	}
+	for _, id := range t.hOrder {
+		if t.hNew[id] {
+			out = append(out, t.holds[id])
+		}
+	}
+	return out
+}
+
+func (t *txn) expireBucket(src *Bucket) {
+	b := t.bucket(src.ID)
+	rem := b.Remaining
+	b.Remaining = Credits{}
+	t.add(&b.Expired, rem)
+	t.sub(&t.acct.Available, rem)
+	t.add(&t.acct.Expired, rem)
+	t.entry(Entry{Type: EntryExpiry, Amount: rem, Bucket: b.ID, Kind: b.Kind, At: b.ExpiresAt, Note: "grant expired"})
+}
+
+func (t *txn) expireHold(src *Hold) {
+	h := t.hold(src.ID)
+	for _, p := range h.Portions {
+		t.giveBack(p.Bucket, p.Amount, h.Deadline)
+	}
+	t.sub(&t.acct.Held, h.Amount)
+	h.Status = HoldExpired
+	h.SettledAt = h.Deadline
+	t.entry(Entry{Type: EntryHoldExpired, Amount: h.Amount, Hold: h.ID, Tool: h.Quote.Tool, Member: h.Member, At: h.Deadline, Note: "hold deadline passed"})
+}
+
+// changed reports whether the operation changed anything.
+func (t *txn) changed() bool {
+	return t.isNew || len(t.entries) > 0 || len(t.buckets) > 0 || len(t.holds) > 0 || !accountEqual(&t.acct, t.st.Account)
+}
+
+func accountEqual(a, b *Account) bool {
+	if b == nil {
+		return false
+	}
+	return a.ID == b.ID && a.Team == b.Team && slices.Equal(a.Members, b.Members) &&
+		a.LowBalanceThreshold == b.LowBalanceThreshold && a.Available == b.Available &&
+		a.Held == b.Held && a.Granted == b.Granted && a.Spent == b.Spent && a.Expired == b.Expired &&
+		a.Seq == b.Seq
+}
+
+// change collects the txn's copies into a Change.
+func (t *txn) change() *Change {
+	acct := t.acct.Clone()
+	c := &Change{Account: &acct, AccountCreated: t.isNew, Entries: t.entries}
+	seen := map[string]bool{}
+	for _, id := range t.bOrder {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if t.bNew[id] {
+			c.NewBuckets = append(c.NewBuckets, *t.buckets[id])
+		} else if *t.buckets[id] != *t.st.Buckets[id] {
+			c.UpdatedBuckets = append(c.UpdatedBuckets, *t.buckets[id])
+		}
+	}
+	for _, id := range t.hOrder {
+		if seen["h:"+id] {
+			continue
+		}
+		seen["h:"+id] = true
+		if t.hNew[id] {
+			c.NewHolds = append(c.NewHolds, t.holds[id].Clone())
+		} else {
+			c.UpdatedHolds = append(c.UpdatedHolds, t.holds[id].Clone())
+		}
+	}
+	return c
+}
+
+// lowBalance returns the event to report when this operation took the
+// available balance from at or above the account's threshold to below it.
+func (t *txn) lowBalance() *LowBalanceEvent {
+	th := t.acct.LowBalanceThreshold
+	if !th.IsPositive() || t.isNew {
+		return nil
+	}
+	if !t.startAvailable.Less(th) && t.acct.Available.Less(th) {
+		return &LowBalanceEvent{Account: t.acct.ID, Available: t.acct.Available, Threshold: th, At: t.now}
+	}
+	return nil
+}
