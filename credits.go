@@ -4,11 +4,11 @@
 // The life of a generation:
 //
 //	quote, _ := ledger.Quote(credits.QuoteRequest{Tool: "video-pro", Resolution: "720p", Duration: 5 * time.Second})
-//	hold, _ := ledger.Reserve(ctx, credits.ReserveRequest{Account: "alice", Quote: quote, Key: "job-42"})
+//	res, _ := ledger.Reserve(ctx, credits.ReserveRequest{Account: "alice", Quote: quote, Key: "job-42"})
 //	// ... the job runs ...
-//	ledger.Capture(ctx, credits.CaptureRequest{Hold: hold.ID, Usage: credits.Usage{Duration: 4 * time.Second}})
+//	ledger.Capture(ctx, credits.CaptureRequest{Hold: res.Hold.ID, Usage: credits.Usage{Duration: 4 * time.Second}})
 //	// or, when it fails:
-//	ledger.Release(ctx, credits.ReleaseRequest{Hold: hold.ID})
+//	ledger.Release(ctx, credits.ReleaseRequest{Hold: res.Hold.ID})
 //
 // [Ledger.Run] wraps a job between Reserve and Capture/Release so that an
 // error or a panic in the job always gives the credits back.
@@ -54,8 +54,9 @@ const UnitsPerCredit = 1000
 // Decimals is the number of decimal places a [Credits] value can carry.
 const Decimals = 3
 
-// MaxCredits is the largest amount a [Credits] value can hold.
-var MaxCredits = Credits{units: math.MaxInt64}
+// MaxUnits is the largest number of millicredits a [Credits] value can
+// hold: FromUnits(MaxUnits) is about 9.2 × 10^15 credits.
+const MaxUnits = math.MaxInt64
 
 // Credits is an exact amount of credits: an int64 count of millicredits.
 //
@@ -271,7 +272,8 @@ func (c Credits) appendText(b []byte) []byte {
 }
 
 // MarshalText implements [encoding.TextMarshaler] with the format of
-// [Credits.String].
+// [Credits.String]. encoding/json uses it too: Credits is encoded as a JSON
+// string such as "2.5", so that no JSON reader turns it into a float.
 func (c Credits) MarshalText() ([]byte, error) { return c.appendText(nil), nil }
 
 // UnmarshalText implements [encoding.TextUnmarshaler] with [Parse].
@@ -282,14 +284,6 @@ func (c *Credits) UnmarshalText(b []byte) error {
 	}
 	*c = v
 	return nil
-}
-
-// MarshalJSON encodes c as a JSON string such as "2.5", so that no JSON
-// reader turns it into a float.
-func (c Credits) MarshalJSON() ([]byte, error) {
-	b := append(make([]byte, 0, 26), '"')
-	b = c.appendText(b)
-	return append(b, '"'), nil
 }
 
 // UnmarshalJSON accepts a JSON string ("2.5") or a JSON number (2.5). Either

@@ -20,7 +20,6 @@ import (
 var (
 	_ driver.Valuer            = credits.Credits{}
 	_ sql.Scanner              = (*credits.Credits)(nil)
-	_ json.Marshaler           = credits.Credits{}
 	_ json.Unmarshaler         = (*credits.Credits)(nil)
 	_ encoding.TextMarshaler   = credits.Credits{}
 	_ encoding.TextUnmarshaler = (*credits.Credits)(nil)
@@ -236,8 +235,8 @@ func TestCreditsCompare(t *testing.T) {
 	if !n.IsNegative() || n.IsPositive() || n.IsZero() {
 		t.Error("negative predicates are wrong")
 	}
-	if credits.MaxCredits.Units() != math.MaxInt64 {
-		t.Error("MaxCredits is not MaxInt64 units")
+	if credits.FromUnits(credits.MaxUnits).Units() != math.MaxInt64 {
+		t.Error("FromUnits(MaxUnits) is not MaxInt64 units")
 	}
 }
 
@@ -247,14 +246,14 @@ func TestCreditsMinInt64Formatting(t *testing.T) {
 	if got := c.String(); got != want {
 		t.Fatalf("String() = %q, want %q", got, want)
 	}
-	if b, _ := c.MarshalJSON(); string(b) != `"`+want+`"` {
-		t.Errorf("MarshalJSON() = %s", b)
+	if b, _ := json.Marshal(c); string(b) != `"`+want+`"` {
+		t.Errorf("json.Marshal() = %s", b)
 	}
 	if back, err := credits.Parse(want); err != nil || back != c {
 		t.Errorf("Parse(%q) = %v, %v", want, back, err)
 	}
-	if got := credits.MaxCredits.String(); got != "9223372036854775.807" {
-		t.Errorf("MaxCredits.String() = %q", got)
+	if got := credits.FromUnits(credits.MaxUnits).String(); got != "9223372036854775.807" {
+		t.Errorf("FromUnits(MaxUnits).String() = %q", got)
 	}
 }
 

@@ -75,7 +75,7 @@ type InsufficientCreditsError struct {
 func (e *InsufficientCreditsError) Missing() Credits {
 	m, err := e.Requested.Sub(e.Available)
 	if err != nil {
-		return MaxCredits
+		return FromUnits(MaxUnits)
 	}
 	return m
 }
@@ -110,7 +110,7 @@ func (e *IdempotencyConflictError) Is(target error) bool { return target == ErrI
 // CatalogError names the field of a catalog that is invalid. It matches
 // [ErrInvalidCatalog].
 type CatalogError struct {
-	Field  string // a path such as "tools[2].rates.720p"
+	Field  string // a path such as `tools[2].rates["720p"]`
 	Reason string
 }
 

@@ -334,7 +334,10 @@ func newRecord(op operation, reqJSON []byte, res any, bizErr error, now time.Tim
 		if err != nil {
 			return nil, fmt.Errorf("credits: encode result: %w", err)
 		}
-		rr.OK = b
+		// {"ok":<result>} without re-validating the result's JSON.
+		out := make([]byte, 0, len(b)+7)
+		out = append(append(append(out, `{"ok":`...), b...), '}')
+		return &Record{Key: op.key, Operation: op.name, Request: reqJSON, Result: out, CreatedAt: now}, nil
 	}
 	b, err := json.Marshal(rr)
 	if err != nil {

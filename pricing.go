@@ -18,41 +18,24 @@ import (
 	"unicode/utf8"
 )
 
-// Pricing rules. Every amount below is an exact integer number of
-// millicredits; no float is used anywhere, and every rounding happens once, in
-// integers, in the user's favour (down) unless a tool's [Rounding] says how its
-// durations are billed.
-//
-//   - Image tools ([UnitImage]): Total = UnitRate × Images.
-//   - Per-second tools ([UnitSecond]): the requested duration becomes a whole
-//     number n of billing increments by the tool's [Rounding] (never fewer
-//     than one increment for a positive duration); BilledDuration = n ×
-//     increment, a whole number of milliseconds; Total = UnitRate ×
-//     BilledDuration in milliseconds / 1000, rounded down to the millicredit.
-//   - Plans: an override replaces the rate outright; otherwise UnitRate =
-//     BaseRate × (10000 − DiscountBasisPoints) / 10000, rounded down to the
-//     millicredit.
-//   - A result that does not fit in an int64 is an error wrapping
-//     [ErrOverflow], never a wrapped-around number.
-
 // Catalog limits. They bound every product in the pricing rules so that no
 // quote made from a valid catalog can overflow.
 const (
-	maxIDLen           = 64
-	maxNameLen         = 128
-	maxVersionLen      = 64
-	maxResolutionLen   = 32
-	maxRateUnits       = 1_000_000 * UnitsPerCredit // 1,000,000 credits
-	maxIncrementMillis = 60_000                     // one minute
-	maxDurationLimitMs = 24 * 60 * 60 * 1000        // one day
-	maxImagesLimit     = 1000
-	maxQuoteTTLMillis  = 24 * 60 * 60 * 1000 // one day
-	maxBasisPoints     = 10_000
+	catalogMaxIDLen           = 64
+	catalogMaxNameLen         = 128
+	catalogMaxVersionLen      = 64
+	catalogMaxResolutionLen   = 32
+	catalogMaxRateUnits       = 1_000_000 * UnitsPerCredit // 1,000,000 credits
+	catalogMaxIncrementMillis = 60_000                     // one minute
+	catalogMaxDurationMillis  = 24 * 60 * 60 * 1000        // one day
+	catalogMaxImages          = 1000
+	catalogMaxQuoteTTLMillis  = 24 * 60 * 60 * 1000 // one day
+	catalogMaxBasisPoints     = 10_000
 
-	defaultIncrementMillis   = 1000
-	defaultMaxDurationMillis = 10 * 60 * 1000
-	defaultMaxImages         = 16
-	defaultQuoteTTLMillis    = 15 * 60 * 1000
+	catalogDefaultIncrementMillis   = 1000
+	catalogDefaultMaxDurationMillis = 10 * 60 * 1000
+	catalogDefaultMaxImages         = 16
+	catalogDefaultQuoteTTLMillis    = 15 * 60 * 1000
 )
 
 // Unit is what a tool is priced per.
@@ -139,7 +122,9 @@ type Plan struct {
 // an image tool, > 0) or Rates (for a per-second tool, only resolutions the
 // tool offers, each > 0) is set.
 type PlanOverride struct {
-	Price Credits            `json:"price,omitzero"`
+	// Price replaces an image tool's price for the plan.
+	Price Credits `json:"price,omitzero"`
+	// Rates replace a per-second tool's rates for the plan, by resolution.
 	Rates map[string]Credits `json:"rates,omitempty"`
 }
 
@@ -163,6 +148,29 @@ type CatalogConfig struct {
 // generations. It copies everything it is built from and hands out only
 // copies, so it never changes after [NewCatalog] returns, and it is safe for
 // concurrent use by any number of goroutines.
+//
+// Pricing rules. Every amount is an exact integer number of millicredits; no
+// float is used anywhere, and there is one rounding rule, applied once, in
+// integers: amounts are rounded down to the millicredit (in the user's
+// favour), and durations become whole billing increments by the tool's
+// [Rounding].
+//
+//   - Image tools ([UnitImage]): Total = UnitRate × Images.
+//   - Per-second tools ([UnitSecond]): the duration becomes a whole number n
+//     of increments by the tool's Rounding (up: ceiling; nearest: half an
+//     increment or more rounds up; down: floor), never fewer than one for a
+//     positive duration. BilledDuration = n × increment, a whole number of
+//     milliseconds. Total = UnitRate × BilledDuration in milliseconds / 1000,
+//     rounded down to the millicredit.
+//   - Plans: a plan's override of the tool (for a per-second tool: of the
+//     resolution) is the UnitRate. Otherwise UnitRate = BaseRate × (10000 −
+//     DiscountBasisPoints) / 10000, rounded down to the millicredit.
+//   - Overflow is an error wrapping [ErrOverflow], never a wrapped-around
+//     number; the catalog's limits (rates ≤ 1,000,000 credits, ≤ 1000 images,
+//     ≤ 24 hours) keep every valid quote far from it.
+//   - [Quote.Cost] prices actual usage by the same rules with the quote's
+//     own rate, increment and rounding, and never returns more than the
+//     quote's Total.
 type Catalog struct {
 	cfg      CatalogConfig // normalized (defaults filled in); never handed out without a deep copy
 	quoteTTL time.Duration
@@ -225,16 +233,16 @@ func NewCatalog(cfg CatalogConfig) (*Catalog, error) {
 		tools: make(map[string]*catalogTool, len(cfg.Tools)),
 		plans: make(map[string]*catalogPlan, len(cfg.Plans)),
 	}
-	if reason := checkVersion(cfg.Version); reason != "" {
+	if reason := checkCatalogVersion(cfg.Version); reason != "" {
 		return nil, catalogErr("version", "%s", reason)
 	}
 	switch {
 	case cfg.QuoteTTLMillis < 0:
 		return nil, catalogErr("quote_ttl_ms", "%d is negative", cfg.QuoteTTLMillis)
-	case cfg.QuoteTTLMillis > maxQuoteTTLMillis:
-		return nil, catalogErr("quote_ttl_ms", "%d is above the limit of %d (24 hours)", cfg.QuoteTTLMillis, maxQuoteTTLMillis)
+	case cfg.QuoteTTLMillis > catalogMaxQuoteTTLMillis:
+		return nil, catalogErr("quote_ttl_ms", "%d is above the limit of %d (24 hours)", cfg.QuoteTTLMillis, catalogMaxQuoteTTLMillis)
 	case cfg.QuoteTTLMillis == 0:
-		c.cfg.QuoteTTLMillis = defaultQuoteTTLMillis
+		c.cfg.QuoteTTLMillis = catalogDefaultQuoteTTLMillis
 	}
 	c.quoteTTL = time.Duration(c.cfg.QuoteTTLMillis) * time.Millisecond
 
@@ -267,12 +275,12 @@ func catalogErr(field, format string, args ...any) error {
 	return &CatalogError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
-func checkVersion(v string) string {
+func checkCatalogVersion(v string) string {
 	if v == "" {
 		return "is required"
 	}
-	if len(v) > maxVersionLen {
-		return fmt.Sprintf("is longer than %d bytes", maxVersionLen)
+	if len(v) > catalogMaxVersionLen {
+		return fmt.Sprintf("is longer than %d bytes", catalogMaxVersionLen)
 	}
 	for i := 0; i < len(v); i++ {
 		if v[i] <= ' ' || v[i] > '~' {
@@ -282,12 +290,12 @@ func checkVersion(v string) string {
 	return ""
 }
 
-func checkID(id string) string {
+func checkCatalogID(id string) string {
 	if id == "" {
 		return "is required"
 	}
-	if len(id) > maxIDLen {
-		return fmt.Sprintf("%q is longer than %d bytes", truncate(id), maxIDLen)
+	if len(id) > catalogMaxIDLen {
+		return fmt.Sprintf("%q is longer than %d bytes", truncate(id), catalogMaxIDLen)
 	}
 	for i := 0; i < len(id); i++ {
 		b := id[i]
@@ -298,9 +306,9 @@ func checkID(id string) string {
 	return ""
 }
 
-func checkName(name string) string {
-	if len(name) > maxNameLen {
-		return fmt.Sprintf("is longer than %d bytes", maxNameLen)
+func checkCatalogName(name string) string {
+	if len(name) > catalogMaxNameLen {
+		return fmt.Sprintf("is longer than %d bytes", catalogMaxNameLen)
 	}
 	if !utf8.ValidString(name) {
 		return "is not valid UTF-8"
@@ -308,12 +316,12 @@ func checkName(name string) string {
 	return ""
 }
 
-func checkResolution(res string) string {
+func checkCatalogResolution(res string) string {
 	if res == "" {
 		return "resolution name is empty"
 	}
-	if len(res) > maxResolutionLen {
-		return fmt.Sprintf("resolution name is longer than %d bytes", maxResolutionLen)
+	if len(res) > catalogMaxResolutionLen {
+		return fmt.Sprintf("resolution name is longer than %d bytes", catalogMaxResolutionLen)
 	}
 	if !utf8.ValidString(res) {
 		return "resolution name is not valid UTF-8"
@@ -326,13 +334,13 @@ func checkResolution(res string) string {
 	return ""
 }
 
-// checkRate reports why a price or rate is not in (0, 1,000,000] credits.
-func checkRate(c Credits) string {
+// checkCatalogRate reports why a price or rate is not in (0, 1,000,000] credits.
+func checkCatalogRate(c Credits) string {
 	switch {
 	case c.units <= 0:
 		return fmt.Sprintf("%s must be positive", c)
-	case c.units > maxRateUnits:
-		return fmt.Sprintf("%s is above the limit of %d credits", c, maxRateUnits/UnitsPerCredit)
+	case c.units > catalogMaxRateUnits:
+		return fmt.Sprintf("%s is above the limit of %d credits", c, catalogMaxRateUnits/UnitsPerCredit)
 	}
 	return ""
 }
@@ -341,10 +349,10 @@ func checkRate(c Credits) string {
 // normalized deep copy.
 func compileTool(i int, t Tool) (*catalogTool, Tool, error) {
 	path := fmt.Sprintf("tools[%d]", i)
-	if reason := checkID(t.ID); reason != "" {
+	if reason := checkCatalogID(t.ID); reason != "" {
 		return nil, Tool{}, catalogErr(path+".id", "%s", reason)
 	}
-	if reason := checkName(t.Name); reason != "" {
+	if reason := checkCatalogName(t.Name); reason != "" {
 		return nil, Tool{}, catalogErr(path+".name", "%s", reason)
 	}
 	ct := &catalogTool{index: i, id: t.ID, unit: t.Unit}
@@ -354,7 +362,7 @@ func compileTool(i int, t Tool) (*catalogTool, Tool, error) {
 		if len(t.Rates) > 0 {
 			return nil, Tool{}, catalogErr(path+".rates", "an image tool has a price, not rates")
 		}
-		if reason := checkRate(t.Price); reason != "" {
+		if reason := checkCatalogRate(t.Price); reason != "" {
 			return nil, Tool{}, catalogErr(path+".price", "%s", reason)
 		}
 		for _, f := range []struct {
@@ -372,13 +380,13 @@ func compileTool(i int, t Tool) (*catalogTool, Tool, error) {
 		switch {
 		case t.MaxImages < 0:
 			return nil, Tool{}, catalogErr(path+".max_images", "%d is negative", t.MaxImages)
-		case t.MaxImages > maxImagesLimit:
-			return nil, Tool{}, catalogErr(path+".max_images", "%d is above the limit of %d", t.MaxImages, maxImagesLimit)
+		case t.MaxImages > catalogMaxImages:
+			return nil, Tool{}, catalogErr(path+".max_images", "%d is above the limit of %d", t.MaxImages, catalogMaxImages)
 		}
 		ct.price = t.Price.units
 		ct.maxImages = t.MaxImages
 		if ct.maxImages == 0 {
-			ct.maxImages = defaultMaxImages
+			ct.maxImages = catalogDefaultMaxImages
 		}
 		nt.Price = t.Price
 		nt.MaxImages = ct.maxImages
@@ -396,10 +404,10 @@ func compileTool(i int, t Tool) (*catalogTool, Tool, error) {
 		ct.rates = make(map[string]int64, len(t.Rates))
 		for _, res := range slices.Sorted(maps.Keys(t.Rates)) {
 			field := fmt.Sprintf("%s.rates[%q]", path, res)
-			if reason := checkResolution(res); reason != "" {
+			if reason := checkCatalogResolution(res); reason != "" {
 				return nil, Tool{}, catalogErr(field, "%s", reason)
 			}
-			if reason := checkRate(t.Rates[res]); reason != "" {
+			if reason := checkCatalogRate(t.Rates[res]); reason != "" {
 				return nil, Tool{}, catalogErr(field, "%s", reason)
 			}
 			ct.rates[res] = t.Rates[res].units
@@ -410,10 +418,10 @@ func compileTool(i int, t Tool) (*catalogTool, Tool, error) {
 		switch {
 		case ct.incMillis < 0:
 			return nil, Tool{}, catalogErr(path+".increment_ms", "%d is negative", ct.incMillis)
-		case ct.incMillis > maxIncrementMillis:
-			return nil, Tool{}, catalogErr(path+".increment_ms", "%d is above the limit of %d (one minute)", ct.incMillis, maxIncrementMillis)
+		case ct.incMillis > catalogMaxIncrementMillis:
+			return nil, Tool{}, catalogErr(path+".increment_ms", "%d is above the limit of %d (one minute)", ct.incMillis, catalogMaxIncrementMillis)
 		case ct.incMillis == 0:
-			ct.incMillis = defaultIncrementMillis
+			ct.incMillis = catalogDefaultIncrementMillis
 		}
 		ct.rounding = t.Rounding
 		if ct.rounding == "" {
@@ -426,10 +434,10 @@ func compileTool(i int, t Tool) (*catalogTool, Tool, error) {
 		switch {
 		case maxMs < 0:
 			return nil, Tool{}, catalogErr(path+".max_duration_ms", "%d is negative", maxMs)
-		case maxMs > maxDurationLimitMs:
-			return nil, Tool{}, catalogErr(path+".max_duration_ms", "%d is above the limit of %d (24 hours)", maxMs, maxDurationLimitMs)
+		case maxMs > catalogMaxDurationMillis:
+			return nil, Tool{}, catalogErr(path+".max_duration_ms", "%d is above the limit of %d (24 hours)", maxMs, catalogMaxDurationMillis)
 		case maxMs == 0:
-			maxMs = defaultMaxDurationMillis
+			maxMs = catalogDefaultMaxDurationMillis
 		}
 		if maxMs < ct.incMillis {
 			return nil, Tool{}, catalogErr(path+".max_duration_ms", "%d is shorter than one increment (%d ms)", maxMs, ct.incMillis)
@@ -450,14 +458,14 @@ func compileTool(i int, t Tool) (*catalogTool, Tool, error) {
 // returns its compiled form and its normalized deep copy.
 func (c *Catalog) compilePlan(i int, p Plan) (*catalogPlan, Plan, error) {
 	path := fmt.Sprintf("plans[%d]", i)
-	if reason := checkID(p.ID); reason != "" {
+	if reason := checkCatalogID(p.ID); reason != "" {
 		return nil, Plan{}, catalogErr(path+".id", "%s", reason)
 	}
-	if reason := checkName(p.Name); reason != "" {
+	if reason := checkCatalogName(p.Name); reason != "" {
 		return nil, Plan{}, catalogErr(path+".name", "%s", reason)
 	}
-	if p.DiscountBasisPoints < 0 || p.DiscountBasisPoints > maxBasisPoints {
-		return nil, Plan{}, catalogErr(path+".discount_bp", "%d is outside 0..%d", p.DiscountBasisPoints, maxBasisPoints)
+	if p.DiscountBasisPoints < 0 || p.DiscountBasisPoints > catalogMaxBasisPoints {
+		return nil, Plan{}, catalogErr(path+".discount_bp", "%d is outside 0..%d", p.DiscountBasisPoints, catalogMaxBasisPoints)
 	}
 	cp := &catalogPlan{index: i, id: p.ID, discountBP: p.DiscountBasisPoints}
 	np := Plan{ID: p.ID, Name: p.Name, DiscountBasisPoints: p.DiscountBasisPoints}
@@ -473,7 +481,7 @@ func (c *Catalog) compilePlan(i int, p Plan) (*catalogPlan, Plan, error) {
 			if len(o.Rates) > 0 {
 				return nil, Plan{}, catalogErr(opath+".rates", "tool %q is priced per image: override its price", toolID)
 			}
-			if reason := checkRate(o.Price); reason != "" {
+			if reason := checkCatalogRate(o.Price); reason != "" {
 				return nil, Plan{}, catalogErr(opath+".price", "%s", reason)
 			}
 			if cp.price == nil {
@@ -494,7 +502,7 @@ func (c *Catalog) compilePlan(i int, p Plan) (*catalogPlan, Plan, error) {
 				if _, ok := t.rates[res]; !ok {
 					return nil, Plan{}, catalogErr(field, "tool %q has no resolution %q (offered: %s)", toolID, truncate(res), t.offered)
 				}
-				if reason := checkRate(o.Rates[res]); reason != "" {
+				if reason := checkCatalogRate(o.Rates[res]); reason != "" {
 					return nil, Plan{}, catalogErr(field, "%s", reason)
 				}
 				rates[res] = o.Rates[res].units
@@ -522,8 +530,8 @@ func offeredResolutions(rates map[string]Credits) string {
 }
 
 func compareResolutions(a, b string) int {
-	na, oka := leadingNumber(a)
-	nb, okb := leadingNumber(b)
+	na, oka := resolutionNumber(a)
+	nb, okb := resolutionNumber(b)
 	switch {
 	case oka && !okb:
 		return -1
@@ -538,7 +546,7 @@ func compareResolutions(a, b string) int {
 	return strings.Compare(a, b)
 }
 
-func leadingNumber(s string) (uint64, bool) {
+func resolutionNumber(s string) (uint64, bool) {
 	var n uint64
 	i := 0
 	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
@@ -555,9 +563,11 @@ func leadingNumber(s string) (uint64, bool) {
 // repeated key, a value of the wrong type, an integer field holding a
 // fraction, an amount that is not exact to 1/1000 of a credit (such as a
 // rate of 0.0001), a root that is not an object, or anything after the
-// object is rejected. Amounts may be JSON strings ("2.5") or numbers (2.5).
-// Every error is a [*CatalogError] naming the offending field where there is
-// one, for example `tools[0].rates["720p"]`.
+// object is rejected; keys match exactly (encoding/json alone would accept
+// "Version" for "version"). Amounts may be JSON strings ("2.5") or numbers
+// (2.5); null stands for an absent field. Every error is a [*CatalogError]
+// naming the offending field, for example `tools[0].rates["720p"]`, or
+// "(root)" for the document as a whole.
 func ParseCatalog(data []byte) (*Catalog, error) {
 	if err := checkCatalogJSON(data); err != nil {
 		return nil, err
@@ -568,14 +578,14 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 	if err := dec.Decode(&cfg); err != nil {
 		// checkCatalogJSON accepts only what this decode accepts; this is a
 		// safety net.
-		return nil, catalogErr(rootField, "%v", err)
+		return nil, catalogErr(catalogRootField, "%v", err)
 	}
 	return NewCatalog(cfg)
 }
 
-// rootField is the CatalogError.Field of an error that is about the JSON
+// catalogRootField is the CatalogError.Field of an error that is about the JSON
 // document as a whole.
-const rootField = "(root)"
+const catalogRootField = "(root)"
 
 // catalogJSON walks a catalog's JSON tokens against the catalog's schema, so
 // that an error can name the exact field (encoding/json reports neither the
@@ -587,7 +597,7 @@ type catalogJSON struct {
 func checkCatalogJSON(data []byte) error {
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return catalogErr(rootField, "want a JSON object")
+		return catalogErr(catalogRootField, "want a JSON object")
 	}
 	w := catalogJSON{dec: json.NewDecoder(bytes.NewReader(data))}
 	w.dec.UseNumber()
@@ -595,7 +605,7 @@ func checkCatalogJSON(data []byte) error {
 		return err
 	}
 	if _, err := w.dec.Token(); err != io.EOF {
-		return catalogErr(rootField, "unexpected data after the catalog object (byte %d)", w.dec.InputOffset())
+		return catalogErr(catalogRootField, "unexpected data after the catalog object (byte %d)", w.dec.InputOffset())
 	}
 	return nil
 }
@@ -606,7 +616,7 @@ func (w *catalogJSON) token(path string) (json.Token, error) {
 		return tok, nil
 	}
 	if path == "" {
-		path = rootField
+		path = catalogRootField
 	}
 	if err == io.EOF {
 		return nil, catalogErr(path, "unexpected end of JSON")
@@ -618,7 +628,7 @@ func (w *catalogJSON) token(path string) (json.Token, error) {
 	return nil, catalogErr(path, "malformed JSON: %v", err)
 }
 
-func describeToken(tok json.Token) string {
+func describeJSONToken(tok json.Token) string {
 	switch v := tok.(type) {
 	case json.Delim:
 		if v == '{' {
@@ -643,7 +653,7 @@ func (w *catalogJSON) object(path string, isMap bool, member func(key, keyPath s
 		return err
 	}
 	if tok != json.Delim('{') {
-		return catalogErr(path, "want an object, got %s", describeToken(tok))
+		return catalogErr(path, "want an object, got %s", describeJSONToken(tok))
 	}
 	seen := make(map[string]bool)
 	for w.dec.More() {
@@ -679,7 +689,7 @@ func (w *catalogJSON) array(path string, elem func(elemPath string) error) error
 		return err
 	}
 	if tok != json.Delim('[') {
-		return catalogErr(path, "want an array, got %s", describeToken(tok))
+		return catalogErr(path, "want an array, got %s", describeJSONToken(tok))
 	}
 	for i := 0; w.dec.More(); i++ {
 		if err := elem(fmt.Sprintf("%s[%d]", path, i)); err != nil {
@@ -699,7 +709,7 @@ func (w *catalogJSON) str(path string) error {
 	case string, nil:
 		return nil
 	}
-	return catalogErr(path, "want a string, got %s", describeToken(tok))
+	return catalogErr(path, "want a string, got %s", describeJSONToken(tok))
 }
 
 func (w *catalogJSON) integer(path string, bitSize int) error {
@@ -716,7 +726,7 @@ func (w *catalogJSON) integer(path string, bitSize int) error {
 		}
 		return nil
 	}
-	return catalogErr(path, "want an integer, got %s", describeToken(tok))
+	return catalogErr(path, "want an integer, got %s", describeJSONToken(tok))
 }
 
 func (w *catalogJSON) amount(path string) error {
@@ -733,7 +743,7 @@ func (w *catalogJSON) amount(path string) error {
 	case string:
 		s = v
 	default:
-		return catalogErr(path, "want an amount of credits, got %s", describeToken(tok))
+		return catalogErr(path, "want an amount of credits, got %s", describeJSONToken(tok))
 	}
 	if _, err := Parse(s); err != nil {
 		return catalogErr(path, "%v", err)
@@ -943,11 +953,14 @@ type QuoteRequest struct {
 // Quote is the exact price of one generation, shown to the user before they
 // confirm, and the most they can be charged for it (see [Quote.Cost]).
 type Quote struct {
-	Tool       string `json:"tool"`
+	// Tool is the ID of the tool priced.
+	Tool string `json:"tool"`
+	// Resolution is the resolution priced (per-second tools).
 	Resolution string `json:"resolution,omitempty"`
 	// Plan is the plan that priced the quote, "" when none.
 	Plan string `json:"plan,omitempty"`
-	Unit Unit   `json:"unit"`
+	// Unit is the tool's unit: what UnitRate is per.
+	Unit Unit `json:"unit"`
 	// BaseRate is the catalog's rate before the plan.
 	BaseRate Credits `json:"base_rate"`
 	// UnitRate is the rate per image or per second after the plan.
@@ -966,17 +979,22 @@ type Quote struct {
 	Total Credits `json:"total"`
 	// Breakdown explains Total in words, deterministically, such as
 	// "5 s × 13.5 credits/s at 720p (plan pro: 10% off 15) = 67.5 credits".
-	Breakdown      string    `json:"breakdown"`
-	CatalogVersion string    `json:"catalog_version"`
-	ExpiresAt      time.Time `json:"expires_at"`
+	Breakdown string `json:"breakdown"`
+	// CatalogVersion is the version of the catalog that made the quote.
+	CatalogVersion string `json:"catalog_version"`
+	// ExpiresAt is the end of the quote's validity: the time passed to
+	// Catalog.Quote plus the catalog's quote TTL.
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// Quote prices req with the catalog's rates; the quote is valid until now plus
-// the catalog's quote TTL. See the package's pricing rules: an image quote is
-// UnitRate × Images; a per-second quote bills the duration rounded to whole
-// increments by the tool's Rounding (at least one increment), at UnitRate
-// per second, rounded down to the millicredit; a plan's override replaces
-// the rate, otherwise its discount is applied to the rate, rounded down.
+// Quote prices req with the catalog's rates, by the pricing rules of
+// [Catalog]: an image quote is UnitRate × Images; a per-second quote bills
+// the duration rounded to whole increments by the tool's Rounding (at least
+// one increment), at UnitRate per second, rounded down to the millicredit;
+// a plan's override replaces the rate, otherwise its discount is applied to
+// the rate, rounded down. The same request always gets the same price and
+// Breakdown. The quote is valid until now plus the catalog's quote TTL; now
+// is the caller's clock (Quote never reads the time itself).
 //
 // Errors: an unknown tool wraps [ErrUnknownTool]; an unknown plan
 // [ErrUnknownPlan]; a resolution the tool does not offer
@@ -1046,10 +1064,10 @@ func (c *Catalog) quoteImages(q Quote, t *catalogTool, p *catalogPlan, req Quote
 	} else {
 		b = append(b, " images × "...)
 	}
-	b = appendCredits(b, q.UnitRate, "")
+	b = appendCreditsText(b, q.UnitRate, "")
 	b = append(b, note...)
 	b = append(b, " = "...)
-	b = appendCredits(b, q.Total, "")
+	b = appendCreditsText(b, q.Total, "")
 	q.Breakdown = string(b)
 	return q, nil
 }
@@ -1076,14 +1094,14 @@ func (c *Catalog) quoteSeconds(q Quote, t *catalogTool, p *catalogPlan, req Quot
 		return Quote{}, err
 	}
 	inc := time.Duration(t.incMillis) * time.Millisecond
-	n, raised := increments(req.Duration, inc, t.rounding)
+	n, raised := billingIncrements(req.Duration, inc, t.rounding)
 	billedMs, ok := mul64(n, t.incMillis)
 	if !ok || billedMs > math.MaxInt64/int64(time.Millisecond) {
 		return Quote{}, fmt.Errorf("credits: billed duration of %v: %w", req.Duration, ErrOverflow)
 	}
-	total, ok := mulDiv(uint64(rate), uint64(billedMs), 1000)
+	total, ok := mulDivDown(uint64(rate), uint64(billedMs), 1000)
 	if !ok {
-		return Quote{}, fmt.Errorf("credits: %s s × %s credits/s: %w", formatMillis(billedMs), FromUnits(rate), ErrOverflow)
+		return Quote{}, fmt.Errorf("credits: %s s × %s credits/s: %w", formatMillisAsSeconds(billedMs), FromUnits(rate), ErrOverflow)
 	}
 	q.Resolution = req.Resolution
 	q.BaseRate = FromUnits(base)
@@ -1095,13 +1113,13 @@ func (c *Catalog) quoteSeconds(q Quote, t *catalogTool, p *catalogPlan, req Quot
 	q.Total = FromUnits(total)
 
 	b := make([]byte, 0, 128)
-	b = append(b, formatMillis(billedMs)...)
+	b = append(b, formatMillisAsSeconds(billedMs)...)
 	b = append(b, " s"...)
 	if q.BilledDuration != q.Duration {
 		b = append(b, " ("...)
-		b = appendSeconds(b, q.Duration)
+		b = appendDurationSeconds(b, q.Duration)
 		b = append(b, " s "...)
-		incText := formatMillis(t.incMillis)
+		incText := formatMillisAsSeconds(t.incMillis)
 		switch {
 		case raised:
 			b = append(b, "billed at least one "+incText+" s increment)"...)
@@ -1114,12 +1132,12 @@ func (c *Catalog) quoteSeconds(q Quote, t *catalogTool, p *catalogPlan, req Quot
 		}
 	}
 	b = append(b, " × "...)
-	b = appendCredits(b, q.UnitRate, "/s")
+	b = appendCreditsText(b, q.UnitRate, "/s")
 	b = append(b, " at "...)
 	b = append(b, q.Resolution...)
 	b = append(b, note...)
 	b = append(b, " = "...)
-	b = appendCredits(b, q.Total, "")
+	b = appendCreditsText(b, q.Total, "")
 	q.Breakdown = string(b)
 	return q, nil
 }
@@ -1140,19 +1158,19 @@ func (p *catalogPlan) rate(t *catalogTool, res string, base int64) (int64, strin
 	if p.discountBP == 0 {
 		return base, " (plan " + p.id + ": list price)", nil
 	}
-	rate, ok := mulDiv(uint64(base), uint64(maxBasisPoints-p.discountBP), maxBasisPoints)
+	rate, ok := mulDivDown(uint64(base), uint64(catalogMaxBasisPoints-p.discountBP), catalogMaxBasisPoints)
 	if !ok {
 		return 0, "", fmt.Errorf("credits: %s credits at %d basis points off: %w", FromUnits(base), p.discountBP, ErrOverflow)
 	}
-	note := " (plan " + p.id + ": " + formatBasisPoints(p.discountBP) + "% off " + FromUnits(base).String() + ")"
+	note := " (plan " + p.id + ": " + formatBasisPointsPercent(p.discountBP) + "% off " + FromUnits(base).String() + ")"
 	return rate, note, nil
 }
 
-// increments returns how many whole increments inc the positive duration d
+// billingIncrements returns how many whole increments inc the positive duration d
 // is billed, by rounding r: never fewer than one; raised reports that the
 // rounding alone gave none. It cannot overflow: the result is at most
 // d/inc + 1.
-func increments(d, inc time.Duration, r Rounding) (n int64, raised bool) {
+func billingIncrements(d, inc time.Duration, r Rounding) (n int64, raised bool) {
 	n, rem := int64(d/inc), d%inc
 	switch r {
 	case RoundDown:
@@ -1171,9 +1189,9 @@ func increments(d, inc time.Duration, r Rounding) (n int64, raised bool) {
 	return n, false
 }
 
-// mulDiv returns a × b / c rounded down, computed on 128 bits, and false when
+// mulDivDown returns a × b / c rounded down, computed on 128 bits, and false when
 // the result does not fit in an int64. c must be > 0.
-func mulDiv(a, b, c uint64) (int64, bool) {
+func mulDivDown(a, b, c uint64) (int64, bool) {
 	hi, lo := bits.Mul64(a, b)
 	if hi >= c {
 		return 0, false
@@ -1185,8 +1203,8 @@ func mulDiv(a, b, c uint64) (int64, bool) {
 	return int64(q), true
 }
 
-// appendCredits appends "7 credits", "1 credit", "13.5 credits/s"...
-func appendCredits(b []byte, c Credits, per string) []byte {
+// appendCreditsText appends "7 credits", "1 credit", "13.5 credits/s"...
+func appendCreditsText(b []byte, c Credits, per string) []byte {
 	b = c.appendText(b)
 	if c.units == UnitsPerCredit {
 		b = append(b, " credit"...)
@@ -1196,16 +1214,16 @@ func appendCredits(b []byte, c Credits, per string) []byte {
 	return append(b, per...)
 }
 
-// formatMillis formats a number of milliseconds as exact seconds: "5",
+// formatMillisAsSeconds formats a number of milliseconds as exact seconds: "5",
 // "2.5", "0.001".
-func formatMillis(ms int64) string {
+func formatMillisAsSeconds(ms int64) string {
 	// A millisecond count has the same fixed-point shape as a Credits value.
 	return FromUnits(ms).String()
 }
 
-// appendSeconds appends d as exact seconds, to the nanosecond: "4.2",
+// appendDurationSeconds appends d as exact seconds, to the nanosecond: "4.2",
 // "0.000000001".
-func appendSeconds(b []byte, d time.Duration) []byte {
+func appendDurationSeconds(b []byte, d time.Duration) []byte {
 	if d < 0 {
 		b = append(b, '-')
 	}
@@ -1222,9 +1240,9 @@ func appendSeconds(b []byte, d time.Duration) []byte {
 	return append(append(b, '.'), bytes.TrimRight(digits, "0")...)
 }
 
-// formatBasisPoints formats basis points as a percentage: 1000 → "10",
+// formatBasisPointsPercent formats basis points as a percentage: 1000 → "10",
 // 1250 → "12.5", 5 → "0.05".
-func formatBasisPoints(bp int64) string {
+func formatBasisPointsPercent(bp int64) string {
 	s := strconv.FormatInt(bp/100, 10)
 	if frac := bp % 100; frac != 0 {
 		f := fmt.Sprintf("%02d", frac)
@@ -1290,12 +1308,12 @@ func (q Quote) Cost(u Usage) (cost Credits, capped bool, err error) {
 		if u.Duration == 0 {
 			return Credits{}, false, nil
 		}
-		n, _ := increments(u.Duration, q.Increment, q.Rounding)
+		n, _ := billingIncrements(u.Duration, q.Increment, q.Rounding)
 		// n ≤ MaxInt64/1e6 + 1 and the increment is ≥ 1 ms, so the billed
 		// milliseconds need 128 bits only for absurd increments.
 		hi, billedMs := bits.Mul64(uint64(n), uint64(q.Increment/time.Millisecond))
 		if hi == 0 && billedMs <= math.MaxInt64 {
-			units, ok = mulDiv(uint64(q.UnitRate.units), billedMs, 1000)
+			units, ok = mulDivDown(uint64(q.UnitRate.units), billedMs, 1000)
 		} else {
 			ok = q.UnitRate.units == 0 // 0 × anything is 0; otherwise far above any total
 		}

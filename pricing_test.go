@@ -883,12 +883,12 @@ func TestPricingCost(t *testing.T) {
 		{"the quote's rounding", down, Usage{Duration: 4200 * time.Millisecond}, "54", false},
 		{"the quote's increment", down, Usage{Duration: 2700 * time.Millisecond}, "33.75", false},
 		{"empty rounding rounds up", noRounding, Usage{Duration: 2100 * time.Millisecond}, "40.5", false},
-		{"huge rate, capped without overflow", Quote{Unit: UnitSecond, UnitRate: MaxCredits, Increment: time.Hour, Total: MaxCredits},
-			Usage{Duration: math.MaxInt64}, MaxCredits.String(), true},
+		{"huge rate, capped without overflow", Quote{Unit: UnitSecond, UnitRate: FromUnits(MaxUnits), Increment: time.Hour, Total: FromUnits(MaxUnits)},
+			Usage{Duration: math.MaxInt64}, FromUnits(MaxUnits).String(), true},
 		{"huge increment, capped without overflow",
-			Quote{Unit: UnitSecond, UnitRate: MaxCredits, Increment: math.MaxInt64 / time.Millisecond * time.Millisecond, Total: Whole(5)},
+			Quote{Unit: UnitSecond, UnitRate: FromUnits(MaxUnits), Increment: math.MaxInt64 / time.Millisecond * time.Millisecond, Total: Whole(5)},
 			Usage{Duration: 1}, "5", true},
-		{"huge image rate, capped without overflow", Quote{Unit: UnitImage, UnitRate: MaxCredits, Total: Whole(5)}, Usage{Images: 2}, "5", true},
+		{"huge image rate, capped without overflow", Quote{Unit: UnitImage, UnitRate: FromUnits(MaxUnits), Total: Whole(5)}, Usage{Images: 2}, "5", true},
 		{"free rate", Quote{Unit: UnitSecond, Increment: time.Hour}, Usage{Duration: math.MaxInt64}, "0", false},
 		{"rounding of a sub-millisecond rate", Quote{Unit: UnitSecond, UnitRate: MustParse("0.007"), Increment: time.Millisecond, Total: Whole(1)},
 			Usage{Duration: 3 * time.Millisecond}, "0", false},
@@ -947,16 +947,16 @@ func TestPricingMulDiv(t *testing.T) {
 		{math.MaxInt64, 3, 4, math.MaxInt64/4*3 + 2, true},
 	}
 	for _, tt := range tests {
-		got, ok := mulDiv(tt.a, tt.b, tt.c)
+		got, ok := mulDivDown(tt.a, tt.b, tt.c)
 		if ok != tt.ok || (ok && got != tt.want) {
-			t.Errorf("mulDiv(%d, %d, %d) = %d, %v; want %d, %v", tt.a, tt.b, tt.c, got, ok, tt.want, tt.ok)
+			t.Errorf("mulDivDown(%d, %d, %d) = %d, %v; want %d, %v", tt.a, tt.b, tt.c, got, ok, tt.want, tt.ok)
 		}
 		if ok {
 			// Cross-check with math/big.
 			z := new(big.Int).Mul(new(big.Int).SetUint64(tt.a), new(big.Int).SetUint64(tt.b))
 			z.Quo(z, new(big.Int).SetUint64(tt.c))
 			if !z.IsInt64() || z.Int64() != got {
-				t.Errorf("mulDiv(%d, %d, %d) = %d, math/big says %s", tt.a, tt.b, tt.c, got, z)
+				t.Errorf("mulDivDown(%d, %d, %d) = %d, math/big says %s", tt.a, tt.b, tt.c, got, z)
 			}
 		}
 	}
@@ -1189,7 +1189,7 @@ func TestPricingRapidPerSecondRules(t *testing.T) {
 		inc := time.Duration(incMs) * time.Millisecond
 		b := q.BilledDuration
 		if b <= 0 || b%inc != 0 || b > maxDur+inc {
-			rt.Fatalf("billed %v for %v at increments of %v", b, d, inc)
+			rt.Fatalf("billed %v for %v at billingIncrements of %v", b, d, inc)
 		}
 		switch rounding {
 		case RoundUp:

@@ -10,6 +10,7 @@ package memstore
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"slices"
 	"sync"
@@ -22,7 +23,20 @@ import (
 type Store struct {
 	mu       sync.RWMutex
 	accounts map[string]*account
-	holds    map[string]string // hold ID → account ID; holds are never deleted
+	// holds maps hold IDs to account IDs, sharded so that accounts on
+	// different shards never wait for each other. Holds are never deleted.
+	holds [64]holdShard
+}
+
+type holdShard struct {
+	mu  sync.RWMutex
+	ids map[string]string
+}
+
+func (s *Store) holdShard(id string) *holdShard {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	return &s.holds[h.Sum32()%uint32(len(s.holds))]
 }
 
 type account struct {
@@ -30,13 +44,18 @@ type account struct {
 	row     *credits.Account // nil until created
 	buckets map[string]*credits.Bucket
 	holds   map[string]*credits.Hold
+	open    map[string]*credits.Hold // the open holds, for due-hold lookups
 	records map[string]*credits.Record
 	entries []credits.Entry
 }
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{accounts: map[string]*account{}, holds: map[string]string{}}
+	s := &Store{accounts: map[string]*account{}}
+	for i := range s.holds {
+		s.holds[i].ids = map[string]string{}
+	}
+	return s
 }
 
 var _ credits.Store = (*Store)(nil)
@@ -51,7 +70,12 @@ func (s *Store) get(id string, create bool) *account {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if a = s.accounts[id]; a == nil {
-		a = &account{buckets: map[string]*credits.Bucket{}, holds: map[string]*credits.Hold{}, records: map[string]*credits.Record{}}
+		a = &account{
+			buckets: map[string]*credits.Bucket{},
+			holds:   map[string]*credits.Hold{},
+			open:    map[string]*credits.Hold{},
+			records: map[string]*credits.Record{},
+		}
 		s.accounts[id] = a
 	}
 	return a
@@ -79,8 +103,8 @@ func (a *account) load(q credits.Query) *credits.State {
 		}
 	}
 	if !q.Due.IsZero() {
-		for _, h := range a.holds {
-			if h.Status == credits.HoldOpen && !q.Due.Before(h.Deadline) {
+		for _, h := range a.open {
+			if !q.Due.Before(h.Deadline) {
 				addHold(h)
 			}
 		}
@@ -158,17 +182,21 @@ func (s *Store) persist(a *account, id string, ch *credits.Change) error {
 			a.buckets[b.ID] = &b
 		}
 	}
-	if len(ch.NewHolds) > 0 {
-		s.mu.Lock()
-		for _, h := range ch.NewHolds {
-			s.holds[h.ID] = id
-		}
-		s.mu.Unlock()
+	for _, h := range ch.NewHolds {
+		sh := s.holdShard(h.ID)
+		sh.mu.Lock()
+		sh.ids[h.ID] = id
+		sh.mu.Unlock()
 	}
 	for _, list := range [][]credits.Hold{ch.NewHolds, ch.UpdatedHolds} {
 		for _, h := range list {
 			c := h.Clone()
 			a.holds[h.ID] = &c
+			if c.Status == credits.HoldOpen {
+				a.open[h.ID] = &c
+			} else {
+				delete(a.open, h.ID)
+			}
 		}
 	}
 	a.entries = append(a.entries, ch.Entries...)
@@ -198,9 +226,10 @@ func (s *Store) HoldAccount(ctx context.Context, holdID string) (string, error) 
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
-	s.mu.RLock()
-	id, ok := s.holds[holdID]
-	s.mu.RUnlock()
+	sh := s.holdShard(holdID)
+	sh.mu.RLock()
+	id, ok := sh.ids[holdID]
+	sh.mu.RUnlock()
 	if !ok {
 		return "", fmt.Errorf("%w: %q", credits.ErrUnknownHold, holdID)
 	}
@@ -259,8 +288,8 @@ func (s *Store) DueAccounts(ctx context.Context, now time.Time, limit int) ([]st
 }
 
 func (a *account) due(now time.Time) bool {
-	for _, h := range a.holds {
-		if h.Status == credits.HoldOpen && !now.Before(h.Deadline) {
+	for _, h := range a.open {
+		if !now.Before(h.Deadline) {
 			return true
 		}
 	}

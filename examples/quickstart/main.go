@@ -1,0 +1,169 @@
+// Quickstart tells the life of an account on an AI image/video platform, end
+// to end: signup credits, an image charged on success, the daily reward, a
+// video whose generation fails and is refunded exactly, a video charged by
+// its actual length, a purchase, then the balance and the history.
+//
+//	go run ./examples/quickstart
+//
+// It exits with status 1 if anything does not add up.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/creditkit/credits"
+	"github.com/creditkit/credits/memstore"
+)
+
+func main() {
+	if err := run(context.Background()); err != nil {
+		log.SetFlags(0)
+		log.Fatalf("quickstart: %v", err)
+	}
+}
+
+// check fails the story when a figure is not what the rules promise.
+func check(what string, got, want credits.Credits) error {
+	if got != want {
+		return fmt.Errorf("%s: got %s credits, want %s", what, got, want)
+	}
+	return nil
+}
+
+func run(ctx context.Context) error {
+	ledger, err := credits.NewLedger(memstore.New(), &credits.Config{
+		Signup: credits.Reward{Amount: credits.Whole(50), ValidFor: 30 * 24 * time.Hour},
+		Daily:  credits.Reward{Amount: credits.Whole(5), ValidFor: 48 * time.Hour},
+	})
+	if err != nil {
+		return err
+	}
+	say := func(format string, args ...any) { fmt.Printf(format+"\n", args...) }
+
+	// 1. Sign up: 50 free credits, once.
+	acct, err := ledger.CreateAccount(ctx, credits.CreateAccountRequest{ID: "alice"})
+	if err != nil {
+		return err
+	}
+	say("1. alice signs up and gets %s free credits", acct.Signup.Amount)
+
+	// 2. Quote an image, generate it, charge it.
+	imgQuote, err := ledger.Quote(credits.QuoteRequest{Tool: "image"})
+	if err != nil {
+		return err
+	}
+	say("2. quote: %s", imgQuote.Breakdown)
+	img, err := ledger.Charge(ctx, credits.ChargeRequest{Account: "alice", Quote: imgQuote, Key: "img-1"})
+	if err != nil {
+		return err
+	}
+	say("   the image is generated; charged %s, available %s", img.Charged, img.Available)
+	if err := check("after the image", img.Available, credits.Whole(43)); err != nil {
+		return err
+	}
+
+	// 3. The daily reward, once per day.
+	daily, err := ledger.ClaimDaily(ctx, "alice")
+	if err != nil {
+		return err
+	}
+	again, err := ledger.ClaimDaily(ctx, "alice")
+	if err != nil {
+		return err
+	}
+	if !again.Replayed || again.Grant.ID != daily.Grant.ID {
+		return errors.New("a second daily claim the same day gave credits again")
+	}
+	say("3. daily reward: +%s (a second claim today gives nothing; next at %s)", daily.Grant.Amount, daily.NextClaimAt.Format(time.DateTime+" MST"))
+
+	// 4. A 720p video: quote, hold, the generation fails, exact refund.
+	vidQuote, err := ledger.Quote(credits.QuoteRequest{Tool: "video", Resolution: "720p", Duration: 5 * time.Second})
+	if err != nil {
+		return err
+	}
+	say("4. quote: %s", vidQuote.Breakdown)
+	before, err := ledger.Balance(ctx, "alice")
+	if err != nil {
+		return err
+	}
+	_, jobErr := ledger.Run(ctx, credits.ReserveRequest{Account: "alice", Quote: vidQuote, Key: "video-1"},
+		func(ctx context.Context, hold credits.Hold) (credits.Usage, error) {
+			b, err := ledger.Balance(ctx, "alice")
+			if err != nil {
+				return credits.Usage{}, err
+			}
+			say("   held %s while the job runs; available %s", b.Held, b.Available)
+			return credits.Usage{}, errors.New("the video model crashed")
+		})
+	if jobErr == nil {
+		return errors.New("the failing job reported success")
+	}
+	after, err := ledger.Balance(ctx, "alice")
+	if err != nil {
+		return err
+	}
+	say("   the generation fails (%v): every credit comes back, available %s", jobErr, after.Available)
+	if err := check("after the failed video", after.Available, before.Available); err != nil {
+		return err
+	}
+
+	// 5. A second video succeeds, shorter than quoted: charged by actual seconds.
+	res, err := ledger.Run(ctx, credits.ReserveRequest{Account: "alice", Quote: vidQuote, Key: "video-2"},
+		func(ctx context.Context, hold credits.Hold) (credits.Usage, error) {
+			return credits.Usage{Duration: 3200 * time.Millisecond}, nil // 3.2 s, billed 4 s
+		})
+	if err != nil {
+		return err
+	}
+	say("5. a second video comes out 3.2 s long: charged %s of the %s held, %s back; available %s",
+		res.Charged, vidQuote.Total, res.Released, res.Available)
+	if err := check("the short video's charge", res.Charged, credits.Whole(32)); err != nil {
+		return err
+	}
+
+	// 6. A purchase: paid credits never expire. Sent twice, applied once.
+	for range 2 {
+		if _, err := ledger.Grant(ctx, credits.GrantRequest{Account: "alice", Amount: credits.Whole(100), Kind: credits.KindPurchase, Key: "order-1001"}); err != nil {
+			return err
+		}
+	}
+	say("6. alice buys 100 credits (the payment webhook fired twice; applied once)")
+
+	// 7. The balance and the history.
+	b, err := ledger.Balance(ctx, "alice")
+	if err != nil {
+		return err
+	}
+	say("7. balance: %s available (%s free, %s paid), %s held, %s spent", b.Available, b.Free, b.Paid, b.Held, b.Spent)
+	if err := check("the final balance", b.Available, credits.Whole(116)); err != nil {
+		return err
+	}
+	page, err := ledger.History(ctx, credits.HistoryRequest{Account: "alice"})
+	if err != nil {
+		return err
+	}
+	fmt.Println()
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "#\ttype\ttool\tamount\tavailable\theld\tnote\t")
+	var sum credits.Credits
+	for _, e := range page.Entries {
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", e.Seq, e.Type, e.Tool, e.Amount, e.Available, e.Held, e.Note)
+		if sum, err = sum.Add(e.AvailableDelta()); err != nil {
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := check("the history's sum", sum, b.Available); err != nil {
+		return err
+	}
+	fmt.Println("\nthe history sums to the balance:", sum)
+	return nil
+}
