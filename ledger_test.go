@@ -111,3 +111,48 @@ func TestCancelledContextWritesNothing(t *testing.T) {
 		t.Fatalf("the key must still be free: %v", err)
 	}
 }
+
+// Regressions the state machine found, pinned as plain tests: a retry must
+// be replayed even when time-dependent checks would now refuse the request.
+func TestRegressionReplayAfterTimeMoved(t *testing.T) {
+	h := storetest.NewHarness(t, memstore.New(), nil)
+	h.Account(t, credits.CreateAccountRequest{ID: "a"})
+	grant := credits.GrantRequest{Account: "a", Amount: credits.Whole(1), Kind: credits.KindPromo, Key: "g",
+		ExpiresAt: h.Clock.Now().Add(time.Minute)}
+	if _, err := h.Ledger.Grant(h.Ctx, grant); err != nil {
+		t.Fatal(err)
+	}
+	q := h.Quote(t, credits.QuoteRequest{Tool: "image"})
+	reserve := credits.ReserveRequest{Account: "a", Quote: q, Key: "r"}
+	first, err := h.Ledger.Reserve(h.Ctx, reserve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Clock.Advance(time.Hour) // the grant's expiry and the quote's have both passed
+	if g, err := h.Ledger.Grant(h.Ctx, grant); err != nil || !g.Replayed {
+		t.Fatalf("retried grant after its expiry: %+v %v", g, err)
+	}
+	if r, err := h.Ledger.Reserve(h.Ctx, reserve); err != nil || !r.Replayed || r.Hold.ID != first.Hold.ID {
+		t.Fatalf("retried reserve after its quote expired: %+v %v", r, err)
+	}
+}
+
+// A release's reason is a note: Run's release, then the application's own
+// Release of the same hold, is one release, not a conflict.
+func TestRegressionReleaseReasonIsNotPartOfTheRequest(t *testing.T) {
+	h := storetest.NewHarness(t, memstore.New(), nil)
+	h.Account(t, credits.CreateAccountRequest{ID: "a"})
+	q := h.Quote(t, credits.QuoteRequest{Tool: "image"})
+	var holdID string
+	_, err := h.Ledger.Run(h.Ctx, credits.ReserveRequest{Account: "a", Quote: q, Key: "job"}, func(_ context.Context, hold credits.Hold) (credits.Usage, error) {
+		holdID = hold.ID
+		return credits.Usage{}, errors.New("failed")
+	})
+	if err == nil {
+		t.Fatal("want the job's error")
+	}
+	r, err := h.Ledger.Release(h.Ctx, credits.ReleaseRequest{Hold: holdID, Reason: "worker gave up"})
+	if err != nil || !r.Replayed {
+		t.Fatalf("second release: %+v %v", r, err)
+	}
+}
