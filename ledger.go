@@ -141,6 +141,15 @@ func randomID(prefix string) string {
 
 func (l *Ledger) newID(prefix string) string { return l.cfg.NewID(prefix) }
 
+// WithStore returns a ledger with the same configuration on another store,
+// such as a store bound to the application's own transaction
+// (sqlstore.Store.WithTx). It is cheap: call it per transaction.
+func (l *Ledger) WithStore(store Store) *Ledger {
+	c := *l
+	c.store = store
+	return &c
+}
+
 // Catalog returns the catalog the ledger quotes from.
 func (l *Ledger) Catalog() *Catalog { return l.cfg.Catalog }
 

@@ -17,12 +17,13 @@ import (
 func runContract(t *testing.T, newStore NewStore) {
 	ctx := context.Background()
 	now := Epoch
-	acct := credits.Account{ID: "acct", CreatedAt: now, Available: whole(10), Granted: whole(15), Spent: whole(5), Seq: 3}
-	live := credits.Bucket{ID: "b-live", Account: "acct", Kind: credits.KindPurchase, Amount: whole(10), Remaining: whole(10), CreatedAt: now, Seq: 1}
+	acct := credits.Account{ID: "acct", CreatedAt: now, Available: whole(9), Held: c1, Granted: whole(15), Spent: whole(5), Seq: 3}
+	live := credits.Bucket{ID: "b-live", Account: "acct", Kind: credits.KindPurchase, Amount: whole(10), Remaining: whole(9), CreatedAt: now, Seq: 1}
 	spent := credits.Bucket{ID: "b-spent", Account: "acct", Kind: credits.KindPromo, Amount: whole(5), CreatedAt: now, Seq: 2, ExpiresAt: now.Add(time.Hour)}
 	charge := credits.Hold{ID: "h-charge", Account: "acct", Status: credits.HoldCaptured, Amount: whole(5), Captured: whole(5),
 		Portions: []credits.Portion{{Bucket: "b-spent", Amount: whole(5), Captured: whole(5)}}, CreatedAt: now, Deadline: now}
-	open := credits.Hold{ID: "h-open", Account: "acct", Status: credits.HoldOpen, CreatedAt: now, Deadline: now.Add(time.Minute)}
+	open := credits.Hold{ID: "h-open", Account: "acct", Status: credits.HoldOpen, Amount: c1, CreatedAt: now, Deadline: now.Add(time.Minute),
+		Portions: []credits.Portion{{Bucket: "b-live", Amount: c1}}}
 	entries := []credits.Entry{
 		{Account: "acct", Seq: 1, Type: credits.EntryGrant, Amount: whole(10), Available: whole(10), At: now, Bucket: "b-live"},
 		{Account: "acct", Seq: 2, Type: credits.EntryGrant, Amount: whole(5), Available: whole(15), At: now.Add(time.Second), Bucket: "b-spent"},
@@ -108,16 +109,16 @@ func runContract(t *testing.T, newStore NewStore) {
 			h := *st.Holds["h-open"]
 			h.Status = credits.HoldReleased
 			b := *st.Buckets["b-live"]
-			b.Remaining = whole(9)
+			b.Remaining = whole(8)
 			a := st.Account.Clone()
-			a.Available, a.Seq = whole(9), 4
+			a.Available, a.Seq = whole(8), 4
 			return &credits.Change{Account: &a, UpdatedHolds: []credits.Hold{h}, UpdatedBuckets: []credits.Bucket{b},
-				Entries: []credits.Entry{{Account: "acct", Seq: 4, Type: credits.EntryExpiry, Amount: c1, Available: whole(9), At: now}}}, nil
+				Entries: []credits.Entry{{Account: "acct", Seq: 4, Type: credits.EntryExpiry, Amount: c1, Available: whole(8), At: now}}}, nil
 		})
 		wantErr(t, "update", err, nil)
 		st, err := s.View(ctx, credits.Query{Account: "acct", Holds: []string{"h-open"}})
 		wantErr(t, "view", err, nil)
-		if st.Account.Available != whole(9) || st.Holds["h-open"].Status != credits.HoldReleased || st.Buckets["b-live"].Remaining != whole(9) {
+		if st.Account.Available != whole(8) || st.Holds["h-open"].Status != credits.HoldReleased || st.Buckets["b-live"].Remaining != whole(8) {
 			t.Fatalf("not persisted: %+v %+v", st.Account, st.Holds["h-open"])
 		}
 		id, err := s.HoldAccount(ctx, "h-open")
@@ -186,7 +187,7 @@ func runContract(t *testing.T, newStore NewStore) {
 			t.Fatalf("Update on a cancelled context succeeded (apply called: %v)", called)
 		}
 		st, _ := s.View(ctx, credits.Query{Account: "acct"})
-		if st.Account.Available != whole(10) {
+		if st.Account.Available != whole(9) {
 			t.Fatalf("a cancelled Update persisted its change")
 		}
 	})

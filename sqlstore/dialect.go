@@ -1,0 +1,203 @@
+package sqlstore
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Dialect is the SQL database a Store talks to.
+type Dialect string
+
+// The supported dialects.
+const (
+	SQLite   Dialect = "sqlite"   // modernc.org/sqlite, pure Go: the embedded default
+	Postgres Dialect = "postgres" // github.com/jackc/pgx/v5/stdlib: production
+)
+
+// queries is every statement a Store runs, written once per dialect at
+// start-up from the table names.
+type queries struct {
+	lockAccount string // $1 account → the account row as JSON, locked for the transaction
+	load        string // $1 account, $2 hold IDs (JSON array), $3 due (nanos or NULL), $4 keys (JSON array) → (kind, JSON row)
+	view        string // like load, plus the account row, in one statement
+	holdAccount string
+	accountIDs  string // $1 nanos, $2 limit → account IDs with due holds or buckets
+	exists      string
+
+	// Writes: each takes one parameter, a JSON array of rows.
+	insertAccounts, updateAccounts string
+	insertBuckets, updateBuckets   string
+	insertHolds, updateHolds       string
+	insertEntries, insertRecords   string
+	// writeAll, on PostgreSQL, runs every write above in one statement
+	// ($1..$8 in that order), so that a change set costs one round trip.
+	writeAll string
+}
+
+func (d Dialect) placeholder(i int) string {
+	if d == Postgres {
+		return fmt.Sprintf("$%d", i)
+	}
+	return fmt.Sprintf("?%d", i)
+}
+
+// rowJSON is the expression that turns a row of table t (aliased x) into a
+// JSON object keyed by column name.
+func (d Dialect) rowJSON(alias string, cols []string) string {
+	if d == Postgres {
+		return "to_jsonb(" + alias + ")::text"
+	}
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		parts[i] = fmt.Sprintf("'%s', %s.%s", c, alias, c)
+	}
+	return "json_object(" + strings.Join(parts, ", ") + ")"
+}
+
+// jsonArray is a subquery over the elements of a JSON array parameter.
+func (d Dialect) jsonArray(param string) string {
+	if d == Postgres {
+		return "(SELECT jsonb_array_elements_text(" + param + "::jsonb))"
+	}
+	return "(SELECT value FROM json_each(" + param + "))"
+}
+
+func (d Dialect) insert(table string, cols []string, param string) string {
+	if d == Postgres {
+		return fmt.Sprintf("INSERT INTO %s SELECT * FROM jsonb_populate_recordset(NULL::%s, %s::jsonb)", table, table, param)
+	}
+	ex := make([]string, len(cols))
+	for i, c := range cols {
+		ex[i] = "json_extract(value, '$." + c + "')"
+	}
+	return fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM json_each(%s)", table, strings.Join(cols, ", "), strings.Join(ex, ", "), param)
+}
+
+// update replaces every column but the key columns of the rows given.
+func (d Dialect) update(table string, cols, key []string, param string) string {
+	isKey := map[string]bool{}
+	for _, k := range key {
+		isKey[k] = true
+	}
+	var set, match []string
+	if d == Postgres {
+		for _, c := range cols {
+			if !isKey[c] {
+				set = append(set, c+" = j."+c)
+			}
+		}
+		for _, k := range key {
+			match = append(match, "t."+k+" = j."+k)
+		}
+		return fmt.Sprintf("UPDATE %s t SET %s FROM jsonb_populate_recordset(NULL::%s, %s::jsonb) j WHERE %s",
+			table, strings.Join(set, ", "), table, param, strings.Join(match, " AND "))
+	}
+	var names, ex []string
+	for _, c := range cols {
+		if !isKey[c] {
+			names = append(names, c)
+			ex = append(ex, "json_extract(value, '$."+c+"')")
+		}
+	}
+	for _, k := range key {
+		match = append(match, "json_extract(value, '$."+k+"') = "+table+"."+k)
+	}
+	where := strings.Join(match, " AND ")
+	return fmt.Sprintf("UPDATE %s SET (%s) = (SELECT %s FROM json_each(%s) WHERE %s) WHERE EXISTS (SELECT 1 FROM json_each(%s) WHERE %s)",
+		table, strings.Join(names, ", "), strings.Join(ex, ", "), param, where, param, where)
+}
+
+func (d Dialect) queries(t tables) queries {
+	p := d.placeholder
+	var q queries
+	lock := ""
+	portions := fmt.Sprintf("(SELECT p.value->>'bucket' FROM %s h2, jsonb_array_elements(h2.portions::jsonb) p WHERE %%s)", t.holds)
+	if d == Postgres {
+		lock = " FOR UPDATE"
+	} else {
+		portions = fmt.Sprintf("(SELECT json_extract(p.value, '$.bucket') FROM %s h2, json_each(h2.portions) p WHERE %%s)", t.holds)
+	}
+	q.lockAccount = fmt.Sprintf("SELECT %s FROM %s a WHERE a.id = %s%s", d.rowJSON("a", accountColumns), t.accounts, p(1), lock)
+	holdCond := func(alias string) string {
+		return fmt.Sprintf("%s.account = %s AND (%s.id IN %s OR (%s.status = 'open' AND %s.deadline <= %s))",
+			alias, p(1), alias, d.jsonArray(p(2)), alias, alias, p(3))
+	}
+	parts := []string{
+		fmt.Sprintf("SELECT 'h', %s FROM %s h WHERE %s", d.rowJSON("h", holdColumns), t.holds, holdCond("h")),
+		fmt.Sprintf("SELECT 'b', %s FROM %s b WHERE b.account = %s AND (b.remaining > 0 OR b.id IN %s)",
+			d.rowJSON("b", bucketColumns), t.buckets, p(1), fmt.Sprintf(portions, holdCond("h2"))),
+		fmt.Sprintf("SELECT 'r', %s FROM %s r WHERE r.account = %s AND r.key IN %s", d.rowJSON("r", recordColumns), t.records, p(1), d.jsonArray(p(4))),
+	}
+	q.load = strings.Join(parts, "\nUNION ALL\n")
+	q.view = fmt.Sprintf("SELECT 'a', %s FROM %s a WHERE a.id = %s\nUNION ALL\n%s", d.rowJSON("a", accountColumns), t.accounts, p(1), q.load)
+	q.holdAccount = fmt.Sprintf("SELECT account FROM %s WHERE id = %s", t.holds, p(1))
+	q.exists = fmt.Sprintf("SELECT 1 FROM %s WHERE id = %s", t.accounts, p(1))
+	q.accountIDs = fmt.Sprintf(`SELECT account FROM (
+	SELECT account FROM %s WHERE status = 'open' AND deadline <= %s
+	UNION
+	SELECT account FROM %s WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= %s
+) due ORDER BY account LIMIT %s`, t.holds, p(1), t.buckets, p(1), p(2))
+
+	q.insertAccounts = d.insert(t.accounts, accountColumns, p(1))
+	q.updateAccounts = d.update(t.accounts, accountColumns, []string{"id"}, p(1))
+	q.insertBuckets = d.insert(t.buckets, bucketColumns, p(1))
+	q.updateBuckets = d.update(t.buckets, bucketColumns, []string{"id"}, p(1))
+	q.insertHolds = d.insert(t.holds, holdColumns, p(1))
+	q.updateHolds = d.update(t.holds, holdColumns, []string{"id"}, p(1))
+	q.insertEntries = d.insert(t.entries, entryColumns, p(1))
+	q.insertRecords = d.insert(t.records, recordColumns, p(1))
+	if d == Postgres {
+		writes := []string{
+			d.insert(t.accounts, accountColumns, p(1)),
+			d.update(t.accounts, accountColumns, []string{"id"}, p(2)),
+			d.insert(t.buckets, bucketColumns, p(3)),
+			d.update(t.buckets, bucketColumns, []string{"id"}, p(4)),
+			d.insert(t.holds, holdColumns, p(5)),
+			d.update(t.holds, holdColumns, []string{"id"}, p(6)),
+			d.insert(t.entries, entryColumns, p(7)),
+			d.insert(t.records, recordColumns, p(8)),
+		}
+		ctes := make([]string, len(writes))
+		for i, w := range writes {
+			ctes[i] = fmt.Sprintf("w%d AS (%s)", i, w)
+		}
+		q.writeAll = "WITH " + strings.Join(ctes, ",\n") + "\nSELECT 1"
+	}
+	return q
+}
+
+// tables are the quoted, prefixed (and, on PostgreSQL, schema-qualified)
+// table names.
+type tables struct {
+	accounts, buckets, holds, entries, records, versions string
+}
+
+// Errors a transaction is retried on: they say nothing about the request,
+// only that it collided with another one.
+func (d Dialect) retryable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "40001", // serialization_failure
+			"40P01", // deadlock_detected
+			"23505": // unique_violation: two creations of one account raced
+			return true
+		}
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return true
+		}
+		if se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
+			return true
+		}
+	}
+	return false
+}

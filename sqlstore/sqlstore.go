@@ -1,0 +1,570 @@
+// Package sqlstore is a [credits.Store] on database/sql, for SQLite (the
+// embedded default: modernc.org/sqlite, pure Go, no cgo) and PostgreSQL (the
+// production store: github.com/jackc/pgx/v5, any number of application
+// servers on one database).
+//
+// # Opening
+//
+// One line, from a DSN:
+//
+//	store, err := sqlstore.Open(ctx, "file:credits.db", nil)                    // SQLite file (WAL)
+//	store, err := sqlstore.Open(ctx, ":memory:", nil)                           // SQLite in memory
+//	store, err := sqlstore.Open(ctx, "postgres://user@host/db?sslmode=disable", nil)
+//
+// or on an *sql.DB the application already has, with [New]. Open migrates
+// the schema; New does when Options.Migrate is set.
+//
+// # Schema and migrations
+//
+// The schema is embedded and versioned per dialect. [Store.Migrate] applies
+// what is missing, each version in its own transaction with its version
+// row; it is a no-op on a current database, refuses a database newer than
+// the code ([ErrSchemaTooNew]), and is safe to run from several processes at
+// once (an advisory lock on PostgreSQL, BEGIN IMMEDIATE on SQLite). Tables
+// carry a prefix (default "credits_") and, on PostgreSQL, may live in their
+// own schema, so they sit beside the application's own. Amounts are integer
+// millicredits, times integer Unix nanoseconds; CHECK constraints refuse a
+// negative remainder or a non-positive grant, and history entries cannot be
+// updated or deleted (a trigger refuses it).
+//
+// # Concurrency
+//
+// Every operation is one transaction: lock the account row (SELECT … FOR
+// UPDATE on PostgreSQL; SQLite write transactions begin IMMEDIATE on a single
+// writer connection), load its state in one query, let the ledger apply the
+// rules, write the change set (one statement on PostgreSQL), commit.
+// Serialization failures, deadlocks and racing account creations are retried
+// a bounded number of times with backoff.
+//
+// # The caller's transaction
+//
+// [Store.WithTx] runs ledger operations inside a transaction the application
+// owns, so that, say, a hold and the job row that needs it commit together
+// or not at all. See the example.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"regexp"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"            // registers the "sqlite" driver
+
+	"github.com/creditkit/credits"
+)
+
+// Options configures a Store. A nil *Options means every default.
+type Options struct {
+	// TablePrefix starts every table name. Empty means "credits_". Lower
+	// case letters, digits and underscores only.
+	TablePrefix string
+	// Schema, on PostgreSQL, is the schema the tables live in (created if
+	// missing). Empty means the connection's search_path.
+	Schema string
+	// Migrate, for New, applies the embedded migrations before returning.
+	// Open always migrates unless NoMigrate is set.
+	Migrate   bool
+	NoMigrate bool
+	// MaxAttempts bounds the tries of one operation that collides with
+	// another (serialization failure, deadlock). Zero means 8.
+	MaxAttempts int
+	// Logger receives debug lines. Nil means discard.
+	Logger *slog.Logger
+}
+
+// Store is a credits.Store on a SQL database. It is safe for concurrent use.
+type Store struct {
+	db      *sql.DB
+	owned   bool // Open made db: Close closes it
+	dialect Dialect
+	t       tables
+	q       queries
+	opts    Options
+	log     *slog.Logger
+}
+
+var _ credits.Store = (*Store)(nil)
+
+var identRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,40}$`)
+
+// ErrSchemaTooNew is returned when the database's schema is newer than this
+// code knows: upgrade the code, never the other way round.
+var ErrSchemaTooNew = errors.New("sqlstore: database schema is newer than this version of the code")
+
+// Open opens the database named by dsn — a "postgres://" or
+// "postgresql://" URL for PostgreSQL; a "file:" URI, a path or ":memory:" for
+// SQLite — sets it up for the ledger, and migrates it unless
+// opts.NoMigrate. Close closes it.
+func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
+	var (
+		db      *sql.DB
+		dialect Dialect
+		err     error
+	)
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		dialect = Postgres
+		db, err = sql.Open("pgx", dsn)
+		if err == nil {
+			// A small pool: more connections than cores only queue on locks.
+			db.SetMaxOpenConns(16)
+			db.SetMaxIdleConns(16)
+		}
+	} else {
+		dialect = SQLite
+		db, err = sql.Open("sqlite", sqliteDSN(dsn))
+		if err == nil {
+			// One connection: SQLite has one writer, and ":memory:" is one
+			// database per connection.
+			db.SetMaxOpenConns(1)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: open: %w", err)
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o.Migrate = !o.NoMigrate
+	s, err := New(ctx, db, dialect, &o)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s.owned = true
+	return s, nil
+}
+
+// sqliteDSN adds what the ledger needs to a SQLite DSN: write transactions
+// that begin IMMEDIATE (so two writers never deadlock upgrading a read
+// lock), a busy timeout, WAL for files, and full durability.
+func sqliteDSN(dsn string) string {
+	file := dsn
+	if !strings.HasPrefix(file, "file:") {
+		file = "file:" + file
+	}
+	sep := "?"
+	if strings.Contains(file, "?") {
+		sep = "&"
+	}
+	params := []string{"_txlock=immediate", "_pragma=busy_timeout(10000)", "_pragma=foreign_keys(1)"}
+	if !strings.Contains(dsn, "synchronous") {
+		params = append(params, "_pragma=synchronous(FULL)")
+	}
+	if !strings.Contains(dsn, ":memory:") && !strings.Contains(dsn, "journal_mode") {
+		params = append(params, "_pragma=journal_mode(WAL)")
+	}
+	return file + sep + strings.Join(params, "&")
+}
+
+// New returns a Store on db, an *sql.DB of the given dialect opened by the
+// application ("sqlite" driver from modernc.org/sqlite, or "pgx" from
+// github.com/jackc/pgx/v5/stdlib). For SQLite, open it with
+// "_txlock=immediate" in the DSN and one open connection, as Open does.
+// Close does not close db.
+func New(ctx context.Context, db *sql.DB, dialect Dialect, opts *Options) (*Store, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if dialect != SQLite && dialect != Postgres {
+		return nil, fmt.Errorf("sqlstore: unknown dialect %q", dialect)
+	}
+	if o.TablePrefix == "" {
+		o.TablePrefix = "credits_"
+	}
+	if !identRE.MatchString(o.TablePrefix) {
+		return nil, fmt.Errorf("sqlstore: table prefix %q: want lower-case letters, digits and underscores", o.TablePrefix)
+	}
+	if o.Schema != "" && (dialect != Postgres || !identRE.MatchString(o.Schema)) {
+		return nil, fmt.Errorf("sqlstore: schema %q: only on PostgreSQL, lower-case letters, digits and underscores", o.Schema)
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 8
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	qual := o.TablePrefix
+	if o.Schema != "" {
+		qual = `"` + o.Schema + `".` + o.TablePrefix
+	}
+	t := tables{
+		accounts: qual + "accounts", buckets: qual + "buckets", holds: qual + "holds",
+		entries: qual + "entries", records: qual + "records", versions: qual + "schema_versions",
+	}
+	s := &Store{db: db, dialect: dialect, t: t, q: dialect.queries(t), opts: o, log: o.Logger}
+	if err := db.PingContext(ctx); err != nil {
+		return nil, fmt.Errorf("sqlstore: connect: %w", err)
+	}
+	if o.Migrate {
+		if err := s.Migrate(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// DB returns the database the store runs on.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Dialect returns the store's SQL dialect.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// Close closes the database if Open opened it.
+func (s *Store) Close() error {
+	if s.owned {
+		return s.db.Close()
+	}
+	return nil
+}
+
+// execer is what both *sql.DB-backed transactions and a caller's *sql.Tx offer.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Update implements credits.Store: one transaction per operation, retried
+// on collisions.
+func (s *Store) Update(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = s.updateOnce(ctx, q, apply)
+		if err == nil || !s.dialect.retryable(err) || attempt >= s.opts.MaxAttempts {
+			return err
+		}
+		s.log.DebugContext(ctx, "sqlstore: retrying a colliding transaction", "account", q.Account, "attempt", attempt, "err", err)
+		backoff := time.Duration(rand.Int64N(int64(time.Millisecond)<<min(attempt, 6))) + time.Millisecond
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+	}
+}
+
+func (s *Store) updateOnce(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) (err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlstore: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			rollback(tx)
+		}
+	}()
+	changed, err := s.updateIn(ctx, tx, q, apply)
+	if err != nil {
+		return err
+	}
+	if !changed {
+		rollback(tx)
+		return nil
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlstore: commit: %w", err)
+	}
+	return nil
+}
+
+// rollback rolls back even when the operation's context was cancelled.
+func rollback(tx *sql.Tx) {
+	_ = tx.Rollback() // database/sql rolls back on its own context; ErrTxDone is fine
+}
+
+// updateIn runs one operation inside tx and reports whether it wrote.
+func (s *Store) updateIn(ctx context.Context, tx execer, q credits.Query, apply func(*credits.State) (*credits.Change, error)) (bool, error) {
+	st := &credits.State{}
+	var d decoder
+	var raw string
+	switch err := tx.QueryRowContext(ctx, s.q.lockAccount, q.Account).Scan(&raw); {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return false, fmt.Errorf("sqlstore: lock account: %w", err)
+	default:
+		var r accountRow
+		d.json(raw, &r)
+		st.Account = d.account(&r)
+	}
+	if st.Account != nil {
+		if err := s.loadInto(ctx, tx, q, st, s.q.load); err != nil {
+			return false, err
+		}
+	}
+	if d.err != nil {
+		return false, d.err
+	}
+	ch, err := apply(st)
+	if err != nil || ch == nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	return true, s.write(ctx, tx, q.Account, ch)
+}
+
+func (s *Store) loadArgs(q credits.Query) []any {
+	var due any
+	if !q.Due.IsZero() {
+		n, err := nanos(q.Due)
+		if err == nil {
+			due = n
+		}
+	}
+	return []any{q.Account, jsonList(q.Holds), due, jsonList(q.Keys)}
+}
+
+func jsonList(xs []string) string {
+	var e encoder
+	if xs == nil {
+		return "[]"
+	}
+	return e.json(xs)
+}
+
+// loadInto runs a load (or view) query and adds its rows to st.
+func (s *Store) loadInto(ctx context.Context, tx execer, q credits.Query, st *credits.State, query string) error {
+	rows, err := tx.QueryContext(ctx, query, s.loadArgs(q)...)
+	if err != nil {
+		return fmt.Errorf("sqlstore: load: %w", err)
+	}
+	defer rows.Close()
+	st.Buckets = map[string]*credits.Bucket{}
+	st.Holds = map[string]*credits.Hold{}
+	st.Records = map[string]*credits.Record{}
+	var d decoder
+	for rows.Next() {
+		var kind, raw string
+		if err := rows.Scan(&kind, &raw); err != nil {
+			return fmt.Errorf("sqlstore: load: %w", err)
+		}
+		switch kind {
+		case "a":
+			var r accountRow
+			d.json(raw, &r)
+			st.Account = d.account(&r)
+		case "h":
+			var r holdRow
+			d.json(raw, &r)
+			h := d.hold(&r)
+			st.Holds[h.ID] = h
+		case "b":
+			var r bucketRow
+			d.json(raw, &r)
+			b := d.bucket(&r)
+			st.Buckets[b.ID] = b
+		case "r":
+			var r recordRow
+			d.json(raw, &r)
+			rec := d.record(&r)
+			st.Records[rec.Key] = rec
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlstore: load: %w", err)
+	}
+	return d.err
+}
+
+// write persists a change set: one statement on PostgreSQL, one per kind of
+// row on SQLite (in-process, where a statement costs no round trip).
+func (s *Store) write(ctx context.Context, tx execer, account string, ch *credits.Change) error {
+	var e encoder
+	var newAcct, updAcct []accountRow
+	if ch.Account != nil {
+		if ch.AccountCreated {
+			newAcct = append(newAcct, e.account(ch.Account))
+		} else {
+			updAcct = append(updAcct, e.account(ch.Account))
+		}
+	}
+	rowsOf := func(n int, f func(i int) any) string {
+		out := make([]any, n)
+		for i := range n {
+			out[i] = f(i)
+		}
+		return e.json(out)
+	}
+	args := []string{
+		e.json(emptyIfNil(newAcct)),
+		e.json(emptyIfNil(updAcct)),
+		rowsOf(len(ch.NewBuckets), func(i int) any { return e.bucket(&ch.NewBuckets[i]) }),
+		rowsOf(len(ch.UpdatedBuckets), func(i int) any { return e.bucket(&ch.UpdatedBuckets[i]) }),
+		rowsOf(len(ch.NewHolds), func(i int) any { return e.hold(&ch.NewHolds[i]) }),
+		rowsOf(len(ch.UpdatedHolds), func(i int) any { return e.hold(&ch.UpdatedHolds[i]) }),
+		rowsOf(len(ch.Entries), func(i int) any { return e.entry(&ch.Entries[i]) }),
+		"[]",
+	}
+	if ch.Record != nil {
+		args[7] = e.json([]recordRow{e.record(account, ch.Record)})
+	}
+	if e.err != nil {
+		return e.err
+	}
+	if s.dialect == Postgres {
+		anys := make([]any, len(args))
+		for i, a := range args {
+			anys[i] = a
+		}
+		if _, err := tx.ExecContext(ctx, s.q.writeAll, anys...); err != nil {
+			return fmt.Errorf("sqlstore: write: %w", err)
+		}
+		return nil
+	}
+	stmts := []string{s.q.insertAccounts, s.q.updateAccounts, s.q.insertBuckets, s.q.updateBuckets,
+		s.q.insertHolds, s.q.updateHolds, s.q.insertEntries, s.q.insertRecords}
+	for i, a := range args {
+		if a == "[]" {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, stmts[i], a); err != nil {
+			return fmt.Errorf("sqlstore: write: %w", err)
+		}
+	}
+	return nil
+}
+
+func emptyIfNil[T any](xs []T) []T {
+	if xs == nil {
+		return []T{}
+	}
+	return xs
+}
+
+// View implements credits.Store: one statement, so one consistent snapshot.
+func (s *Store) View(ctx context.Context, q credits.Query) (*credits.State, error) {
+	return s.view(ctx, s.db, q)
+}
+
+func (s *Store) view(ctx context.Context, db execer, q credits.Query) (*credits.State, error) {
+	st := &credits.State{}
+	if err := s.loadInto(ctx, db, q, st, s.q.view); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// HoldAccount implements credits.Store.
+func (s *Store) HoldAccount(ctx context.Context, holdID string) (string, error) {
+	return s.holdAccount(ctx, s.db, holdID)
+}
+
+func (s *Store) holdAccount(ctx context.Context, db execer, holdID string) (string, error) {
+	var id string
+	err := db.QueryRowContext(ctx, s.q.holdAccount, holdID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("%w: %q", credits.ErrUnknownHold, holdID)
+	}
+	if err != nil {
+		return "", fmt.Errorf("sqlstore: hold account: %w", err)
+	}
+	return id, nil
+}
+
+// Entries implements credits.Store.
+func (s *Store) Entries(ctx context.Context, f credits.EntryFilter) ([]credits.Entry, error) {
+	return s.entries(ctx, s.db, f)
+}
+
+func (s *Store) entries(ctx context.Context, db execer, f credits.EntryFilter) ([]credits.Entry, error) {
+	p := s.dialect.placeholder
+	args := []any{f.Account, f.AfterSeq}
+	where := []string{"e.account = " + p(1), "e.seq > " + p(2)}
+	if !f.Since.IsZero() {
+		n, err := nanos(f.Since)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, n)
+		where = append(where, "e.at >= "+p(len(args)))
+	}
+	if !f.Until.IsZero() {
+		n, err := nanos(f.Until)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, n)
+		where = append(where, "e.at < "+p(len(args)))
+	}
+	if len(f.Types) > 0 {
+		types := make([]string, len(f.Types))
+		for i, t := range f.Types {
+			types[i] = string(t)
+		}
+		args = append(args, jsonList(types))
+		where = append(where, "e.type IN "+s.dialect.jsonArray(p(len(args))))
+	}
+	query := fmt.Sprintf("SELECT %s FROM %s e WHERE %s ORDER BY e.seq", s.dialect.rowJSON("e", entryColumns), s.t.entries, strings.Join(where, " AND "))
+	if f.Limit > 0 {
+		args = append(args, f.Limit)
+		query += " LIMIT " + p(len(args))
+	}
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: entries: %w", err)
+	}
+	defer rows.Close()
+	var out []credits.Entry
+	var d decoder
+	for rows.Next() {
+		var raw string
+		if err := rows.Scan(&raw); err != nil {
+			return nil, fmt.Errorf("sqlstore: entries: %w", err)
+		}
+		var r entryRow
+		d.json(raw, &r)
+		out = append(out, d.entry(&r))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: entries: %w", err)
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	if len(out) == 0 {
+		var one int
+		switch err := db.QueryRowContext(ctx, s.q.exists, f.Account).Scan(&one); {
+		case errors.Is(err, sql.ErrNoRows):
+			return nil, fmt.Errorf("%w: %q", credits.ErrUnknownAccount, f.Account)
+		case err != nil:
+			return nil, fmt.Errorf("sqlstore: entries: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// DueAccounts implements credits.Store.
+func (s *Store) DueAccounts(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	return s.dueAccounts(ctx, s.db, now, limit)
+}
+
+func (s *Store) dueAccounts(ctx context.Context, db execer, now time.Time, limit int) ([]string, error) {
+	n, err := nanos(now)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, s.q.accountIDs, n, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: due accounts: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("sqlstore: due accounts: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}

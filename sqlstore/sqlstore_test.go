@@ -1,0 +1,82 @@
+package sqlstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/creditkit/credits"
+	"github.com/creditkit/credits/sqlstore"
+	"github.com/creditkit/credits/storetest"
+)
+
+// postgresDSN returns the test database's DSN from CREDITS_TEST_POSTGRES.
+// Without it the test is skipped with a message, except under CI=true,
+// where a missing database is a failure.
+func postgresDSN(t testing.TB) string {
+	dsn := os.Getenv("CREDITS_TEST_POSTGRES")
+	if dsn == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CREDITS_TEST_POSTGRES is not set: the PostgreSQL tests must run in CI")
+		}
+		t.Skip("CREDITS_TEST_POSTGRES is not set: skipping the PostgreSQL tests (set it to a postgres:// DSN to run them)")
+	}
+	return dsn
+}
+
+func randomName(prefix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// newPostgres opens a store in a schema of its own, dropped at the end.
+func newPostgres(t testing.TB) *sqlstore.Store {
+	dsn := postgresDSN(t)
+	schema := randomName("credits_test_")
+	ctx := context.Background()
+	s, err := sqlstore.Open(ctx, dsn, &sqlstore.Options{Schema: schema})
+	if err != nil {
+		t.Fatalf("open PostgreSQL: %v", err)
+	}
+	t.Cleanup(func() {
+		_, _ = s.DB().ExecContext(context.Background(), `DROP SCHEMA "`+schema+`" CASCADE`)
+		_ = s.Close()
+	})
+	return s
+}
+
+func newSQLiteFile(t testing.TB) *sqlstore.Store {
+	path := filepath.Join(t.TempDir(), "credits.db")
+	s, err := sqlstore.Open(context.Background(), "file:"+path, nil)
+	if err != nil {
+		t.Fatalf("open SQLite: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func newSQLiteMemory(t testing.TB) *sqlstore.Store {
+	s, err := sqlstore.Open(context.Background(), ":memory:", nil)
+	if err != nil {
+		t.Fatalf("open SQLite: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestConformanceSQLiteMemory(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) credits.Store { return newSQLiteMemory(t) })
+}
+
+func TestConformanceSQLiteFile(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) credits.Store { return newSQLiteFile(t) })
+}
+
+func TestConformancePostgres(t *testing.T) {
+	postgresDSN(t)
+	storetest.Run(t, func(t *testing.T) credits.Store { return newPostgres(t) })
+}
