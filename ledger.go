@@ -44,7 +44,9 @@ type Config struct {
 	// RestoreGrace applies when a release or refund gives credits back to a
 	// grant that has expired in the meantime: the credits are not lost, they
 	// come back in a new grant of the same kind that expires RestoreGrace
-	// later. Zero means 24 hours.
+	// after the original grant did (so a failed job never costs the user
+	// credits, and expiring credits cannot be stretched further than that).
+	// Credits restored after that point expire at once. Zero means 24 hours.
 	RestoreGrace time.Duration
 
 	// LowBalanceThreshold is the threshold given to new accounts that set
@@ -141,6 +143,10 @@ func randomID(prefix string) string {
 
 func (l *Ledger) newID(prefix string) string { return l.cfg.NewID(prefix) }
 
+// now reads the clock, in UTC and without a monotonic reading, so that a
+// result read back from its idempotency record is identical to the first.
+func (l *Ledger) now() time.Time { return l.cfg.Now().UTC().Round(0) }
+
 // WithStore returns a ledger with the same configuration on another store,
 // such as a store bound to the application's own transaction
 // (sqlstore.Store.WithTx). It is cheap: call it per transaction.
@@ -156,7 +162,7 @@ func (l *Ledger) Catalog() *Catalog { return l.cfg.Catalog }
 // Quote prices req with the ledger's catalog at the ledger's clock. It is
 // pure: it touches no store.
 func (l *Ledger) Quote(req QuoteRequest) (Quote, error) {
-	return l.cfg.Catalog.Quote(req, l.cfg.Now())
+	return l.cfg.Catalog.Quote(req, l.now())
 }
 
 // Operation names, as recorded with idempotency keys.
@@ -175,10 +181,17 @@ const (
 
 // operation describes one mutation for the generic runner.
 type operation struct {
-	name    string
-	key     string // the record key; "" when the operation has none
-	request any    // the canonical request, compared on replay
+	name string
+	key  string // the record key; "" when the operation has none
+	// userKey says the key is the caller's: a different request under it is
+	// a conflict, and a business refusal is recorded under it. A key the
+	// ledger derives (capture and release by hold) records successes only.
+	userKey bool
+	request any // the canonical request, compared on replay
 	query   Query
+	// now is the instant the operation happens at: read once, used both to
+	// load the due holds and to apply the rules. Zero means "read the clock".
+	now time.Time
 }
 
 // result is implemented by the pointer of every result type, so that a
@@ -208,23 +221,31 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 	if op.key != "" {
 		op.query.Keys = append(op.query.Keys, op.key)
 	}
+	now := op.now
+	if now.IsZero() {
+		now = l.now()
+	}
+	op.query.Due = now
 	err = l.store.Update(ctx, op.query, func(st *State) (*Change, error) {
 		res, bizErr, event = zero, nil, nil
-		now := l.cfg.Now()
 		if rec := st.Records[op.key]; op.key != "" && rec != nil {
-			if rec.Operation != op.name || !bytes.Equal(rec.Request, reqJSON) {
-				if op.name == opCreate {
-					return nil, fmt.Errorf("%w: %q was created by a different request", ErrAccountExists, op.query.Account)
+			same := rec.Operation == op.name && bytes.Equal(rec.Request, reqJSON)
+			switch {
+			case same:
+				r, e, err := decodeResult[R](rec.Result)
+				if err != nil {
+					return nil, err
 				}
+				PR(&r).markReplayed()
+				res, bizErr = r, e
+				return nil, nil
+			case op.name == opCreate:
+				return nil, fmt.Errorf("%w: %q was created by a different request", ErrAccountExists, op.query.Account)
+			case op.userKey:
 				return nil, conflict(op.query.Account, op.key, rec, op.name, reqJSON)
 			}
-			r, e, err := decodeResult[R](rec.Result)
-			if err != nil {
-				return nil, err
-			}
-			PR(&r).markReplayed()
-			res, bizErr = r, e
-			return nil, nil
+			// A derived key used with another request: the operation itself
+			// says why it cannot happen again (the hold is settled).
 		}
 		if st.Account == nil && op.name != opCreate {
 			return nil, fmt.Errorf("%w: %q", ErrUnknownAccount, op.query.Account)
@@ -240,7 +261,7 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 		if err != nil {
 			var re *ruleError
 			var ie *InsufficientCreditsError
-			if op.key == "" || (!errors.As(err, &re) && !errors.As(err, &ie)) {
+			if !op.userKey || (!errors.As(err, &re) && !errors.As(err, &ie)) {
 				return nil, err
 			}
 			rec, encErr := newRecord(op, reqJSON, nil, err, now)
@@ -254,6 +275,7 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 				exp.expire()
 				if exp.err == nil && exp.changed() {
 					ch = exp.change()
+					event = exp.lowBalance()
 				}
 			}
 			ch.Record = rec
@@ -266,7 +288,7 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 			return nil, nil
 		}
 		ch := t.change()
-		if op.key != "" {
+		if op.key != "" && st.Records[op.key] == nil {
 			rec, encErr := newRecord(op, reqJSON, r, nil, now)
 			if encErr != nil {
 				return nil, encErr

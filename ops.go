@@ -58,6 +58,15 @@ func checkMetadata(m map[string]string) error {
 	return nil
 }
 
+// normalMeta makes empty metadata nil, so that a result read back from its
+// idempotency record is identical to the first.
+func normalMeta(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
 func checkPositive(field string, c Credits) error {
 	if !c.IsPositive() {
 		return fmt.Errorf("%w: %s must be positive, got %s", ErrInvalidAmount, field, c)
@@ -107,8 +116,11 @@ func (l *Ledger) CreateAccount(ctx context.Context, req CreateAccountRequest) (A
 		return AccountResult{}, err
 	}
 	req.Members = members
-	req.LowBalanceThreshold = cmpCredits(req.LowBalanceThreshold, l.cfg.LowBalanceThreshold)
+	req.Metadata = normalMeta(req.Metadata)
+	// The request is recorded as asked, before defaults: a retry after the
+	// config's default changed is still the same request.
 	op := operation{name: opCreate, key: "create", request: req, query: Query{Account: req.ID}}
+	req.LowBalanceThreshold = cmpCredits(req.LowBalanceThreshold, l.cfg.LowBalanceThreshold)
 	return mutate(ctx, l, op, func(t *txn) (AccountResult, error) {
 		if t.st.Account != nil {
 			return AccountResult{}, fmt.Errorf("%w: %q", ErrAccountExists, req.ID)
@@ -151,6 +163,9 @@ func normalizeMembers(members []string) ([]string, error) {
 			return nil, err
 		}
 	}
+	if len(members) == 0 {
+		return nil, nil
+	}
 	out := slices.Clone(members)
 	slices.Sort(out)
 	return slices.Compact(out), nil
@@ -178,7 +193,7 @@ func (l *Ledger) UpdateMembers(ctx context.Context, req MembersRequest) (Account
 	if err != nil {
 		return Account{}, err
 	}
-	op := operation{name: opMembers, request: req, query: Query{Account: req.Account, Due: l.cfg.Now()}}
+	op := operation{name: opMembers, request: req, query: Query{Account: req.Account}}
 	res, err := mutate(ctx, l, op, func(t *txn) (accountOnly, error) {
 		if !t.acct.Team {
 			return accountOnly{}, invalid("account %q is not a team", req.Account)
@@ -229,23 +244,20 @@ type GrantResult struct {
 
 // Grant adds credits to an account as a new bucket of the given kind.
 func (l *Ledger) Grant(ctx context.Context, req GrantRequest) (GrantResult, error) {
-	now := l.cfg.Now()
+	if err := cmpErr(checkRef("Account", req.Account), checkKey(req.Key), checkText("Note", req.Note, MaxNoteLength, false),
+		checkPositive("Amount", req.Amount)); err != nil {
+		return GrantResult{}, err
+	}
 	switch {
-	case checkRef("Account", req.Account) != nil:
-		return GrantResult{}, checkRef("Account", req.Account)
-	case checkKey(req.Key) != nil:
-		return GrantResult{}, checkKey(req.Key)
-	case checkText("Note", req.Note, MaxNoteLength, false) != nil:
-		return GrantResult{}, checkText("Note", req.Note, MaxNoteLength, false)
 	case !req.Kind.Valid():
 		return GrantResult{}, invalid("unknown grant kind %q", req.Kind)
 	case req.Kind == KindPurchase && !req.ExpiresAt.IsZero():
 		return GrantResult{}, invalid("purchased credits never expire: ExpiresAt must be zero")
+	case !req.ExpiresAt.IsZero() && (req.ExpiresAt.Year() < 2000 || req.ExpiresAt.Year() > maxYear):
+		return GrantResult{}, invalid("ExpiresAt %s is out of range (years 2000 to %d)", req.ExpiresAt.Format(time.RFC3339), maxYear)
 	}
-	if err := checkPositive("Amount", req.Amount); err != nil {
-		return GrantResult{}, err
-	}
-	op := operation{name: opGrant, key: keyOf(req.Key), request: req, query: Query{Account: req.Account, Due: now}}
+	req.ExpiresAt = normalTime(req.ExpiresAt) // the same instant in any zone is the same request
+	op := operation{name: opGrant, key: keyOf(req.Key), userKey: true, request: req, query: Query{Account: req.Account}}
 	return mutate(ctx, l, op, func(t *txn) (GrantResult, error) {
 		// Checked here, after the idempotency lookup, so that a retry of an
 		// accepted grant is replayed even after its expiry.
@@ -257,32 +269,74 @@ func (l *Ledger) Grant(ctx context.Context, req GrantRequest) (GrantResult, erro
 	})
 }
 
+// maxYear bounds the instants the ledger accepts, so that every store can
+// keep them (Unix nanoseconds reach 2262).
+const maxYear = 2200
+
+// normalTime is t in UTC without a monotonic reading; zero stays zero.
+func normalTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC().Round(0)
+}
+
+// cmpErr returns the first non-nil error.
+func cmpErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ClaimDaily gives the daily reward, once per calendar day in the ledger's
 // DayLocation. A second claim the same day gives nothing and returns the
 // first claim's result with Replayed set; NextClaimAt says when to come back.
 func (l *Ledger) ClaimDaily(ctx context.Context, account string) (GrantResult, error) {
-	if err := checkRef("account", account); err != nil {
+	if err := checkRef("Account", account); err != nil {
 		return GrantResult{}, err
 	}
 	d := l.cfg.Daily
 	if !d.Amount.IsPositive() {
 		return GrantResult{}, ErrDailyUnavailable
 	}
-	now := l.cfg.Now()
-	local := now.In(l.cfg.DayLocation)
-	day := local.Format(time.DateOnly)
-	y, m, dd := local.Date()
-	next := time.Date(y, m, dd+1, 0, 0, 0, 0, l.cfg.DayLocation)
+	now := l.now()
+	day := now.In(l.cfg.DayLocation).Format(time.DateOnly)
+	next := nextDay(now, l.cfg.DayLocation)
+	// The day alone identifies the claim: a reward changed in the config
+	// the same day does not turn a retry into a second claim.
 	req := struct {
-		Account string  `json:"account"`
-		Day     string  `json:"day"`
-		Amount  Credits `json:"amount"`
-	}{account, day, d.Amount}
-	op := operation{name: opDaily, key: "daily:" + day, request: req, query: Query{Account: account, Due: now}}
+		Account string `json:"account"`
+		Day     string `json:"day"`
+	}{account, day}
+	op := operation{name: opDaily, key: "daily:" + day, request: req, query: Query{Account: account}, now: now}
 	return mutate(ctx, l, op, func(t *txn) (GrantResult, error) {
 		b := t.grant(KindDaily, d.Amount, expiry(t.now, d.ValidFor), "", "daily reward "+day)
 		return GrantResult{Grant: b, Available: t.acct.Available, NextClaimAt: next}, nil
 	})
+}
+
+// nextDay returns the first instant of the calendar day after t's in loc,
+// in UTC. Where a daylight-saving change skips midnight, the day starts at
+// the first instant that exists.
+func nextDay(t time.Time, loc *time.Location) time.Time {
+	y, m, d := t.In(loc).Date()
+	want := time.Date(y, m, d+1, 12, 0, 0, 0, time.UTC).Format(time.DateOnly)
+	start := time.Date(y, m, d+1, 0, 0, 0, 0, loc)
+	for start.In(loc).Format(time.DateOnly) != want {
+		start = start.Add(15 * time.Minute)
+	}
+	// Step back to the earliest instant of that date (a gap may have pushed
+	// time.Date past it, or before it).
+	for {
+		prev := start.Add(-time.Minute)
+		if prev.In(loc).Format(time.DateOnly) != want {
+			return start.UTC()
+		}
+		start = prev
+	}
 }
 
 // ---- holds ----
@@ -386,16 +440,18 @@ func (t *txn) checkMember(member string) error {
 // up front with an [*InsufficientCreditsError]. The hold ends by Capture,
 // by Release, or by itself at its deadline.
 func (l *Ledger) Reserve(ctx context.Context, req ReserveRequest) (ReserveResult, error) {
-	now := l.cfg.Now()
+	now := l.now()
 	if err := l.checkSpend(req.Account, req.Member, req.Key, req.Quote, req.Metadata); err != nil {
 		return ReserveResult{}, err
 	}
+	req.Quote.ExpiresAt = normalTime(req.Quote.ExpiresAt)
+	req.Metadata = normalMeta(req.Metadata)
 	ttl := cmpDuration(req.TTL, l.cfg.HoldTTL)
 	if ttl < 0 || ttl > l.cfg.MaxHoldTTL {
 		return ReserveResult{}, invalid("TTL %s must be positive and at most %s", req.TTL, l.cfg.MaxHoldTTL)
 	}
 	sr := spendRequest{Op: opReserve, Account: req.Account, Member: req.Member, Quote: fingerprint(req.Quote), TTL: req.TTL, Metadata: req.Metadata}
-	op := operation{name: opReserve, key: keyOf(req.Key), request: sr, query: Query{Account: req.Account, Due: now}}
+	op := operation{name: opReserve, key: keyOf(req.Key), userKey: true, request: sr, query: Query{Account: req.Account}, now: now}
 	return mutate(ctx, l, op, func(t *txn) (ReserveResult, error) {
 		if err := l.checkQuote(req.Quote, t.now); err != nil {
 			return ReserveResult{}, err
@@ -440,7 +496,8 @@ type CaptureRequest struct {
 	// Account, when set, must be the hold's account; it saves a lookup.
 	Account string `json:"-"`
 	// Usage is what the job produced; it is priced with the quote's own
-	// rates and capped at the quote's total. Ignored when Amount is set.
+	// rates and capped at the quote's total. The zero Usage (and no Amount)
+	// charges the quote as quoted; to charge nothing, Release instead.
 	Usage Usage `json:"usage"`
 	// Amount, when positive, charges exactly this much instead of pricing
 	// Usage; more than the hold holds is [ErrExceedsHold].
@@ -485,11 +542,14 @@ func (l *Ledger) Capture(ctx context.Context, req CaptureRequest) (ChargeResult,
 			return ChargeResult{}, err
 		}
 		amount, capped := req.Amount, false
-		if amount.IsPositive() {
+		switch {
+		case amount.IsZero() && req.Usage == (Usage{}):
+			amount = h.Amount // no usage given: as quoted
+		case amount.IsPositive():
 			if h.Amount.Less(amount) {
-				return ChargeResult{}, ruleErr(ErrExceedsHold, "credits: capture of %s exceeds hold %q of %s", amount, h.ID, h.Amount)
+				return ChargeResult{}, fmt.Errorf("%w: capture of %s exceeds hold %q of %s", ErrExceedsHold, amount, h.ID, h.Amount)
 			}
-		} else {
+		default:
 			amount, capped, err = h.Quote.Cost(req.Usage)
 			if err != nil {
 				return ChargeResult{}, err
@@ -512,12 +572,12 @@ func (l *Ledger) holdOp(ctx context.Context, name, holdID, account, key string, 
 			return operation{}, err
 		}
 	}
-	recKey := name + ":" + holdID
+	recKey, userKey := name+":"+holdID, false
 	if key != "" {
 		if err := checkKey(key); err != nil {
 			return operation{}, err
 		}
-		recKey = keyOf(key)
+		recKey, userKey = keyOf(key), true
 	}
 	if account == "" {
 		a, err := l.store.HoldAccount(ctx, holdID)
@@ -526,7 +586,7 @@ func (l *Ledger) holdOp(ctx context.Context, name, holdID, account, key string, 
 		}
 		account = a
 	}
-	return operation{name: name, key: recKey, request: req, query: Query{Account: account, Holds: []string{holdID}, Due: l.cfg.Now()}}, nil
+	return operation{name: name, key: recKey, userKey: userKey, request: req, query: Query{Account: account, Holds: []string{holdID}}}, nil
 }
 
 func (t *txn) namedHold(id string) (*Hold, error) {
@@ -578,6 +638,7 @@ func (t *txn) capture(h *Hold, amount Credits) Credits {
 		}
 		t.sub(&t.acct.Held, released)
 		t.entry(Entry{Type: EntryRelease, Amount: released, Hold: h.ID, Tool: h.Quote.Tool, Member: h.Member, Note: "unused part of the hold"})
+		t.expire() // credits restored into a grant whose deadline already passed
 	}
 	return released
 }
@@ -629,6 +690,7 @@ func (l *Ledger) Release(ctx context.Context, req ReleaseRequest) (ReleaseResult
 		h.Status, h.SettledAt = HoldReleased, t.now
 		t.sub(&t.acct.Held, h.Amount)
 		t.entry(Entry{Type: EntryRelease, Amount: h.Amount, Hold: h.ID, Tool: h.Quote.Tool, Member: h.Member, Note: req.Reason})
+		t.expire() // credits restored into a grant whose deadline already passed
 		return ReleaseResult{Hold: h.Clone(), Released: h.Amount, Available: t.acct.Available}, nil
 	})
 }
@@ -646,12 +708,14 @@ type ChargeRequest struct {
 // tool whose generation already succeeded. It is Reserve and Capture of the
 // whole quote in one atomic step; the charge can be refunded like a capture.
 func (l *Ledger) Charge(ctx context.Context, req ChargeRequest) (ChargeResult, error) {
-	now := l.cfg.Now()
+	now := l.now()
 	if err := l.checkSpend(req.Account, req.Member, req.Key, req.Quote, req.Metadata); err != nil {
 		return ChargeResult{}, err
 	}
+	req.Quote.ExpiresAt = normalTime(req.Quote.ExpiresAt)
+	req.Metadata = normalMeta(req.Metadata)
 	sr := spendRequest{Op: opCharge, Account: req.Account, Member: req.Member, Quote: fingerprint(req.Quote), Metadata: req.Metadata}
-	op := operation{name: opCharge, key: keyOf(req.Key), request: sr, query: Query{Account: req.Account, Due: now}}
+	op := operation{name: opCharge, key: keyOf(req.Key), userKey: true, request: sr, query: Query{Account: req.Account}, now: now}
 	return mutate(ctx, l, op, func(t *txn) (ChargeResult, error) {
 		if err := l.checkQuote(req.Quote, t.now); err != nil {
 			return ChargeResult{}, err
@@ -707,7 +771,11 @@ func (l *Ledger) Refund(ctx context.Context, req RefundRequest) (RefundResult, e
 	if err := checkText("Reason", req.Reason, MaxNoteLength, false); err != nil {
 		return RefundResult{}, err
 	}
-	op, err := l.holdOp(ctx, opRefund, req.Charge, req.Account, req.Key, req)
+	// The reason is a note: a retry with another reason is the same refund.
+	op, err := l.holdOp(ctx, opRefund, req.Charge, req.Account, req.Key, struct {
+		Charge string  `json:"charge"`
+		Amount Credits `json:"amount"`
+	}{req.Charge, req.Amount})
 	if err != nil {
 		return RefundResult{}, err
 	}
@@ -739,12 +807,14 @@ func (l *Ledger) Refund(ctx context.Context, req RefundRequest) (RefundResult, e
 		t.add(&h.Refunded, amount)
 		t.sub(&t.acct.Spent, amount)
 		t.entry(Entry{Type: EntryRefund, Amount: amount, Hold: h.ID, Tool: h.Quote.Tool, Member: h.Member, Key: req.Key, Note: req.Reason})
+		t.expire() // credits restored into a grant whose deadline already passed
 		return RefundResult{Hold: h.Clone(), Refunded: amount, Available: t.acct.Available}, nil
 	})
 }
 
 // Job is the work Run does while the credits are held. It returns what the
-// job produced, or an error to give every held credit back.
+// job produced (the zero Usage charges the quote as quoted), or an error to
+// give every held credit back.
 type Job func(ctx context.Context, hold Hold) (Usage, error)
 
 // Run reserves req's quote, runs job, and then captures the usage it
@@ -830,7 +900,7 @@ type SweepResult struct {
 // for accounts nobody touches. Each account is visited at most once per call.
 func (l *Ledger) Sweep(ctx context.Context) (SweepResult, error) {
 	var out SweepResult
-	now := l.cfg.Now()
+	now := l.now()
 	seen := map[string]bool{}
 	for {
 		ids, err := l.store.DueAccounts(ctx, now, 100)
@@ -844,7 +914,7 @@ func (l *Ledger) Sweep(ctx context.Context) (SweepResult, error) {
 			}
 			seen[id] = true
 			fresh++
-			op := operation{name: opSweep, query: Query{Account: id, Due: now}}
+			op := operation{name: opSweep, query: Query{Account: id}, now: now}
 			r, err := mutate(ctx, l, op, func(t *txn) (sweepCount, error) {
 				var c sweepCount
 				for _, e := range t.entries {

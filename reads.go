@@ -43,7 +43,7 @@ func (l *Ledger) Balance(ctx context.Context, account string) (Balance, error) {
 	if err := checkRef("account", account); err != nil {
 		return Balance{}, err
 	}
-	now := l.cfg.Now()
+	now := l.now()
 	st, err := l.store.View(ctx, Query{Account: account, Due: now})
 	if err != nil {
 		return Balance{}, err
@@ -116,9 +116,19 @@ func (l *Ledger) History(ctx context.Context, req HistoryRequest) (HistoryPage, 
 	case req.After < 0:
 		return HistoryPage{}, invalid("negative After")
 	}
-	es, err := l.store.Entries(ctx, EntryFilter{Account: req.Account, AfterSeq: req.After, Limit: limit + 1})
-	if err != nil {
-		return HistoryPage{}, err
+	// A store may return fewer entries than asked: read until the page and
+	// one more are there, or the history ends.
+	var es []Entry
+	for after := req.After; len(es) <= limit; {
+		more, err := l.store.Entries(ctx, EntryFilter{Account: req.Account, AfterSeq: after, Limit: limit + 1 - len(es)})
+		if err != nil {
+			return HistoryPage{}, err
+		}
+		if len(more) == 0 {
+			break
+		}
+		es = append(es, more...)
+		after = more[len(more)-1].Seq
 	}
 	var p HistoryPage
 	if len(es) > limit {
@@ -144,7 +154,8 @@ type SpendingRequest struct {
 	Account string
 	// Since and Until bound the report; zero means unbounded.
 	Since, Until time.Time
-	By           GroupBy
+	// By is the grouping; zero means ByTool.
+	By GroupBy
 }
 
 // SpendLine is the spending of one group. A refund counts in the group of
@@ -172,6 +183,8 @@ func (l *Ledger) Spending(ctx context.Context, req SpendingRequest) (SpendingRep
 		return SpendingReport{}, err
 	}
 	switch req.By {
+	case "":
+		req.By = ByTool
 	case ByTool, ByDay, ByMember:
 	default:
 		return SpendingReport{}, invalid("unknown grouping %q", req.By)

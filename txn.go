@@ -228,8 +228,7 @@ func (t *txn) take(amount Credits) ([]Portion, error) {
 
 // giveBack returns amount to the bucket it was taken from, at instant at.
 // When that bucket has expired by then, the credits go into a new bucket of
-// the same kind that expires RestoreGrace after at (see Config.RestoreGrace).
-// It returns the restored bucket, if one was made.
+// the same kind (see Config.RestoreGrace).
 func (t *txn) giveBack(bucketID string, amount Credits, at time.Time) {
 	if amount.IsZero() {
 		return
@@ -240,7 +239,14 @@ func (t *txn) giveBack(bucketID string, amount Credits, at time.Time) {
 		return
 	}
 	if b.expiredAt(at) {
-		t.newBucket(b.Kind, amount, at.Add(t.l.cfg.RestoreGrace), at, b.ID, "restored: the original grant had expired")
+		// The restored credits last RestoreGrace past the original grant's
+		// expiry, never longer: credits restored again from a restored
+		// grant keep its deadline (and expire at once if it passed).
+		expires, from := b.ExpiresAt.Add(t.l.cfg.RestoreGrace), b.ID
+		if b.RestoredFrom != "" {
+			expires, from = b.ExpiresAt, b.RestoredFrom
+		}
+		t.newBucket(b.Kind, amount, expires, at, from, "restored: the original grant had expired")
 		return
 	}
 	t.add(&b.Remaining, amount)

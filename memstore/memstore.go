@@ -134,20 +134,49 @@ func (a *account) load(q credits.Query) *credits.State {
 
 // Update implements credits.Store.
 func (s *Store) Update(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) error {
-	if err := ctx.Err(); err != nil {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		a := s.get(q.Account, false)
+		if a == nil {
+			// No such account: apply runs on an empty state without a lock,
+			// and nothing is kept for the ID unless the change creates it.
+			done, err := s.create(ctx, q, apply)
+			if done || err != nil {
+				return err
+			}
+			continue // someone created it meanwhile: run again on it
+		}
+		a.mu.Lock()
+		ch, err := apply(a.load(q))
+		if err == nil && ch != nil {
+			if err = ctx.Err(); err == nil { // cancelled: the operation did not happen
+				err = s.persist(a, q.Account, ch)
+			}
+		}
+		a.mu.Unlock()
 		return err
+	}
+}
+
+// create runs apply for an account that does not exist and stores the
+// account it creates. It reports false when the account appeared meanwhile.
+func (s *Store) create(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) (bool, error) {
+	ch, err := apply(&credits.State{})
+	if err != nil || ch == nil {
+		return true, err
+	}
+	if err := ctx.Err(); err != nil {
+		return true, err
 	}
 	a := s.get(q.Account, true)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	ch, err := apply(a.load(q))
-	if err != nil || ch == nil {
-		return err
+	if a.row != nil {
+		return false, nil
 	}
-	if err := ctx.Err(); err != nil {
-		return err // nothing was written: the whole operation did not happen
-	}
-	return s.persist(a, q.Account, ch)
+	return true, s.persist(a, q.Account, ch)
 }
 
 func (s *Store) persist(a *account, id string, ch *credits.Change) error {
@@ -205,6 +234,21 @@ func (s *Store) persist(a *account, id string, ch *credits.Change) error {
 		a.records[r.Key] = &r
 	}
 	return nil
+}
+
+// Len returns the number of accounts in the store.
+func (s *Store) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, a := range s.accounts {
+		a.mu.Lock()
+		if a.row != nil {
+			n++
+		}
+		a.mu.Unlock()
+	}
+	return n
 }
 
 // View implements credits.Store.

@@ -301,7 +301,8 @@ func replayed(t *rapid.T, what string, prev mOutcome, res any, err error) {
 	}
 }
 
-// Capture captures a random hold by random usage (over the quote too).
+// Capture captures a random hold by random usage (over the quote too, and
+// the zero Usage, which charges the quote as quoted).
 func (mc *machine) Capture(t *rapid.T) {
 	h := mc.pickHold(t)
 	a := h.account
@@ -309,26 +310,27 @@ func (mc *machine) Capture(t *rapid.T) {
 	res, err := mc.h.Ledger.Capture(mc.h.Ctx, credits.CaptureRequest{Hold: h.id, Usage: u})
 	key := "capture:" + h.id
 	request := fmt.Sprint(u)
-	if prev, ok := a.records[key]; ok {
-		if prev.request != request {
-			checkOutcome(t, "capture with other usage", err, credits.ErrIdempotencyConflict)
-			return
-		}
+	// Without a key, a capture is idempotent per hold: only a success is
+	// recorded, and only the same usage replays it.
+	if prev, ok := a.records[key]; ok && prev.request == request {
 		replayed(t, "capture", prev, res, err)
 		return
 	}
 	mc.m.advance(a, mc.now())
 	want := settleOutcome(h)
 	checkOutcome(t, "capture", err, want)
-	a.records[key] = mOutcome{request: request, result: res, err: err}
 	if want != nil {
 		return
 	}
-	cost, _, cerr := h.quote.Cost(u)
-	if cerr != nil {
-		t.Fatalf("cost: %v", cerr)
+	a.records[key] = mOutcome{request: request, result: res}
+	charged := h.amount
+	if u != (credits.Usage{}) {
+		cost, _, cerr := h.quote.Cost(u)
+		if cerr != nil {
+			t.Fatalf("cost: %v", cerr)
+		}
+		charged = min(cost.Units(), h.amount)
 	}
-	charged := min(cost.Units(), h.amount)
 	if res.Charged.Units() != charged || res.Charged.Units()+res.Released.Units() != h.amount {
 		t.Fatalf("capture of %v on a hold of %d: charged %s released %s, want %d", u, h.amount, res.Charged, res.Released, charged)
 	}
@@ -336,6 +338,7 @@ func (mc *machine) Capture(t *rapid.T) {
 		t.Fatalf("charged %s above the quote %s", res.Charged, h.quote.Total)
 	}
 	mc.m.capture(a, h, charged, mc.now())
+	mc.m.advance(a, mc.now())
 	mc.wantAvailable(t, "capture", a, res.Available)
 }
 
@@ -358,14 +361,15 @@ func (mc *machine) Release(t *rapid.T) {
 	mc.m.advance(a, mc.now())
 	want := settleOutcome(h)
 	checkOutcome(t, "release", err, want)
-	a.records[key] = mOutcome{result: res, err: err}
 	if want != nil {
 		return
 	}
+	a.records[key] = mOutcome{result: res}
 	if res.Released.Units() != h.amount {
 		t.Fatalf("released %s of a hold of %d", res.Released, h.amount)
 	}
 	mc.m.release(a, h, mc.now())
+	mc.m.advance(a, mc.now())
 	mc.wantAvailable(t, "release", a, res.Available)
 }
 
@@ -398,13 +402,14 @@ func (mc *machine) Refund(t *rapid.T) {
 			t.Fatalf("refunded %s, want %d", res.Refunded, n)
 		}
 		mc.m.refund(a, h, n, mc.now())
+		mc.m.advance(a, mc.now())
 		mc.wantAvailable(t, "refund", a, res.Available)
 	}
 	mc.remember(&pastCall{desc: "refund", result: res, err: err,
 		again: func() (any, error) { return mc.h.Ledger.Refund(mc.h.Ctx, req) },
 		variant: func() error {
 			r := req
-			r.Reason = "changed"
+			r.Amount, _ = r.Amount.Add(credits.FromUnits(1))
 			_, err := mc.h.Ledger.Refund(mc.h.Ctx, r)
 			return err
 		}})
@@ -450,6 +455,7 @@ func (mc *machine) RunJob(t *rapid.T) {
 			t.Fatalf("run: got %v, want the job's error", err)
 		}
 		mc.m.release(a, h, mc.now())
+		mc.m.advance(a, mc.now())
 		// Run released the hold under the release's own key; the machine
 		// did not see that result, so a later Release only checks that it
 		// is a successful replay.
@@ -459,12 +465,16 @@ func (mc *machine) RunJob(t *rapid.T) {
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	cost, _, _ := q.Cost(u)
-	charged := min(cost.Units(), h.amount)
+	charged := h.amount
+	if u != (credits.Usage{}) {
+		cost, _, _ := q.Cost(u)
+		charged = min(cost.Units(), h.amount)
+	}
 	if res.Charged.Units() != charged {
 		t.Fatalf("run charged %s, want %d", res.Charged, charged)
 	}
 	mc.m.capture(a, h, charged, mc.now())
+	mc.m.advance(a, mc.now())
 	a.records["capture:"+h.id] = mOutcome{request: fmt.Sprint(u), result: res}
 	mc.wantAvailable(t, "run", a, res.Available)
 }
@@ -497,7 +507,12 @@ func (mc *machine) Conflict(t *rapid.T) {
 		t.Skip("no key used yet")
 	}
 	c := rapid.SampledFrom(mc.past).Draw(t, "call")
-	checkOutcome(t, "conflict on "+c.desc, c.variant(), credits.ErrIdempotencyConflict)
+	err := c.variant()
+	checkOutcome(t, "conflict on "+c.desc, err, credits.ErrIdempotencyConflict)
+	var ce *credits.IdempotencyConflictError
+	if !errors.As(err, &ce) || len(ce.Fields) == 0 {
+		t.Fatalf("conflict on %s does not name what differs: %v", c.desc, err)
+	}
 }
 
 // Advance moves the clock: a little, a lot, or exactly to a deadline or an

@@ -16,6 +16,7 @@ type mBucket struct {
 	remaining int64
 	expiresAt time.Time // zero: never
 	order     int       // creation order
+	restored  bool      // made by giveBack after the original expired
 }
 
 func (b *mBucket) expiredAt(t time.Time) bool { return !b.expiresAt.IsZero() && !t.Before(b.expiresAt) }
@@ -123,7 +124,11 @@ func (m *model) giveBack(a *mAccount, b *mBucket, amount int64, at time.Time) {
 		return
 	}
 	if b.expiredAt(at) {
-		a.buckets = append(a.buckets, &mBucket{kind: b.kind, remaining: amount, expiresAt: at.Add(m.grace), order: m.next()})
+		exp := b.expiresAt.Add(m.grace)
+		if b.restored {
+			exp = b.expiresAt
+		}
+		a.buckets = append(a.buckets, &mBucket{kind: b.kind, remaining: amount, expiresAt: exp, order: m.next(), restored: true})
 		return
 	}
 	b.remaining += amount

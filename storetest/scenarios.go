@@ -179,7 +179,7 @@ func scenarios() []scenario {
 				t.Fatalf("retried capture is not a replay: %+v", again)
 			}
 			_, err = h.Ledger.Capture(h.Ctx, credits.CaptureRequest{Hold: hold.ID, Usage: credits.Usage{Duration: time.Second}})
-			wantErr(t, "capture with other usage", err, credits.ErrIdempotencyConflict)
+			wantErr(t, "capture with other usage", err, credits.ErrHoldSettled)
 			_, err = h.Ledger.Release(h.Ctx, credits.ReleaseRequest{Hold: hold.ID})
 			wantErr(t, "release captured", err, credits.ErrHoldSettled)
 			b = h.Balance(t, "a")
@@ -281,6 +281,9 @@ func scenarios() []scenario {
 			wantErr(t, "capture after deadline", err, credits.ErrHoldExpired)
 			_, err = h.Ledger.Release(h.Ctx, credits.ReleaseRequest{Hold: r.Hold.ID})
 			wantErr(t, "release after deadline", err, credits.ErrHoldExpired)
+			if _, err := h.Ledger.Sweep(h.Ctx); err != nil {
+				t.Fatal(err)
+			}
 			es := h.History(t, "a")
 			if last := es[len(es)-1]; last.Type != credits.EntryHoldExpired || !last.At.Equal(r.Hold.Deadline) {
 				t.Fatalf("last entry: %+v", last)
@@ -316,8 +319,8 @@ func scenarios() []scenario {
 		{name: "ReleaseIntoExpiredGrant", edit: noSignup, run: func(t *testing.T, h *Harness) {
 			// The rule: credits given back to a grant that expired in the
 			// meantime come back in a new grant of the same kind that
-			// expires RestoreGrace (24 h) later. They are never lost to a
-			// failed job.
+			// expires RestoreGrace (24 h) after the original did. They are
+			// never lost to a failed job, and never stretched further.
 			h.Account(t, credits.CreateAccountRequest{ID: "a"})
 			at := h.Clock.Now().Add(10 * time.Minute)
 			promo := grant(t, h, "a", c10, credits.KindPromo, at, "promo").Grant
@@ -341,10 +344,17 @@ func scenarios() []scenario {
 				}
 			}
 			if restored == nil || restored.Kind != credits.KindPromo || restored.Remaining != c7 ||
-				!restored.ExpiresAt.Equal(h.Clock.Now().Add(24*time.Hour)) {
+				!restored.ExpiresAt.Equal(at.Add(24*time.Hour)) {
 				t.Fatalf("restored bucket: %+v", restored)
 			}
-			h.Clock.Advance(24 * time.Hour)
+			// Held again and released after the restored grant expired: the
+			// credits keep the restored grant's deadline, so they expire at once.
+			r2, err := h.Ledger.Reserve(h.Ctx, credits.ReserveRequest{Account: "a", Quote: h.Quote(t, credits.QuoteRequest{Tool: "upscale"}), Key: "up", TTL: 48 * time.Hour})
+			wantErr(t, "second reserve", err, nil)
+			hold2 := r2.Hold
+			h.Clock.Set(at.Add(25 * time.Hour))
+			_, err = h.Ledger.Release(h.Ctx, credits.ReleaseRequest{Hold: hold2.ID})
+			wantErr(t, "second release", err, nil)
 			b = h.Balance(t, "a")
 			if b.Available.IsPositive() || b.Expired != c10 {
 				t.Fatalf("after the grace: %+v", b)

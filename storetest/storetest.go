@@ -132,7 +132,8 @@ func (h *Harness) History(t TB, account string) []credits.Entry {
 // no negative balance; granted = available + held + spent + expired, on the
 // stored row and on the projected balance; the history sums to the stored
 // balances and each entry's balances are the running sums; the buckets hold
-// exactly the available balance; no hold was charged above its quote.
+// exactly the available balance; no hold was charged above its quote nor
+// refunded above its charge, and the charges add up to the spent total.
 func CheckInvariants(t TB, h *Harness, account string) {
 	t.Helper()
 	if err := checkInvariants(h, account); err != nil {
@@ -184,6 +185,8 @@ func checkInvariants(h *Harness, account string) error {
 	var avail, held, spent credits.Credits
 	var seq int64
 	var after int64
+	var holdIDs []string
+	seenHold := map[string]bool{}
 	for {
 		es, err := h.Store.Entries(h.Ctx, credits.EntryFilter{Account: account, AfterSeq: after, Limit: 500})
 		if err != nil {
@@ -198,8 +201,12 @@ func checkInvariants(h *Harness, account string) error {
 			if e.Seq != seq {
 				return fmt.Errorf("account %q: entry seq %d, want %d", account, e.Seq, seq)
 			}
-			if !e.Amount.IsPositive() && e.Type != credits.EntryCapture {
+			if !e.Amount.IsPositive() {
 				return fmt.Errorf("account %q: entry %d has amount %s", account, e.Seq, e.Amount)
+			}
+			if e.Hold != "" && !seenHold[e.Hold] {
+				seenHold[e.Hold] = true
+				holdIDs = append(holdIDs, e.Hold)
 			}
 			avail, _ = avail.Add(e.AvailableDelta())
 			held, _ = held.Add(e.HeldDelta())
@@ -213,6 +220,32 @@ func checkInvariants(h *Harness, account string) error {
 			}
 		}
 		after = es[len(es)-1].Seq
+	}
+	// Every charge: never above its quote, refunds never above the charge,
+	// and together they are the spent total.
+	var spentByHolds credits.Credits
+	if len(holdIDs) > 0 {
+		hs, err := h.Store.View(h.Ctx, credits.Query{Account: account, Holds: holdIDs})
+		if err != nil {
+			return fmt.Errorf("View(%q): %w", account, err)
+		}
+		for _, id := range holdIDs {
+			hd := hs.Holds[id]
+			if hd == nil {
+				return fmt.Errorf("account %q: hold %s named by the history is missing", account, id)
+			}
+			if hd.Captured.Cmp(hd.Amount) > 0 || hd.Amount.Cmp(hd.Quote.Total) > 0 || hd.Refunded.Cmp(hd.Captured) > 0 {
+				return fmt.Errorf("hold %s: captured %s refunded %s of a hold of %s for a quote of %s",
+					id, hd.Captured, hd.Refunded, hd.Amount, hd.Quote.Total)
+			}
+			if hd.Status == credits.HoldCaptured {
+				net, _ := hd.Captured.Sub(hd.Refunded)
+				spentByHolds, _ = spentByHolds.Add(net)
+			}
+		}
+	}
+	if spentByHolds != a.Spent {
+		return fmt.Errorf("account %q: its charges add up to %s, the row says spent %s", account, spentByHolds, a.Spent)
 	}
 	if seq != a.Seq || avail != a.Available || held != a.Held || spent != a.Spent {
 		return fmt.Errorf("account %q: history sums to available %s held %s spent %s (seq %d); the row says %s %s %s (seq %d)",
