@@ -27,7 +27,8 @@ type Config struct {
 	// hex-encoded, after a prefix ("hold_…", "grant_…").
 	NewID func(prefix string) string
 
-	// Signup is given once to every new account. A zero Amount gives none.
+	// Signup is given once to every new personal account (a team account,
+	// funded by purchases, gets none). A zero Amount gives none.
 	Signup Reward
 	// Daily is the daily reward an account may claim once per calendar day
 	// of DayLocation. A zero Amount disables ClaimDaily.
@@ -54,7 +55,9 @@ type Config struct {
 	LowBalanceThreshold Credits
 	// OnLowBalance, when not nil, is called after an operation that took an
 	// account's available balance from at or above its threshold to below
-	// it, once the operation is stored. It runs on the caller's goroutine;
+	// it, once the operation is stored. (An account created below its
+	// threshold is not signalled until it has been above it; Balance.Low
+	// says it is low at any time.) It runs on the caller's goroutine;
 	// it must not block for long.
 	OnLowBalance func(ctx context.Context, e LowBalanceEvent)
 	// SettleTimeout bounds the release or capture that [Ledger.Run] makes

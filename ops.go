@@ -131,7 +131,7 @@ func (l *Ledger) CreateAccount(ctx context.Context, req CreateAccountRequest) (A
 			LowBalanceThreshold: req.LowBalanceThreshold, Metadata: req.Metadata,
 		}
 		var res AccountResult
-		if s := l.cfg.Signup; s.Amount.IsPositive() {
+		if s := l.cfg.Signup; s.Amount.IsPositive() && !req.Team {
 			b := t.grant(KindSignup, s.Amount, expiry(t.now, s.ValidFor), "", "signup")
 			res.Signup = &b
 		}
@@ -228,12 +228,15 @@ type GrantRequest struct {
 	// ExpiresAt is refused.
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	// Key makes the grant idempotent: a top-up sent twice is applied once.
+	// Keys are per account and shared by every operation on it: a key used
+	// for a grant cannot also name a reserve or a refund.
 	Key  string `json:"-"`
 	Note string `json:"note,omitempty"`
 }
 
 // GrantResult is the outcome of a grant or a daily claim.
 type GrantResult struct {
+	// Grant is the bucket the grant made, as it was made.
 	Grant Bucket `json:"grant"`
 	// Available is the account's available balance after the grant.
 	Available Credits `json:"available"`
@@ -429,7 +432,10 @@ func (l *Ledger) checkQuote(q Quote, now time.Time) error {
 }
 
 func (t *txn) checkMember(member string) error {
-	if t.acct.Team && !t.acct.IsMember(member) {
+	switch {
+	case t.acct.Team && member == "":
+		return ruleErr(ErrNotMember, "credits: team account %q is spent by its members: the request names no Member", t.acct.ID)
+	case t.acct.Team && !t.acct.IsMember(member):
 		return ruleErr(ErrNotMember, "credits: %q is not a member of team account %q", member, t.acct.ID)
 	}
 	return nil

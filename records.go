@@ -116,11 +116,13 @@ const (
 // Hold is credits reserved for one job, or (once captured, or made by
 // Charge) a charge.
 type Hold struct {
-	ID      string     `json:"id"`
-	Account string     `json:"account"`
-	Member  string     `json:"member,omitempty"`
-	Key     string     `json:"key,omitempty"`
-	Status  HoldStatus `json:"status"`
+	ID      string `json:"id"`
+	Account string `json:"account"`
+	// Member is who made the hold (a team member, or attribution).
+	Member string `json:"member,omitempty"`
+	// Key is the idempotency key of the Reserve or Charge that made it.
+	Key    string     `json:"key,omitempty"`
+	Status HoldStatus `json:"status"`
 	// Amount is what was reserved: the quote's total.
 	Amount Credits `json:"amount"`
 	// Captured is what was charged; Refunded is what was refunded of it.
@@ -178,14 +180,18 @@ type Entry struct {
 	Available Credits `json:"available"`
 	Held      Credits `json:"held"`
 	// At is when the entry took effect: for an expiry, the deadline itself.
-	At     time.Time `json:"at"`
+	At time.Time `json:"at"`
+	// Hold, Bucket, Kind, Tool and Member say what the entry is about: the
+	// hold or charge, the grant, its kind, the priced tool, the member.
 	Hold   string    `json:"hold,omitempty"`
 	Bucket string    `json:"bucket,omitempty"`
 	Kind   GrantKind `json:"kind,omitempty"`
 	Tool   string    `json:"tool,omitempty"`
 	Member string    `json:"member,omitempty"`
-	Key    string    `json:"key,omitempty"`
-	Note   string    `json:"note,omitempty"`
+	// Key is the caller's idempotency key of the operation that wrote the
+	// entry, where it had one.
+	Key  string `json:"key,omitempty"`
+	Note string `json:"note,omitempty"`
 }
 
 // AvailableDelta is the entry's signed change to the available balance: the

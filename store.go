@@ -12,7 +12,8 @@ import (
 //
 // A Store must be safe for concurrent use. The storetest package is its
 // conformance suite: a Store that passes storetest.Run gives a Ledger all of
-// its guarantees. memstore and sqlstore are the stores this module ships.
+// its guarantees. memstore (in memory) and sqlstore (SQLite, PostgreSQL) are
+// the stores this module ships.
 //
 // The shape is load → apply → change set: [Store.Update] loads one account's
 // state under that account's lock, the ledger applies an operation to it in
@@ -111,7 +112,11 @@ type Change struct {
 // Record is an idempotency record: the first request made under a key on an
 // account, and its result. It is kept for as long as the account.
 type Record struct {
-	Key       string    `json:"key"`
+	// Key is the record's key on the account: a caller's key ("k:" and the
+	// key) or one the ledger derives ("capture:<hold>", "daily:<day>", …).
+	Key string `json:"key"`
+	// Operation names the ledger operation ("reserve", "grant", …). Like
+	// the rest of the record it is opaque to a store: keep it verbatim.
 	Operation string    `json:"operation"`
 	Request   []byte    `json:"request"` // the request, canonical JSON
 	Result    []byte    `json:"result"`  // the result or the business error, JSON

@@ -172,9 +172,12 @@ func (t *txStore) DueAccounts(ctx context.Context, now time.Time, limit int) ([]
 	return t.s.dueAccounts(ctx, t.tx, now, limit)
 }
 
-// versionOf reads the schema version of a database (0 when none).
-func (s *Store) versionOf(ctx context.Context) (int, error) {
+// Version reads the database's schema version (0 before any migration).
+func (s *Store) Version(ctx context.Context) (int, error) {
 	var v sql.NullInt64
 	err := s.db.QueryRowContext(ctx, "SELECT max(version) FROM "+s.t.versions).Scan(&v)
-	return int(v.Int64), err
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: schema version: %w", err)
+	}
+	return int(v.Int64), nil
 }

@@ -212,6 +212,16 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts *Options) (*Stor
 	return s, nil
 }
 
+// Options returns the options the store runs with, defaults resolved.
+func (s *Store) Options() Options { return s.opts }
+
+// TableName returns the full name of one of the store's tables ("accounts",
+// "buckets", "holds", "entries", "records") as SQL should write it: with its
+// prefix and, on PostgreSQL, its schema. Reports can join on it.
+func (s *Store) TableName(table string) string {
+	return strings.TrimSuffix(s.t.accounts, "accounts") + table
+}
+
 // DB returns the database the store runs on.
 func (s *Store) DB() *sql.DB { return s.db }
 

@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"os"
 	"path/filepath"
@@ -47,6 +48,16 @@ func newPostgres(t testing.TB) *sqlstore.Store {
 		_ = s.Close()
 	})
 	return s
+}
+
+// newPostgresConn is a plain connection pool to the test database.
+func newPostgresConn(t testing.TB) *sql.DB {
+	db, err := sql.Open("pgx", postgresDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
 }
 
 func newSQLiteFile(t testing.TB) *sqlstore.Store {

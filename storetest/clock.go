@@ -40,9 +40,9 @@ func (c *Clock) Set(t time.Time) {
 }
 
 // SequentialIDs returns a credits.Config.NewID that makes IDs in creation
-// order ("hold_000001", "grant_000002", …), so that tests are deterministic.
-// The IDs are unique across stores by a random-free per-function prefix
-// only within one process run; give each ledger its own.
+// order, "<prefix>_<run><8-digit counter>" ("hold_a1_00000001"), so that a
+// test's IDs sort in the order they were made. Two ledgers on one store
+// need different run strings to keep their IDs apart.
 func SequentialIDs(run string) func(prefix string) string {
 	var n atomic.Int64
 	return func(prefix string) string {

@@ -63,8 +63,15 @@ func newMachine(t *rapid.T, store credits.Store) *machine {
 			t.Fatalf("create %s: %v", req.ID, err)
 		}
 		a := &mAccount{id: req.ID, team: req.Team, members: req.Members, records: map[string]mOutcome{}}
-		mc.m.grant(a, credits.KindSignup, signup.Amount.Units(), h.Clock.Now().Add(signup.ValidFor))
-		if res.Account.Available != credits.FromUnits(a.available()) {
+		if req.Team { // a team gets no signup credits: fund it
+			if _, err := h.Ledger.Grant(h.Ctx, credits.GrantRequest{Account: req.ID, Amount: signup.Amount, Kind: credits.KindPurchase, Key: "fund"}); err != nil {
+				t.Fatalf("fund %s: %v", req.ID, err)
+			}
+			mc.m.grant(a, credits.KindPurchase, signup.Amount.Units(), time.Time{})
+		} else {
+			mc.m.grant(a, credits.KindSignup, signup.Amount.Units(), h.Clock.Now().Add(signup.ValidFor))
+		}
+		if b := h.Balance(t, req.ID); b.Available != credits.FromUnits(a.available()) || res.Replayed {
 			t.Fatalf("signup: %+v", res)
 		}
 		mc.accounts = append(mc.accounts, a)

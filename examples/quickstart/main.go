@@ -3,26 +3,34 @@
 // video whose generation fails and is refunded exactly, a video charged by
 // its actual length, a purchase, then the balance and the history.
 //
-//	go run ./examples/quickstart
+//	go run ./examples/quickstart                       # SQLite file in the temp dir
+//	go run ./examples/quickstart -db postgres://…      # or PostgreSQL
+//	go run ./examples/quickstart -db file:credits.db   # or a SQLite file of your choice
 //
-// It exits with status 1 if anything does not add up.
+// The ledger persists: run it twice and alice's balance carries over. It
+// exits with status 1 if anything does not add up.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/creditkit/credits"
-	"github.com/creditkit/credits/memstore"
+	"github.com/creditkit/credits/sqlstore"
 )
 
 func main() {
-	if err := run(context.Background()); err != nil {
+	dsn := flag.String("db", "file:"+filepath.Join(os.TempDir(), "credits-quickstart.db"),
+		"database: a postgres:// URL, or a SQLite file: URI or path")
+	flag.Parse()
+	if err := run(context.Background(), *dsn); err != nil {
 		log.SetFlags(0)
 		log.Fatalf("quickstart: %v", err)
 	}
@@ -36,8 +44,13 @@ func check(what string, got, want credits.Credits) error {
 	return nil
 }
 
-func run(ctx context.Context) error {
-	ledger, err := credits.NewLedger(memstore.New(), &credits.Config{
+func run(ctx context.Context, dsn string) error {
+	store, err := sqlstore.Open(ctx, dsn, nil)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ledger, err := credits.NewLedger(store, &credits.Config{
 		Signup: credits.Reward{Amount: credits.Whole(50), ValidFor: 30 * 24 * time.Hour},
 		Daily:  credits.Reward{Amount: credits.Whole(5), ValidFor: 48 * time.Hour},
 	})
@@ -45,13 +58,26 @@ func run(ctx context.Context) error {
 		return err
 	}
 	say := func(format string, args ...any) { fmt.Printf(format+"\n", args...) }
+	say("ledger on %s (%s)", store.Dialect(), dsn)
+	// Every run's operations get keys of their own; the account is the same.
+	runID := time.Now().UTC().Format("20060102T150405.000000000")
+	key := func(name string) string { return name + "@" + runID }
 
 	// 1. Sign up: 50 free credits, once.
 	acct, err := ledger.CreateAccount(ctx, credits.CreateAccountRequest{ID: "alice"})
 	if err != nil {
 		return err
 	}
-	say("1. alice signs up and gets %s free credits", acct.Signup.Amount)
+	if acct.Replayed {
+		say("1. alice is back: her account and balance carried over from an earlier run (no second signup bonus)")
+	} else {
+		say("1. alice signs up and gets %s free credits", acct.Signup.Amount)
+	}
+	start, err := ledger.Balance(ctx, "alice")
+	if err != nil {
+		return err
+	}
+	say("   available: %s", start.Available)
 
 	// 2. Quote an image, generate it, charge it.
 	imgQuote, err := ledger.Quote(credits.QuoteRequest{Tool: "image"})
@@ -59,12 +85,12 @@ func run(ctx context.Context) error {
 		return err
 	}
 	say("2. quote: %s", imgQuote.Breakdown)
-	img, err := ledger.Charge(ctx, credits.ChargeRequest{Account: "alice", Quote: imgQuote, Key: "img-1"})
+	img, err := ledger.Charge(ctx, credits.ChargeRequest{Account: "alice", Quote: imgQuote, Key: key("img")})
 	if err != nil {
 		return err
 	}
 	say("   the image is generated; charged %s, available %s", img.Charged, img.Available)
-	if err := check("after the image", img.Available, credits.Whole(43)); err != nil {
+	if err := check("after the image", img.Available, minus(start.Available, imgQuote.Total)); err != nil {
 		return err
 	}
 
@@ -80,7 +106,11 @@ func run(ctx context.Context) error {
 	if !again.Replayed || again.Grant.ID != daily.Grant.ID {
 		return errors.New("a second daily claim the same day gave credits again")
 	}
-	say("3. daily reward: +%s (a second claim today gives nothing; next at %s)", daily.Grant.Amount, daily.NextClaimAt.Format(time.DateTime+" MST"))
+	if daily.Replayed {
+		say("3. daily reward: already claimed today (+%s then); next at %s", daily.Grant.Amount, daily.NextClaimAt.Format(time.DateTime+" MST"))
+	} else {
+		say("3. daily reward: +%s (a second claim today gives nothing; next at %s)", daily.Grant.Amount, daily.NextClaimAt.Format(time.DateTime+" MST"))
+	}
 
 	// 4. A 720p video: quote, hold, the generation fails, exact refund.
 	vidQuote, err := ledger.Quote(credits.QuoteRequest{Tool: "video", Resolution: "720p", Duration: 5 * time.Second})
@@ -92,7 +122,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, jobErr := ledger.Run(ctx, credits.ReserveRequest{Account: "alice", Quote: vidQuote, Key: "video-1"},
+	_, jobErr := ledger.Run(ctx, credits.ReserveRequest{Account: "alice", Quote: vidQuote, Key: key("video-1")},
 		func(ctx context.Context, hold credits.Hold) (credits.Usage, error) {
 			b, err := ledger.Balance(ctx, "alice")
 			if err != nil {
@@ -114,7 +144,7 @@ func run(ctx context.Context) error {
 	}
 
 	// 5. A second video succeeds, shorter than quoted: charged by actual seconds.
-	res, err := ledger.Run(ctx, credits.ReserveRequest{Account: "alice", Quote: vidQuote, Key: "video-2"},
+	res, err := ledger.Run(ctx, credits.ReserveRequest{Account: "alice", Quote: vidQuote, Key: key("video-2")},
 		func(ctx context.Context, hold credits.Hold) (credits.Usage, error) {
 			return credits.Usage{Duration: 3200 * time.Millisecond}, nil // 3.2 s, billed 4 s
 		})
@@ -128,8 +158,12 @@ func run(ctx context.Context) error {
 	}
 
 	// 6. A purchase: paid credits never expire. Sent twice, applied once.
+	beforeBuy, err := ledger.Balance(ctx, "alice")
+	if err != nil {
+		return err
+	}
 	for range 2 {
-		if _, err := ledger.Grant(ctx, credits.GrantRequest{Account: "alice", Amount: credits.Whole(100), Kind: credits.KindPurchase, Key: "order-1001"}); err != nil {
+		if _, err := ledger.Grant(ctx, credits.GrantRequest{Account: "alice", Amount: credits.Whole(100), Kind: credits.KindPurchase, Key: key("order")}); err != nil {
 			return err
 		}
 	}
@@ -141,18 +175,26 @@ func run(ctx context.Context) error {
 		return err
 	}
 	say("7. balance: %s available (%s free, %s paid), %s held, %s spent", b.Available, b.Free, b.Paid, b.Held, b.Spent)
-	if err := check("the final balance", b.Available, credits.Whole(116)); err != nil {
+	if err := check("the final balance", b.Available, plus(beforeBuy.Available, credits.Whole(100))); err != nil {
 		return err
 	}
-	page, err := ledger.History(ctx, credits.HistoryRequest{Account: "alice"})
-	if err != nil {
-		return err
+	var entries []credits.Entry
+	for after := int64(0); ; {
+		page, err := ledger.History(ctx, credits.HistoryRequest{Account: "alice", After: after, Limit: 1000})
+		if err != nil {
+			return err
+		}
+		entries = append(entries, page.Entries...)
+		if page.Next == 0 {
+			break
+		}
+		after = page.Next
 	}
 	fmt.Println()
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "#\ttype\ttool\tamount\tavailable\theld\tnote\t")
 	var sum credits.Credits
-	for _, e := range page.Entries {
+	for _, e := range entries {
 		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", e.Seq, e.Type, e.Tool, e.Amount, e.Available, e.Held, e.Note)
 		if sum, err = sum.Add(e.AvailableDelta()); err != nil {
 			return err
@@ -166,4 +208,14 @@ func run(ctx context.Context) error {
 	}
 	fmt.Println("\nthe history sums to the balance:", sum)
 	return nil
+}
+
+func minus(a, b credits.Credits) credits.Credits {
+	d, _ := a.Sub(b)
+	return d
+}
+
+func plus(a, b credits.Credits) credits.Credits {
+	s, _ := a.Add(b)
+	return s
 }

@@ -1,0 +1,337 @@
+package sqlstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/creditkit/credits"
+	"github.com/creditkit/credits/sqlstore"
+	"github.com/creditkit/credits/storetest"
+)
+
+// dialects runs f on a fresh SQLite file and on PostgreSQL (in a schema
+// of its own). open reopens the same database as a second "process".
+func dialects(t *testing.T, f func(t *testing.T, s *sqlstore.Store, open func() *sqlstore.Store)) {
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "credits.db")
+		open := func() *sqlstore.Store {
+			s, err := sqlstore.Open(context.Background(), "file:"+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		}
+		f(t, open(), open)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		dsn := postgresDSN(t)
+		first := newPostgres(t)
+		open := func() *sqlstore.Store {
+			s, err := sqlstore.Open(context.Background(), dsn, &sqlstore.Options{Schema: schemaOf(first)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		}
+		f(t, first, open)
+	})
+}
+
+func schemaOf(s *sqlstore.Store) string { return s.Options().Schema }
+
+func TestMigrate(t *testing.T) {
+	dialects(t, func(t *testing.T, s *sqlstore.Store, open func() *sqlstore.Store) {
+		ctx := context.Background()
+		v, err := s.Version(ctx)
+		if err != nil || v != s.SchemaVersion() {
+			t.Fatalf("after Open: version %d (%v), want %d", v, err, s.SchemaVersion())
+		}
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatalf("migrating twice: %v", err)
+		}
+		if v2, _ := s.Version(ctx); v2 != v {
+			t.Fatalf("a second Migrate changed the version: %d → %d", v, v2)
+		}
+		// Many processes opening (and migrating) at once.
+		var wg sync.WaitGroup
+		for range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				o := open()
+				if err := o.Migrate(ctx); err != nil {
+					t.Errorf("concurrent migrate: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		// A database from a newer version of the code is refused.
+		if err := s.SetVersionForTest(ctx, s.SchemaVersion()+1); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Migrate(ctx); !errors.Is(err, sqlstore.ErrSchemaTooNew) {
+			t.Fatalf("Migrate on a newer schema: %v, want ErrSchemaTooNew", err)
+		}
+	})
+}
+
+func TestHistoryIsAppendOnly(t *testing.T) {
+	dialects(t, func(t *testing.T, s *sqlstore.Store, _ func() *sqlstore.Store) {
+		h := storetest.NewHarness(t, s, nil)
+		h.Account(t, credits.CreateAccountRequest{ID: "a"})
+		ctx := context.Background()
+		table := s.TableName("entries")
+		if _, err := s.DB().ExecContext(ctx, "UPDATE "+table+" SET amount = 1"); err == nil {
+			t.Fatal("the database let an entry be updated")
+		}
+		if _, err := s.DB().ExecContext(ctx, "DELETE FROM "+table); err == nil {
+			t.Fatal("the database let an entry be deleted")
+		}
+		if n := len(h.History(t, "a")); n != 1 {
+			t.Fatalf("entries: %d", n)
+		}
+	})
+}
+
+func TestSchemaRefusesBadRows(t *testing.T) {
+	dialects(t, func(t *testing.T, s *sqlstore.Store, _ func() *sqlstore.Store) {
+		h := storetest.NewHarness(t, s, nil)
+		h.Account(t, credits.CreateAccountRequest{ID: "a"})
+		ctx := context.Background()
+		for _, q := range []string{
+			"UPDATE " + s.TableName("buckets") + " SET remaining = -1",
+			"UPDATE " + s.TableName("buckets") + " SET amount = 0",
+			"UPDATE " + s.TableName("accounts") + " SET available = -5",
+		} {
+			if _, err := s.DB().ExecContext(ctx, q); err == nil {
+				t.Errorf("the schema accepted %q", q)
+			}
+		}
+	})
+}
+
+// alternating spreads calls over two stores on one database: two pools, as
+// two application servers would have.
+type alternating struct {
+	stores [2]credits.Store
+	n      atomic.Uint64
+}
+
+func (a *alternating) next() credits.Store { return a.stores[a.n.Add(1)%2] }
+func (a *alternating) Update(ctx context.Context, q credits.Query, f func(*credits.State) (*credits.Change, error)) error {
+	return a.next().Update(ctx, q, f)
+}
+func (a *alternating) View(ctx context.Context, q credits.Query) (*credits.State, error) {
+	return a.next().View(ctx, q)
+}
+func (a *alternating) HoldAccount(ctx context.Context, id string) (string, error) {
+	return a.next().HoldAccount(ctx, id)
+}
+func (a *alternating) Entries(ctx context.Context, f credits.EntryFilter) ([]credits.Entry, error) {
+	return a.next().Entries(ctx, f)
+}
+func (a *alternating) DueAccounts(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	return a.next().DueAccounts(ctx, now, limit)
+}
+
+// 64 goroutines on one hot account through two separate pools.
+func TestTwoAppServers(t *testing.T) {
+	dialects(t, func(t *testing.T, s *sqlstore.Store, open func() *sqlstore.Store) {
+		storetest.RunConcurrency(t, func(t *testing.T) credits.Store {
+			return &alternating{stores: [2]credits.Store{s, open()}}
+		}, 64)
+	})
+}
+
+// A process that dies between Reserve and Capture: the reservation is
+// whole (committed) or absent (its transaction never committed), and its
+// deadline gives the credits back to a later process.
+func TestCrashBetweenReserveAndCapture(t *testing.T) {
+	dialects(t, func(t *testing.T, s *sqlstore.Store, open func() *sqlstore.Store) {
+		ctx := context.Background()
+		h := storetest.NewHarness(t, s, nil) // 50 signup credits
+		h.Account(t, credits.CreateAccountRequest{ID: "a"})
+		q := h.Quote(t, credits.QuoteRequest{Tool: "video", Resolution: "720p", Duration: 5 * time.Second})
+
+		// 1. Committed, then the worker dies: nothing captures it.
+		res, err := h.Ledger.Reserve(ctx, credits.ReserveRequest{Account: "a", Quote: q, Key: "job-1", TTL: 10 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 2. Abandoned mid-transaction: the reserve ran in a transaction
+		// that is never committed (the process died before COMMIT).
+		tx, err := s.DB().BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Ledger.WithStore(s.WithTx(tx)).Reserve(ctx, credits.ReserveRequest{Account: "a", Quote: h.Quote(t, credits.QuoteRequest{Tool: "image"}), Key: "job-2"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+		// A new process: the first hold is whole, the second absent.
+		later := open()
+		h2 := storetest.NewHarness(t, later, nil)
+		h2.Clock.Set(h.Clock.Now())
+		b := h2.Balance(t, "a")
+		if b.Held != q.Total || b.Available != credits.Whole(10) {
+			t.Fatalf("after the crash: %+v", b)
+		}
+		storetest.CheckInvariants(t, h2, "a")
+		// The deadline passes; a sweep in the new process releases it.
+		h2.Clock.Set(res.Hold.Deadline)
+		r, err := h2.Ledger.Sweep(ctx)
+		if err != nil || r.HoldsExpired != 1 {
+			t.Fatalf("sweep: %+v %v", r, err)
+		}
+		if b := h2.Balance(t, "a"); b.Held.IsPositive() || b.Available != credits.Whole(50) {
+			t.Fatalf("after the deadline: %+v", b)
+		}
+		storetest.CheckInvariants(t, h2, "a")
+	})
+}
+
+// The backend serving a transaction is killed mid-flight: the operation is
+// not half-written, the pool reconnects, and a retry with the same key
+// has exactly one effect.
+func TestPostgresBackendKilled(t *testing.T) {
+	postgresDSN(t)
+	s := newPostgres(t)
+	ctx := context.Background()
+	h := storetest.NewHarness(t, s, nil)
+	h.Account(t, credits.CreateAccountRequest{ID: "a"})
+	tx, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if err := tx.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	q := h.Quote(t, credits.QuoteRequest{Tool: "image"})
+	req := credits.ChargeRequest{Account: "a", Quote: q, Key: "img-1"}
+	if _, err := h.Ledger.WithStore(s.WithTx(tx)).Charge(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	killer := newPostgresConn(t)
+	if _, err := killer.ExecContext(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err == nil {
+		t.Fatal("commit on a killed backend succeeded")
+	}
+	if b := h.Balance(t, "a"); b.Spent.IsPositive() {
+		t.Fatalf("a charge whose transaction died was stored: %+v", b)
+	}
+	// The application retries: one effect.
+	for range 2 {
+		if _, err := h.Ledger.Charge(ctx, req); err != nil {
+			t.Fatalf("retry after the kill: %v", err)
+		}
+	}
+	if b := h.Balance(t, "a"); b.Spent != q.Total {
+		t.Fatalf("after the retries: %+v", b)
+	}
+	storetest.CheckInvariants(t, h, "a")
+}
+
+// The caller's transaction: the ledger's writes commit or roll back with
+// the application's own rows.
+func TestWithTx(t *testing.T) {
+	dialects(t, func(t *testing.T, s *sqlstore.Store, _ func() *sqlstore.Store) {
+		ctx := context.Background()
+		h := storetest.NewHarness(t, s, nil)
+		h.Account(t, credits.CreateAccountRequest{ID: "a"})
+		jobs := s.TableName("test_jobs")
+		if _, err := s.DB().ExecContext(ctx, "CREATE TABLE "+jobs+" (id TEXT PRIMARY KEY, hold TEXT NOT NULL)"); err != nil {
+			t.Fatal(err)
+		}
+		q := h.Quote(t, credits.QuoteRequest{Tool: "image"})
+		for i, commit := range []bool{false, true} {
+			tx, err := s.DB().BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := h.Ledger.WithStore(s.WithTx(tx)).Reserve(ctx, credits.ReserveRequest{Account: "a", Quote: q, Key: fmt.Sprint("job-", i)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.ExecContext(ctx, "INSERT INTO "+jobs+" (id, hold) VALUES ("+s.Placeholder(1)+", "+s.Placeholder(2)+")", fmt.Sprint("job-", i), res.Hold.ID); err != nil {
+				t.Fatal(err)
+			}
+			if commit {
+				err = tx.Commit()
+			} else {
+				err = tx.Rollback()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		var n int
+		if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM "+jobs).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("job rows: %d %v", n, err)
+		}
+		if b := h.Balance(t, "a"); b.Held != q.Total {
+			t.Fatalf("held %s, want one hold of %s", b.Held, q.Total)
+		}
+		storetest.CheckInvariants(t, h, "a")
+	})
+}
+
+// Several processes migrating a new database at the same moment: one
+// applies each version, the others wait and find nothing to do.
+func TestConcurrentFirstMigration(t *testing.T) {
+	ctx := context.Background()
+	run := func(t *testing.T, dsn string, opts *sqlstore.Options, cleanup func(*sqlstore.Store)) {
+		var wg sync.WaitGroup
+		stores := make([]*sqlstore.Store, 6)
+		for i := range stores {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s, err := sqlstore.Open(ctx, dsn, opts)
+				if err != nil {
+					t.Errorf("open %d: %v", i, err)
+					return
+				}
+				stores[i] = s
+			}()
+		}
+		wg.Wait()
+		for _, s := range stores {
+			if s == nil {
+				continue
+			}
+			if v, err := s.Version(ctx); err != nil || v != s.SchemaVersion() {
+				t.Errorf("version %d %v", v, err)
+			}
+		}
+		if stores[0] != nil {
+			cleanup(stores[0])
+		}
+		for _, s := range stores {
+			if s != nil {
+				_ = s.Close()
+			}
+		}
+	}
+	t.Run("sqlite", func(t *testing.T) {
+		run(t, "file:"+filepath.Join(t.TempDir(), "new.db"), nil, func(*sqlstore.Store) {})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		schema := randomName("credits_test_")
+		run(t, postgresDSN(t), &sqlstore.Options{Schema: schema}, func(s *sqlstore.Store) {
+			_, _ = s.DB().ExecContext(ctx, `DROP SCHEMA "`+schema+`" CASCADE`)
+		})
+	})
+}
