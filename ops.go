@@ -492,7 +492,7 @@ func (t *txn) openHold(member, key string, q Quote, deadline time.Time, meta map
 		ID: t.l.newID("hold"), Account: t.acct.ID, Member: member, Key: key, Status: HoldOpen,
 		Amount: q.Total, Portions: portions, Quote: q, CreatedAt: t.now, Deadline: deadline, Metadata: meta,
 	}
-	t.putHold(h, true)
+	t.holds.put(h.ID, h, true)
 	return h, nil
 }
 
@@ -600,7 +600,7 @@ func (t *txn) namedHold(id string) (*Hold, error) {
 	if !ok || src.Account != t.acct.ID {
 		return nil, fmt.Errorf("%w: %q on account %q", ErrUnknownHold, id, t.acct.ID)
 	}
-	if w, ok := t.holds[id]; ok {
+	if w, ok := t.holds.get(id); ok {
 		return w, nil
 	}
 	return src, nil

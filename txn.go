@@ -18,12 +18,8 @@ type txn struct {
 	acct  Account
 	isNew bool // the account is created by this operation
 
-	buckets map[string]*Bucket // working copies of changed or new buckets
-	bOrder  []string
-	bNew    map[string]bool
-	holds   map[string]*Hold
-	hOrder  []string
-	hNew    map[string]bool
+	buckets workset[Bucket] // working copies of changed or new buckets
+	holds   workset[Hold]
 	entries []Entry
 
 	startAvailable Credits
@@ -65,10 +61,52 @@ func (t *txn) sub(dst *Credits, d Credits) {
 	*dst = s
 }
 
+// workset holds the working copies of one kind of row: those the operation
+// changed (copied from the loaded State on first write) and those it made.
+type workset[T any] struct {
+	rows  map[string]*T
+	order []string // first-touch order, so that a Change is deterministic
+	isNew map[string]bool
+}
+
+func (w *workset[T]) get(id string) (*T, bool) {
+	v, ok := w.rows[id]
+	return v, ok
+}
+
+func (w *workset[T]) put(id string, v *T, isNew bool) {
+	if w.rows == nil {
+		w.rows, w.isNew = map[string]*T{}, map[string]bool{}
+	}
+	w.rows[id] = v
+	w.order = append(w.order, id)
+	w.isNew[id] = isNew
+}
+
+// visible lists every row as the operation sees it: working copies over
+// the loaded rows, then the new ones.
+func (w *workset[T]) visible(loaded map[string]*T, keep func(*T) bool) []*T {
+	out := make([]*T, 0, len(loaded)+len(w.rows))
+	for id, v := range loaded {
+		if c, ok := w.rows[id]; ok {
+			v = c
+		}
+		if keep(v) {
+			out = append(out, v)
+		}
+	}
+	for _, id := range w.order {
+		if w.isNew[id] {
+			out = append(out, w.rows[id])
+		}
+	}
+	return out
+}
+
 // bucket returns the working copy of bucket id, copying it from the State
 // on first use, or nil when it was not loaded.
 func (t *txn) bucket(id string) *Bucket {
-	if b, ok := t.buckets[id]; ok {
+	if b, ok := t.buckets.get(id); ok {
 		return b
 	}
 	src, ok := t.st.Buckets[id]
@@ -76,23 +114,13 @@ func (t *txn) bucket(id string) *Bucket {
 		return nil
 	}
 	b := *src
-	t.putBucket(&b, false)
+	t.buckets.put(id, &b, false)
 	return &b
-}
-
-func (t *txn) putBucket(b *Bucket, isNew bool) {
-	if t.buckets == nil {
-		t.buckets = map[string]*Bucket{}
-		t.bNew = map[string]bool{}
-	}
-	t.buckets[b.ID] = b
-	t.bOrder = append(t.bOrder, b.ID)
-	t.bNew[b.ID] = isNew
 }
 
 // hold returns the working copy of hold id, or nil when it was not loaded.
 func (t *txn) hold(id string) *Hold {
-	if h, ok := t.holds[id]; ok {
+	if h, ok := t.holds.get(id); ok {
 		return h
 	}
 	src, ok := t.st.Holds[id]
@@ -100,36 +128,16 @@ func (t *txn) hold(id string) *Hold {
 		return nil
 	}
 	h := src.Clone()
-	t.putHold(&h, false)
+	t.holds.put(id, &h, false)
 	return &h
 }
 
-func (t *txn) putHold(h *Hold, isNew bool) {
-	if t.holds == nil {
-		t.holds = map[string]*Hold{}
-		t.hNew = map[string]bool{}
-	}
-	t.holds[h.ID] = h
-	t.hOrder = append(t.hOrder, h.ID)
-	t.hNew[h.ID] = isNew
+func (t *txn) visibleBuckets() []*Bucket {
+	return t.buckets.visible(t.st.Buckets, func(*Bucket) bool { return true })
 }
 
-// visibleBuckets lists every bucket as the operation sees it: working
-// copies over the loaded rows.
-func (t *txn) visibleBuckets() []*Bucket {
-	out := make([]*Bucket, 0, len(t.st.Buckets)+len(t.buckets))
-	for id, b := range t.st.Buckets {
-		if w, ok := t.buckets[id]; ok {
-			b = w
-		}
-		out = append(out, b)
-	}
-	for _, id := range t.bOrder {
-		if t.bNew[id] {
-			out = append(out, t.buckets[id])
-		}
-	}
-	return out
+func (t *txn) visibleHolds() []*Hold {
+	return t.holds.visible(t.st.Holds, func(h *Hold) bool { return h.Account == t.acct.ID })
 }
 
 // spendOrder sorts buckets in the order credits are taken from them: the
@@ -178,7 +186,7 @@ func (t *txn) newBucket(kind GrantKind, amount Credits, expiresAt, at time.Time,
 		RestoredFrom: restoredFrom,
 		Note:         note,
 	}
-	t.putBucket(b, true)
+	t.buckets.put(b.ID, b, true)
 	t.add(&t.acct.Available, amount)
 	return b
 }
@@ -297,24 +305,6 @@ func deadlineOrder(a, b *Hold) int {
 	return cmp.Compare(a.ID, b.ID)
 }
 
-func (t *txn) visibleHolds() []*Hold {
-	out := make([]*Hold, 0, len(t.st.Holds)+len(t.holds))
-	for id, h := range t.st.Holds {
-		if w, ok := t.holds[id]; ok {
-			h = w
-		}
-		if h.Account == t.acct.ID {
-			out = append(out, h)
-		}
-	}
-	for _, id := range t.hOrder {
-		if t.hNew[id] {
-			out = append(out, t.holds[id])
-		}
-	}
-	return out
-}
-
 func (t *txn) expireBucket(src *Bucket) {
 	b := t.bucket(src.ID)
 	rem := b.Remaining
@@ -338,7 +328,7 @@ func (t *txn) expireHold(src *Hold) {
 
 // changed reports whether the operation changed anything.
 func (t *txn) changed() bool {
-	return t.isNew || len(t.entries) > 0 || len(t.buckets) > 0 || len(t.holds) > 0 || !accountEqual(&t.acct, t.st.Account)
+	return t.isNew || len(t.entries) > 0 || len(t.buckets.rows) > 0 || len(t.holds.rows) > 0 || !accountEqual(&t.acct, t.st.Account)
 }
 
 func accountEqual(a, b *Account) bool {
@@ -355,27 +345,19 @@ func accountEqual(a, b *Account) bool {
 func (t *txn) change() *Change {
 	acct := t.acct.Clone()
 	c := &Change{Account: &acct, AccountCreated: t.isNew, Entries: t.entries}
-	seen := map[string]bool{}
-	for _, id := range t.bOrder {
-		if seen[id] {
-			continue
-		}
-		seen[id] = true
-		if t.bNew[id] {
-			c.NewBuckets = append(c.NewBuckets, *t.buckets[id])
-		} else if *t.buckets[id] != *t.st.Buckets[id] {
-			c.UpdatedBuckets = append(c.UpdatedBuckets, *t.buckets[id])
+	for _, id := range t.buckets.order {
+		b := t.buckets.rows[id]
+		if t.buckets.isNew[id] {
+			c.NewBuckets = append(c.NewBuckets, *b)
+		} else if *b != *t.st.Buckets[id] {
+			c.UpdatedBuckets = append(c.UpdatedBuckets, *b)
 		}
 	}
-	for _, id := range t.hOrder {
-		if seen["h:"+id] {
-			continue
-		}
-		seen["h:"+id] = true
-		if t.hNew[id] {
-			c.NewHolds = append(c.NewHolds, t.holds[id].Clone())
+	for _, id := range t.holds.order {
+		if t.holds.isNew[id] {
+			c.NewHolds = append(c.NewHolds, t.holds.rows[id].Clone())
 		} else {
-			c.UpdatedHolds = append(c.UpdatedHolds, t.holds[id].Clone())
+			c.UpdatedHolds = append(c.UpdatedHolds, t.holds.rows[id].Clone())
 		}
 	}
 	return c
