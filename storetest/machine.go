@@ -20,9 +20,15 @@ import (
 // clock jumps (to exact deadlines too) and sweeps, on a fresh store per run,
 // each step checked against the reference model and every invariant checked
 // after every step.
+//
+// All runs share one store (so that a SQL store is not created a hundred
+// times); each run works on accounts of its own.
 func RunStateMachine(t *testing.T, newStore NewStore) {
+	store := newStore(t)
+	run := 0
 	rapid.Check(t, func(rt *rapid.T) {
-		m := newMachine(rt, newStore(t))
+		run++
+		m := newMachine(rt, store, fmt.Sprintf("r%d-", run))
 		rt.Repeat(rapid.StateMachineActions(m))
 	})
 }
@@ -50,14 +56,14 @@ var (
 	daily  = credits.Reward{Amount: credits.Whole(5), ValidFor: 24 * time.Hour}
 )
 
-func newMachine(t *rapid.T, store credits.Store) *machine {
+func newMachine(t *rapid.T, store credits.Store, prefix string) *machine {
 	h := NewHarness(t, store, func(c *credits.Config) {
 		c.Signup = signup
 		c.Daily = daily
 		c.OnLowBalance = nil
 	})
 	mc := &machine{h: h, m: &model{grace: 24 * time.Hour}, daily: map[string]map[string]credits.GrantResult{}}
-	for _, req := range []credits.CreateAccountRequest{{ID: "solo"}, {ID: "team", Team: true, Members: []string{"m1", "m2"}}} {
+	for _, req := range []credits.CreateAccountRequest{{ID: prefix + "solo"}, {ID: prefix + "team", Team: true, Members: []string{"m1", "m2"}}} {
 		res, err := h.Ledger.CreateAccount(h.Ctx, req)
 		if err != nil {
 			t.Fatalf("create %s: %v", req.ID, err)
