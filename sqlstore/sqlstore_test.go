@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"flag"
 	"os"
 	"path/filepath"
 	"testing"
@@ -80,11 +81,31 @@ func newSQLiteMemory(t testing.TB) *sqlstore.Store {
 }
 
 func TestConformanceSQLiteMemory(t *testing.T) {
+	fewerChecksUnderRace(t)
 	storetest.Run(t, func(t *testing.T) credits.Store { return newSQLiteMemory(t) })
 }
 
 func TestConformanceSQLiteFile(t *testing.T) {
+	fewerChecksUnderRace(t)
 	storetest.Run(t, func(t *testing.T) credits.Store { return newSQLiteFile(t) })
+}
+
+// fewerChecksUnderRace: modernc's SQLite is C translated to Go, and under
+// the race detector it runs some thirty times slower, while the detector
+// has nothing to find inside the database engine (our own code is raced on
+// memstore and PostgreSQL). So under -race the SQLite state machine runs 20
+// checks instead of rapid's default 100; CI runs it in full (and deeper)
+// without -race. An explicit -rapid.checks is left alone.
+func fewerChecksUnderRace(t *testing.T) {
+	if !raceBuild {
+		return
+	}
+	f := flag.Lookup("rapid.checks")
+	if f == nil || f.Value.String() != f.DefValue {
+		return
+	}
+	_ = f.Value.Set("20")
+	t.Cleanup(func() { _ = f.Value.Set(f.DefValue) })
 }
 
 func TestConformancePostgres(t *testing.T) {
