@@ -59,12 +59,23 @@ func (d Dialect) rowJSON(alias string, cols []string) string {
 	return "json_object(" + strings.Join(parts, ", ") + ")"
 }
 
-// jsonArray is a subquery over the elements of a JSON array parameter.
-func (d Dialect) jsonArray(param string) string {
+// inList is the condition "expr is one of the strings of the JSON array
+// parameter", written so that the database looks each one up through an
+// index (on PostgreSQL, "= ANY" of an array computed once: an IN subquery
+// would be planned as a join over all of the account's rows).
+func (d Dialect) inList(expr, param string) string {
 	if d == Postgres {
-		return "(SELECT jsonb_array_elements_text(" + param + "::jsonb))"
+		return expr + " = ANY(ARRAY(SELECT jsonb_array_elements_text(" + param + "::jsonb)))"
 	}
-	return "(SELECT value FROM json_each(" + param + "))"
+	return expr + " IN (SELECT value FROM json_each(" + param + "))"
+}
+
+// inQuery is "expr is one of the values the query returns", by index.
+func (d Dialect) inQuery(expr, query string) string {
+	if d == Postgres {
+		return expr + " = ANY(ARRAY(" + query + "))"
+	}
+	return expr + " IN (" + query + ")"
 }
 
 func (d Dialect) insert(table string, cols []string, param string) string {
@@ -78,24 +89,27 @@ func (d Dialect) insert(table string, cols []string, param string) string {
 	return fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM json_each(%s)", table, strings.Join(cols, ", "), strings.Join(ex, ", "), param)
 }
 
-// update replaces every column but the key columns of the rows given.
+// update replaces every column but the key of the rows given, finding them
+// through the primary key. Tables updated here have a one-column key.
 func (d Dialect) update(table string, cols, key []string, param string) string {
 	isKey := map[string]bool{}
 	for _, k := range key {
 		isKey[k] = true
 	}
-	var set, match []string
 	if d == Postgres {
+		// The rows to update are found by their keys through the index (an
+		// array computed once), not by joining the whole table with the
+		// JSON rows, which the planner would hash.
+		var names, vals []string
 		for _, c := range cols {
 			if !isKey[c] {
-				set = append(set, c+" = j."+c)
+				names = append(names, c)
+				vals = append(vals, "j."+c)
 			}
 		}
-		for _, k := range key {
-			match = append(match, "t."+k+" = j."+k)
-		}
-		return fmt.Sprintf("UPDATE %s t SET %s FROM jsonb_populate_recordset(NULL::%s, %s::jsonb) j WHERE %s",
-			table, strings.Join(set, ", "), table, param, strings.Join(match, " AND "))
+		k := key[0]
+		return fmt.Sprintf("UPDATE %s t SET (%s) = (SELECT %s FROM jsonb_populate_recordset(NULL::%s, %s::jsonb) j WHERE j.%s = t.%s) WHERE t.%s = ANY(ARRAY(SELECT x->>'%s' FROM jsonb_array_elements(%s::jsonb) x))",
+			table, strings.Join(names, ", "), strings.Join(vals, ", "), table, param, k, k, k, k, param)
 	}
 	var names, ex []string
 	for _, c := range cols {
@@ -104,34 +118,33 @@ func (d Dialect) update(table string, cols, key []string, param string) string {
 			ex = append(ex, "json_extract(value, '$."+c+"')")
 		}
 	}
-	for _, k := range key {
-		match = append(match, "json_extract(value, '$."+k+"') = "+table+"."+k)
-	}
-	where := strings.Join(match, " AND ")
-	return fmt.Sprintf("UPDATE %s SET (%s) = (SELECT %s FROM json_each(%s) WHERE %s) WHERE EXISTS (SELECT 1 FROM json_each(%s) WHERE %s)",
-		table, strings.Join(names, ", "), strings.Join(ex, ", "), param, where, param, where)
+	k := key[0]
+	return fmt.Sprintf("UPDATE %s SET (%s) = (SELECT %s FROM json_each(%s) WHERE json_extract(value, '$.%s') = %s.%s) WHERE %s IN (SELECT json_extract(value, '$.%s') FROM json_each(%s))",
+		table, strings.Join(names, ", "), strings.Join(ex, ", "), param, k, table, k, k, k, param)
 }
 
 func (d Dialect) queries(t tables) queries {
 	p := d.placeholder
 	var q queries
 	lock := ""
-	portions := fmt.Sprintf("(SELECT p.value->>'bucket' FROM %s h2, jsonb_array_elements(h2.portions::jsonb) p WHERE %%s)", t.holds)
+	portions := "SELECT p.value->>'bucket' FROM %s h2, jsonb_array_elements(h2.portions::jsonb) p WHERE %s"
 	if d == Postgres {
 		lock = " FOR UPDATE"
 	} else {
-		portions = fmt.Sprintf("(SELECT json_extract(p.value, '$.bucket') FROM %s h2, json_each(h2.portions) p WHERE %%s)", t.holds)
+		portions = "SELECT json_extract(p.value, '$.bucket') FROM %s h2, json_each(h2.portions) p WHERE %s"
 	}
 	q.lockAccount = fmt.Sprintf("SELECT %s FROM %s a WHERE a.id = %s%s", d.rowJSON("a", accountColumns), t.accounts, p(1), lock)
-	holdCond := func(alias string) string {
-		return fmt.Sprintf("%s.account = %s AND (%s.id IN %s OR (%s.status = 'open' AND %s.deadline <= %s))",
-			alias, p(1), alias, d.jsonArray(p(2)), alias, alias, p(3))
-	}
+	// Each branch is a plain index lookup (no OR across indexes); a row two
+	// branches find comes back twice and is kept once.
+	named := fmt.Sprintf("h2.account = %s AND %s", p(1), d.inList("h2.id", p(2)))
+	due := fmt.Sprintf("h2.account = %s AND h2.status = 'open' AND h2.deadline <= %s", p(1), p(3))
 	parts := []string{
-		fmt.Sprintf("SELECT 'h', %s FROM %s h WHERE %s", d.rowJSON("h", holdColumns), t.holds, holdCond("h")),
-		fmt.Sprintf("SELECT 'b', %s FROM %s b WHERE b.account = %s AND (b.remaining > 0 OR b.id IN %s)",
-			d.rowJSON("b", bucketColumns), t.buckets, p(1), fmt.Sprintf(portions, holdCond("h2"))),
-		fmt.Sprintf("SELECT 'r', %s FROM %s r WHERE r.account = %s AND r.key IN %s", d.rowJSON("r", recordColumns), t.records, p(1), d.jsonArray(p(4))),
+		fmt.Sprintf("SELECT 'h', %s FROM %s h2 WHERE %s", d.rowJSON("h2", holdColumns), t.holds, named),
+		fmt.Sprintf("SELECT 'h', %s FROM %s h2 WHERE %s", d.rowJSON("h2", holdColumns), t.holds, due),
+		fmt.Sprintf("SELECT 'b', %s FROM %s b WHERE b.account = %s AND b.remaining > 0", d.rowJSON("b", bucketColumns), t.buckets, p(1)),
+		fmt.Sprintf("SELECT 'b', %s FROM %s b WHERE %s", d.rowJSON("b", bucketColumns), t.buckets, d.inQuery("b.id", fmt.Sprintf(portions, t.holds, named))),
+		fmt.Sprintf("SELECT 'b', %s FROM %s b WHERE %s", d.rowJSON("b", bucketColumns), t.buckets, d.inQuery("b.id", fmt.Sprintf(portions, t.holds, due))),
+		fmt.Sprintf("SELECT 'r', %s FROM %s r WHERE r.account = %s AND %s", d.rowJSON("r", recordColumns), t.records, p(1), d.inList("r.key", p(4))),
 	}
 	q.load = strings.Join(parts, "\nUNION ALL\n")
 	q.view = fmt.Sprintf("SELECT 'a', %s FROM %s a WHERE a.id = %s\nUNION ALL\n%s", d.rowJSON("a", accountColumns), t.accounts, p(1), q.load)

@@ -512,7 +512,7 @@ func (s *Store) entries(ctx context.Context, db execer, f credits.EntryFilter) (
 			types[i] = string(t)
 		}
 		args = append(args, jsonList(types))
-		where = append(where, "e.type IN "+s.dialect.jsonArray(p(len(args))))
+		where = append(where, s.dialect.inList("e.type", p(len(args))))
 	}
 	query := fmt.Sprintf("SELECT %s FROM %s e WHERE %s ORDER BY e.seq", s.dialect.rowJSON("e", entryColumns), s.t.entries, strings.Join(where, " AND "))
 	if f.Limit > 0 {
