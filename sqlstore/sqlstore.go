@@ -75,6 +75,10 @@ type Options struct {
 	// MaxAttempts bounds the tries of one operation that collides with
 	// another (serialization failure, deadlock). Zero means 8.
 	MaxAttempts int
+	// NoOptimistic turns off, on PostgreSQL, the optimistic first attempt
+	// (read, apply, write-if-unchanged: two round trips), so that every
+	// operation locks its account row in a transaction (five round trips).
+	NoOptimistic bool
 	// Logger receives debug lines. Nil means discard.
 	Logger *slog.Logger
 }
@@ -243,9 +247,21 @@ type execer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// Update implements credits.Store: one transaction per operation, retried
-// on collisions.
+// Update implements credits.Store. On PostgreSQL it first tries the
+// optimistic path: read the account's state in one statement, apply, and
+// write the change in one autocommit statement that takes effect only if
+// the account row has not moved on (two round trips). When it has (another
+// operation on the same account came first), or on SQLite, the operation
+// runs in a transaction that locks the account row first, retried on
+// collisions.
 func (s *Store) Update(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) error {
+	if s.dialect == Postgres && !s.opts.NoOptimistic {
+		done, err := s.updateOptimistic(ctx, q, apply)
+		if done || (err != nil && !s.dialect.retryable(err)) {
+			return err
+		}
+		s.log.DebugContext(ctx, "sqlstore: optimistic write lost a race; locking", "account", q.Account)
+	}
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = s.updateOnce(ctx, q, apply)
@@ -260,6 +276,53 @@ func (s *Store) Update(ctx context.Context, q credits.Query, apply func(*credits
 		case <-time.After(backoff):
 		}
 	}
+}
+
+// updateOptimistic reports whether it applied the operation (or apply
+// refused it); false means the account moved on between the read and the
+// write, and nothing was written.
+func (s *Store) updateOptimistic(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) (bool, error) {
+	st, err := s.view(ctx, s.db, q)
+	if err != nil {
+		return false, err
+	}
+	ch, err := apply(st)
+	if err != nil || ch == nil {
+		return true, err
+	}
+	if err := ctx.Err(); err != nil {
+		return true, err
+	}
+	args, err := s.changeArgs(q.Account, ch)
+	if err != nil {
+		return true, err
+	}
+	var e encoder
+	acct := ch.Account
+	query := s.q.writeIfUnchanged
+	var seq int64
+	switch {
+	case ch.AccountCreated:
+		query = s.q.createIfAbsent
+	case acct == nil:
+		acct = st.Account // a change without balances (a recorded refusal) still checks the row
+		seq = acct.Seq
+	default:
+		seq = st.Account.Seq
+	}
+	if acct == nil {
+		return false, nil
+	}
+	row := e.json([]accountRow{e.account(acct)})
+	if e.err != nil {
+		return true, e.err
+	}
+	var wrote int
+	err = s.db.QueryRowContext(ctx, query, q.Account, row, seq, args[2], args[3], args[4], args[5], args[6], args[7]).Scan(&wrote)
+	if err != nil {
+		return false, fmt.Errorf("sqlstore: write: %w", err)
+	}
+	return wrote == 1, nil
 }
 
 func (s *Store) updateOnce(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) (err error) {
@@ -386,9 +449,10 @@ func (s *Store) loadInto(ctx context.Context, tx execer, q credits.Query, st *cr
 	return d.err
 }
 
-// write persists a change set: one statement on PostgreSQL, one per kind of
-// row on SQLite (in-process, where a statement costs no round trip).
-func (s *Store) write(ctx context.Context, tx execer, account string, ch *credits.Change) error {
+// changeArgs encodes a change set as the JSON arrays the write statements
+// take: new accounts, updated accounts, new buckets, updated buckets, new
+// holds, updated holds, entries, records.
+func (s *Store) changeArgs(account string, ch *credits.Change) ([]string, error) {
 	var e encoder
 	var newAcct, updAcct []accountRow
 	if ch.Account != nil {
@@ -418,8 +482,16 @@ func (s *Store) write(ctx context.Context, tx execer, account string, ch *credit
 	if ch.Record != nil {
 		args[7] = e.json([]recordRow{e.record(account, ch.Record)})
 	}
-	if e.err != nil {
-		return e.err
+	return args, e.err
+}
+
+// write persists a change set inside a transaction: one statement on
+// PostgreSQL, one per kind of row on SQLite (in-process, where a statement
+// costs no round trip).
+func (s *Store) write(ctx context.Context, tx execer, account string, ch *credits.Change) error {
+	args, err := s.changeArgs(account, ch)
+	if err != nil {
+		return err
 	}
 	if s.dialect == Postgres {
 		anys := make([]any, len(args))
