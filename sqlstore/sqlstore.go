@@ -286,6 +286,12 @@ func (s *Store) updateOptimistic(ctx context.Context, q credits.Query, apply fun
 	if err != nil {
 		return false, err
 	}
+	// What the snapshot saw, before apply folds its change into st.
+	var seen *credits.Account
+	if st.Account != nil {
+		a := st.Account.Clone()
+		seen = &a
+	}
 	ch, err := apply(st)
 	if err != nil || ch == nil {
 		return true, err
@@ -304,11 +310,13 @@ func (s *Store) updateOptimistic(ctx context.Context, q credits.Query, apply fun
 	switch {
 	case ch.AccountCreated:
 		query = s.q.createIfAbsent
+	case seen == nil:
+		return false, nil
 	case acct == nil:
-		acct = st.Account // a change without balances (a recorded refusal) still checks the row
-		seq = acct.Seq
+		acct = seen // a change without balances (a recorded refusal) still checks the row
+		seq = seen.Seq
 	default:
-		seq = st.Account.Seq
+		seq = seen.Seq
 	}
 	if acct == nil {
 		return false, nil
