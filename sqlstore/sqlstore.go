@@ -114,7 +114,7 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 	)
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		dialect = Postgres
-		db, err = sql.Open("pgx", dsn)
+		db, err = sql.Open("pgx", postgresDSN(dsn))
 		if err == nil {
 			// A small pool: more connections than cores only queue on locks.
 			db.SetMaxOpenConns(16)
@@ -144,6 +144,21 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 	}
 	s.owned = true
 	return s, nil
+}
+
+// postgresDSN asks PostgreSQL to plan the store's statements once per
+// connection (they are prepared and reused: re-planning their JSON and
+// CTEs on every call costs more than running them), unless the DSN says
+// otherwise.
+func postgresDSN(dsn string) string {
+	if strings.Contains(dsn, "plan_cache_mode") {
+		return dsn
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + "plan_cache_mode=force_generic_plan"
 }
 
 // sqliteDSN adds what the ledger needs to a SQLite DSN: write transactions
