@@ -34,16 +34,40 @@ type queries struct {
 	insertBuckets, updateBuckets   string
 	insertHolds, updateHolds       string
 	insertEntries, insertRecords   string
-	// writeAll, on PostgreSQL, runs every write above in one statement
-	// ($1..$8 in that order), so that a change set costs one round trip.
-	writeAll string
-	// On PostgreSQL, the optimistic path writes a change set computed on an
-	// unlocked snapshot in one autocommit statement that applies it only if
-	// the account row is still the one the snapshot saw: $1 account ID,
-	// $2 the account row (JSON array of one), $3 the Seq the snapshot saw,
-	// $4..$9 buckets (new, updated), holds (new, updated), entries, records.
-	// It returns 1 when it wrote, 0 when the account had moved on.
-	writeIfUnchanged, createIfAbsent string
+	// On PostgreSQL a change set is one statement: a WITH of the writes
+	// above that have rows ($1..$8 in that order; writeArgs types them all).
+	writeParts []string
+	writeArgs  string
+	// The optimistic path writes a change set computed on an unlocked
+	// snapshot in one autocommit statement that applies it only if the
+	// account row is still the one the snapshot saw: $1 account ID, $2 the
+	// account row (JSON array of one), $3 the Seq the snapshot saw, $4..$9
+	// buckets (new, updated), holds (new, updated), entries, records. The
+	// guard (update if the Seq is unchanged, or create if absent) returns
+	// the row it wrote; the statement returns 1 when it wrote, 0 when the
+	// account had moved on.
+	guardedParts             []string
+	guardedArgs              string
+	guardUpdate, guardCreate string
+}
+
+// pgStatement assembles a PostgreSQL write statement from the parts whose
+// JSON argument is not empty, so that the server runs no empty write. The
+// statements are few (one per shape of change) and cached by the driver.
+func pgStatement(args, guard string, parts []string, present func(i int) bool) string {
+	ctes := []string{args}
+	if guard != "" {
+		ctes = append(ctes, "guard AS ("+guard+")")
+	}
+	for i, w := range parts {
+		if present(i) {
+			ctes = append(ctes, fmt.Sprintf("w%d AS (%s)", i, w))
+		}
+	}
+	if guard != "" {
+		return "WITH " + strings.Join(ctes, ",\n") + "\nSELECT count(*) FROM guard"
+	}
+	return "WITH " + strings.Join(ctes, ",\n") + "\nSELECT 1"
 }
 
 func (d Dialect) placeholder(i int) string {
@@ -182,38 +206,32 @@ func (d Dialect) queries(t tables) queries {
 			d.insert(t.entries, entryColumns, p(7)),
 			d.insert(t.records, recordColumns, p(8)),
 		}
-		ctes := make([]string, len(writes))
-		for i, w := range writes {
-			ctes[i] = fmt.Sprintf("w%d AS (%s)", i, w)
-		}
-		q.writeAll = "WITH " + strings.Join(ctes, ",\n") + "\nSELECT 1"
+		q.writeParts = writes
+		q.writeArgs = fmt.Sprintf("args AS (SELECT %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb)",
+			p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8))
 
-		guarded := func(guard string) string {
-			const cond = " AND EXISTS (SELECT 1 FROM guard)"
-			rest := []string{
-				d.insert(t.buckets, bucketColumns, p(4)) + " WHERE EXISTS (SELECT 1 FROM guard)",
-				d.update(t.buckets, bucketColumns, []string{"id"}, p(5)) + cond,
-				d.insert(t.holds, holdColumns, p(6)) + " WHERE EXISTS (SELECT 1 FROM guard)",
-				d.update(t.holds, holdColumns, []string{"id"}, p(7)) + cond,
-				d.insert(t.entries, entryColumns, p(8)) + " WHERE EXISTS (SELECT 1 FROM guard)",
-				d.insert(t.records, recordColumns, p(9)) + " WHERE EXISTS (SELECT 1 FROM guard)",
-			}
-			// args gives $1 and $3 their types where the guard does not use them.
-			ctes := []string{fmt.Sprintf("args AS (SELECT %s::text AS account, %s::bigint AS seq)", p(1), p(3)), "guard AS (" + guard + ")"}
-			for i, w := range rest {
-				ctes = append(ctes, fmt.Sprintf("g%d AS (%s)", i, w))
-			}
-			return "WITH " + strings.Join(ctes, ",\n") + "\nSELECT count(*) FROM guard"
+		const cond = " AND EXISTS (SELECT 1 FROM guard)"
+		q.guardedParts = []string{
+			d.insert(t.buckets, bucketColumns, p(4)) + " WHERE EXISTS (SELECT 1 FROM guard)",
+			d.update(t.buckets, bucketColumns, []string{"id"}, p(5)) + cond,
+			d.insert(t.holds, holdColumns, p(6)) + " WHERE EXISTS (SELECT 1 FROM guard)",
+			d.update(t.holds, holdColumns, []string{"id"}, p(7)) + cond,
+			d.insert(t.entries, entryColumns, p(8)) + " WHERE EXISTS (SELECT 1 FROM guard)",
+			d.insert(t.records, recordColumns, p(9)) + " WHERE EXISTS (SELECT 1 FROM guard)",
 		}
+		// args gives every parameter its type, whichever parts a statement
+		// leaves out; it is never executed.
+		q.guardedArgs = fmt.Sprintf("args AS (SELECT %s::text, %s::jsonb, %s::bigint, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb)",
+			p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9))
 		var names, vals []string
 		for _, c := range accountColumns[1:] {
 			names = append(names, c)
 			vals = append(vals, "j."+c)
 		}
-		q.writeIfUnchanged = guarded(fmt.Sprintf(
+		q.guardUpdate = fmt.Sprintf(
 			"UPDATE %s t SET (%s) = (SELECT %s FROM jsonb_populate_recordset(NULL::%s, %s::jsonb) j WHERE j.id = t.id) WHERE t.id = %s AND t.seq = %s RETURNING 1",
-			t.accounts, strings.Join(names, ", "), strings.Join(vals, ", "), t.accounts, p(2), p(1), p(3)))
-		q.createIfAbsent = guarded(d.insert(t.accounts, accountColumns, p(2)) + " ON CONFLICT (id) DO NOTHING RETURNING 1")
+			t.accounts, strings.Join(names, ", "), strings.Join(vals, ", "), t.accounts, p(2), p(1), p(3))
+		q.guardCreate = d.insert(t.accounts, accountColumns, p(2)) + " ON CONFLICT (id) DO NOTHING RETURNING 1"
 	}
 	return q
 }

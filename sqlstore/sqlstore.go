@@ -320,11 +320,11 @@ func (s *Store) updateOptimistic(ctx context.Context, q credits.Query, apply fun
 	}
 	var e encoder
 	acct := ch.Account
-	query := s.q.writeIfUnchanged
+	guard := s.q.guardUpdate
 	var seq int64
 	switch {
 	case ch.AccountCreated:
-		query = s.q.createIfAbsent
+		guard = s.q.guardCreate
 	case seen == nil:
 		return false, nil
 	case acct == nil:
@@ -340,6 +340,7 @@ func (s *Store) updateOptimistic(ctx context.Context, q credits.Query, apply fun
 	if e.err != nil {
 		return true, e.err
 	}
+	query := pgStatement(s.q.guardedArgs, guard, s.q.guardedParts, func(i int) bool { return args[i+2] != "[]" })
 	var wrote int
 	err = s.db.QueryRowContext(ctx, query, q.Account, row, seq, args[2], args[3], args[4], args[5], args[6], args[7]).Scan(&wrote)
 	if err != nil {
@@ -521,7 +522,8 @@ func (s *Store) write(ctx context.Context, tx execer, account string, ch *credit
 		for i, a := range args {
 			anys[i] = a
 		}
-		if _, err := tx.ExecContext(ctx, s.q.writeAll, anys...); err != nil {
+		query := pgStatement(s.q.writeArgs, "", s.q.writeParts, func(i int) bool { return args[i] != "[]" })
+		if _, err := tx.ExecContext(ctx, query, anys...); err != nil {
 			return fmt.Errorf("sqlstore: write: %w", err)
 		}
 		return nil
