@@ -52,6 +52,7 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
@@ -83,15 +84,54 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// contention remembers the accounts whose optimistic writes lost a race
+// lately, so that the next operations on a hot account go straight to the
+// locking path instead of wasting two round trips each.
+type contention struct {
+	mu    sync.Mutex
+	skips map[string]int // account → operations left to send to the locking path
+}
+
+// contentionSkips is how many operations on an account that just collided
+// skip the optimistic attempt.
+const contentionSkips = 64
+
+func (c *contention) skip(account string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.skips[account]
+	if !ok {
+		return false
+	}
+	if n <= 1 {
+		delete(c.skips, account)
+	} else {
+		c.skips[account] = n - 1
+	}
+	return true
+}
+
+func (c *contention) collided(account string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.skips == nil {
+		c.skips = map[string]int{}
+	}
+	if len(c.skips) < 100_000 { // bounded: past that, collisions just cost two round trips
+		c.skips[account] = contentionSkips
+	}
+}
+
 // Store is a credits.Store on a SQL database. It is safe for concurrent use.
 type Store struct {
-	db      *sql.DB
-	owned   bool // Open made db: Close closes it
-	dialect Dialect
-	t       tables
-	q       queries
-	opts    Options
-	log     *slog.Logger
+	contended contention
+	db        *sql.DB
+	owned     bool // Open made db: Close closes it
+	dialect   Dialect
+	t         tables
+	q         queries
+	opts      Options
+	log       *slog.Logger
 }
 
 var _ credits.Store = (*Store)(nil)
@@ -270,11 +310,12 @@ type execer interface {
 // runs in a transaction that locks the account row first, retried on
 // collisions.
 func (s *Store) Update(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) error {
-	if s.dialect == Postgres && !s.opts.NoOptimistic {
+	if s.dialect == Postgres && !s.opts.NoOptimistic && !s.contended.skip(q.Account) {
 		done, err := s.updateOptimistic(ctx, q, apply)
 		if done || (err != nil && !s.dialect.retryable(err)) {
 			return err
 		}
+		s.contended.collided(q.Account)
 		s.log.DebugContext(ctx, "sqlstore: optimistic write lost a race; locking", "account", q.Account)
 	}
 	var err error
