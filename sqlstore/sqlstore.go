@@ -124,14 +124,15 @@ func (c *contention) collided(account string) {
 
 // Store is a credits.Store on a SQL database. It is safe for concurrent use.
 type Store struct {
-	contended contention
-	db        *sql.DB
-	owned     bool // Open made db: Close closes it
-	dialect   Dialect
-	t         tables
-	q         queries
-	opts      Options
-	log       *slog.Logger
+	contended  contention
+	statements sync.Map // statementKey → the write statement of that shape
+	db         *sql.DB
+	owned      bool // Open made db: Close closes it
+	dialect    Dialect
+	t          tables
+	q          queries
+	opts       Options
+	log        *slog.Logger
 }
 
 var _ credits.Store = (*Store)(nil)
@@ -381,7 +382,7 @@ func (s *Store) updateOptimistic(ctx context.Context, q credits.Query, apply fun
 	if e.err != nil {
 		return true, e.err
 	}
-	query := pgStatement(s.q.guardedArgs, guard, s.q.guardedParts, func(i int) bool { return args[i+2] != "[]" })
+	query := s.statement(guard, s.q.guardedArgs, s.q.guardedParts, args[2:])
 	var wrote int
 	err = s.db.QueryRowContext(ctx, query, q.Account, row, seq, args[2], args[3], args[4], args[5], args[6], args[7]).Scan(&wrote)
 	if err != nil {
@@ -514,6 +515,28 @@ func (s *Store) loadInto(ctx context.Context, tx execer, q credits.Query, st *cr
 	return d.err
 }
 
+type statementKey struct {
+	guard string
+	parts uint16 // bit i: part i has rows
+}
+
+// statement returns the PostgreSQL write statement for the parts of a
+// change set that have rows, built once per shape.
+func (s *Store) statement(guard, args string, parts, rows []string) string {
+	key := statementKey{guard: guard}
+	for i, r := range rows {
+		if r != "[]" {
+			key.parts |= 1 << i
+		}
+	}
+	if q, ok := s.statements.Load(key); ok {
+		return q.(string)
+	}
+	q := pgStatement(args, guard, parts, func(i int) bool { return key.parts&(1<<i) != 0 })
+	s.statements.Store(key, q)
+	return q
+}
+
 // changeArgs encodes a change set as the JSON arrays the write statements
 // take: new accounts, updated accounts, new buckets, updated buckets, new
 // holds, updated holds, entries, records.
@@ -563,7 +586,7 @@ func (s *Store) write(ctx context.Context, tx execer, account string, ch *credit
 		for i, a := range args {
 			anys[i] = a
 		}
-		query := pgStatement(s.q.writeArgs, "", s.q.writeParts, func(i int) bool { return args[i] != "[]" })
+		query := s.statement("", s.q.writeArgs, s.q.writeParts, args)
 		if _, err := tx.ExecContext(ctx, query, anys...); err != nil {
 			return fmt.Errorf("sqlstore: write: %w", err)
 		}
