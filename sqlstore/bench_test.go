@@ -463,7 +463,16 @@ func BenchmarkRoundTrips(b *testing.B) {
 // the counting driver.
 func openCounting(tb testing.TB) *sqlFixture {
 	ctx := context.Background()
-	conn, err := stdlib.GetDefaultDriver().(driver.DriverContext).OpenConnector(postgresDSN(tb))
+	// As sqlstore.Open sets it up: statements planned once per connection.
+	dsn := postgresDSN(tb)
+	if !strings.Contains(dsn, "plan_cache_mode") {
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		dsn += sep + "plan_cache_mode=force_generic_plan"
+	}
+	conn, err := stdlib.GetDefaultDriver().(driver.DriverContext).OpenConnector(dsn)
 	if err != nil {
 		tb.Fatal(err)
 	}
