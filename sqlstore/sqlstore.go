@@ -155,7 +155,7 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 	)
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		dialect = Postgres
-		db, err = sql.Open("pgx", postgresDSN(dsn))
+		db, err = sql.Open("pgx", PostgresDSN(dsn))
 		if err == nil {
 			// A small pool: more connections than cores only queue on locks.
 			db.SetMaxOpenConns(16)
@@ -187,19 +187,26 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 	return s, nil
 }
 
-// postgresDSN asks PostgreSQL to plan the store's statements once per
-// connection (they are prepared and reused: re-planning their JSON and
-// CTEs on every call costs more than running them), unless the DSN says
-// otherwise.
-func postgresDSN(dsn string) string {
-	if strings.Contains(dsn, "plan_cache_mode") {
-		return dsn
+// PostgresDSN returns dsn with the session settings the store wants, unless
+// the DSN sets them otherwise (Open applies it; an application that opens
+// its own *sql.DB for New should too): statements are planned once per connection (they are prepared
+// and reused; re-planning their JSON and CTEs on every call costs more than
+// running them), and sequential scans are discouraged, because every
+// statement the store runs is an index lookup by design and a plan made
+// while a table was still small must not stay a full scan once it has grown.
+func PostgresDSN(dsn string) string {
+	for _, param := range []string{"plan_cache_mode=force_generic_plan", "enable_seqscan=off"} {
+		name := param[:strings.IndexByte(param, '=')]
+		if strings.Contains(dsn, name) {
+			continue
+		}
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		dsn += sep + param
 	}
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	return dsn + sep + "plan_cache_mode=force_generic_plan"
+	return dsn
 }
 
 // sqliteDSN adds what the ledger needs to a SQLite DSN: write transactions
