@@ -61,6 +61,13 @@ var (
 	// ErrInvalidCatalog: a catalog or plan definition is invalid. The typed
 	// error is [*CatalogError], naming the field.
 	ErrInvalidCatalog = errors.New("credits: invalid catalog")
+	// ErrTransient: the store failed for a reason that says nothing about
+	// the request (a lost connection, a failed or unconfirmed commit, a
+	// timeout inside the store). The operation may or may not have taken
+	// effect; retrying it with the same idempotency key is safe and
+	// converges to exactly one effect (operations on a hold — capture,
+	// release — are idempotent by the hold's ID).
+	ErrTransient = errors.New("credits: transient store failure, retry with the same idempotency key")
 )
 
 // InsufficientCreditsError reports how many credits were missing.

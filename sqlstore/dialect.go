@@ -22,12 +22,14 @@ const (
 // queries is every statement a Store runs, written once per dialect at
 // start-up from the table names.
 type queries struct {
-	lockAccount string // $1 account → the account row as JSON, locked for the transaction
-	load        string // $1 account, $2 hold IDs (JSON array), $3 due (nanos or NULL), $4 keys (JSON array) → (kind, JSON row)
-	view        string // like load, plus the account row, in one statement
-	holdAccount string
-	accountIDs  string // $1 nanos, $2 limit → account IDs with due holds or buckets
-	exists      string
+	// Loads take JSON arrays, so that one statement serves one account or
+	// a batch of them: $1 account IDs.
+	lockAccounts string // $1 → the account rows as JSON, locked for the transaction
+	load         string // $1, $2 hold IDs, $3 due (nanos or NULL), $4 [account, key] pairs → (kind, JSON row)
+	view         string // like load, plus the account rows, in one statement
+	holdAccount  string
+	accountIDs   string // $1 nanos, $2 limit → account IDs with due holds or buckets
+	exists       string
 
 	// Writes: each takes one parameter, a JSON array of rows.
 	insertAccounts, updateAccounts string
@@ -164,21 +166,30 @@ func (d Dialect) queries(t tables) queries {
 	} else {
 		portions = "SELECT json_extract(p.value, '$.bucket') FROM %s h2, json_each(h2.portions) p WHERE %s"
 	}
-	q.lockAccount = fmt.Sprintf("SELECT %s FROM %s a WHERE a.id = %s%s", d.rowJSON("a", accountColumns), t.accounts, p(1), lock)
+	// The accounts are locked in ID order, so that two transactions
+	// locking overlapping sets never deadlock.
+	q.lockAccounts = fmt.Sprintf("SELECT %s FROM %s a WHERE %s ORDER BY a.id%s", d.rowJSON("a", accountColumns), t.accounts, d.inList("a.id", p(1)), lock)
 	// Each branch is a plain index lookup (no OR across indexes); a row two
 	// branches find comes back twice and is kept once.
-	named := fmt.Sprintf("h2.account = %s AND %s", p(1), d.inList("h2.id", p(2)))
-	due := fmt.Sprintf("h2.account = %s AND h2.status = 'open' AND h2.deadline <= %s", p(1), p(3))
+	named := fmt.Sprintf("%s AND %s", d.inList("h2.id", p(2)), d.inList("h2.account", p(1)))
+	due := fmt.Sprintf("%s AND h2.status = 'open' AND h2.deadline <= %s", d.inList("h2.account", p(1)), p(3))
+	// Records by (account, key) pairs: one primary-key lookup per pair.
+	records := fmt.Sprintf("SELECT 'r', x.j FROM jsonb_array_elements(%s::jsonb) k, LATERAL (SELECT %s AS j FROM %s r WHERE r.account = k->>0 AND r.key = k->>1 LIMIT 1) x",
+		p(4), d.rowJSON("r", recordColumns), t.records)
+	if d == SQLite {
+		records = fmt.Sprintf("SELECT 'r', %s FROM json_each(%s) k JOIN %s r ON r.account = json_extract(k.value, '$[0]') AND r.key = json_extract(k.value, '$[1]')",
+			d.rowJSON("r", recordColumns), p(4), t.records)
+	}
 	parts := []string{
 		fmt.Sprintf("SELECT 'h', %s FROM %s h2 WHERE %s", d.rowJSON("h2", holdColumns), t.holds, named),
 		fmt.Sprintf("SELECT 'h', %s FROM %s h2 WHERE %s", d.rowJSON("h2", holdColumns), t.holds, due),
-		fmt.Sprintf("SELECT 'b', %s FROM %s b WHERE b.account = %s AND b.remaining > 0", d.rowJSON("b", bucketColumns), t.buckets, p(1)),
+		fmt.Sprintf("SELECT 'b', %s FROM %s b WHERE %s AND b.remaining > 0", d.rowJSON("b", bucketColumns), t.buckets, d.inList("b.account", p(1))),
 		fmt.Sprintf("SELECT 'b', %s FROM %s b WHERE %s", d.rowJSON("b", bucketColumns), t.buckets, d.inQuery("b.id", fmt.Sprintf(portions, t.holds, named))),
 		fmt.Sprintf("SELECT 'b', %s FROM %s b WHERE %s", d.rowJSON("b", bucketColumns), t.buckets, d.inQuery("b.id", fmt.Sprintf(portions, t.holds, due))),
-		fmt.Sprintf("SELECT 'r', %s FROM %s r WHERE r.account = %s AND %s", d.rowJSON("r", recordColumns), t.records, p(1), d.inList("r.key", p(4))),
+		records,
 	}
 	q.load = strings.Join(parts, "\nUNION ALL\n")
-	q.view = fmt.Sprintf("SELECT 'a', %s FROM %s a WHERE a.id = %s\nUNION ALL\n%s", d.rowJSON("a", accountColumns), t.accounts, p(1), q.load)
+	q.view = fmt.Sprintf("SELECT 'a', %s FROM %s a WHERE %s\nUNION ALL\n%s", d.rowJSON("a", accountColumns), t.accounts, d.inList("a.id", p(1)), q.load)
 	q.holdAccount = fmt.Sprintf("SELECT account FROM %s WHERE id = %s", t.holds, p(1))
 	q.exists = fmt.Sprintf("SELECT 1 FROM %s WHERE id = %s", t.accounts, p(1))
 	q.accountIDs = fmt.Sprintf(`SELECT account FROM (

@@ -245,3 +245,113 @@ func (d *decoder) entry(r *entryRow) credits.Entry {
 func (d *decoder) record(r *recordRow) *credits.Record {
 	return &credits.Record{Key: r.Key, Operation: r.Operation, Request: []byte(r.Request), Result: []byte(r.Result), CreatedAt: fromNanos(r.CreatedAt)}
 }
+
+// changeRows is the rows of one or more change sets, merged in the order
+// they were made: an account, bucket or hold written twice is written once,
+// as the last change left it (an insert stays an insert), so that one
+// set-based statement per kind of row persists a whole batch.
+type changeRows struct {
+	newAccounts, updAccounts []accountRow
+	newBuckets, updBuckets   []bucketRow
+	newHolds, updHolds       []holdRow
+	entries                  []entryRow
+	records                  []recordRow
+	// where a row of that ID already is: its index, and whether in the new list
+	accountAt, bucketAt, holdAt map[string]rowAt
+}
+
+type rowAt struct {
+	i     int
+	isNew bool
+}
+
+// put adds or replaces the row of one ID in the new or updated list.
+func put[T any](newList, updList *[]T, at map[string]rowAt, id string, row T, isNew bool) {
+	if w, ok := at[id]; ok {
+		if w.isNew {
+			(*newList)[w.i] = row
+		} else {
+			(*updList)[w.i] = row
+		}
+		return
+	}
+	list := updList
+	if isNew {
+		list = newList
+	}
+	at[id] = rowAt{i: len(*list), isNew: isNew}
+	*list = append(*list, row)
+}
+
+// add encodes ch, a change of account, into the rows; on an error (a time
+// the database cannot store) it adds nothing.
+func (r *changeRows) add(account string, ch *credits.Change) error {
+	var e encoder
+	var acct *accountRow
+	if ch.Account != nil {
+		a := e.account(ch.Account)
+		acct = &a
+	}
+	buckets := make([]bucketRow, 0, len(ch.NewBuckets)+len(ch.UpdatedBuckets))
+	for _, list := range [][]credits.Bucket{ch.NewBuckets, ch.UpdatedBuckets} {
+		for i := range list {
+			buckets = append(buckets, e.bucket(&list[i]))
+		}
+	}
+	holds := make([]holdRow, 0, len(ch.NewHolds)+len(ch.UpdatedHolds))
+	for _, list := range [][]credits.Hold{ch.NewHolds, ch.UpdatedHolds} {
+		for i := range list {
+			holds = append(holds, e.hold(&list[i]))
+		}
+	}
+	entries := make([]entryRow, len(ch.Entries))
+	for i := range ch.Entries {
+		entries[i] = e.entry(&ch.Entries[i])
+	}
+	var rec *recordRow
+	if ch.Record != nil {
+		x := e.record(account, ch.Record)
+		rec = &x
+	}
+	if e.err != nil {
+		return e.err
+	}
+	if r.accountAt == nil {
+		r.accountAt, r.bucketAt, r.holdAt = map[string]rowAt{}, map[string]rowAt{}, map[string]rowAt{}
+	}
+	if acct != nil {
+		put(&r.newAccounts, &r.updAccounts, r.accountAt, acct.ID, *acct, ch.AccountCreated)
+	}
+	for i, b := range buckets {
+		put(&r.newBuckets, &r.updBuckets, r.bucketAt, b.ID, b, i < len(ch.NewBuckets))
+	}
+	for i, h := range holds {
+		put(&r.newHolds, &r.updHolds, r.holdAt, h.ID, h, i < len(ch.NewHolds))
+	}
+	r.entries = append(r.entries, entries...)
+	if rec != nil {
+		r.records = append(r.records, *rec)
+	}
+	return nil
+}
+
+// args encodes the rows as the JSON arrays the write statements take: new
+// accounts, updated accounts, new buckets, updated buckets, new holds,
+// updated holds, entries, records.
+func (r *changeRows) args() ([]string, error) {
+	var e encoder
+	args := []string{
+		e.json(emptyIfNil(r.newAccounts)), e.json(emptyIfNil(r.updAccounts)),
+		e.json(emptyIfNil(r.newBuckets)), e.json(emptyIfNil(r.updBuckets)),
+		e.json(emptyIfNil(r.newHolds)), e.json(emptyIfNil(r.updHolds)),
+		e.json(emptyIfNil(r.entries)), e.json(emptyIfNil(r.records)),
+	}
+	return args, e.err
+}
+
+func emptyIfNil[T any](xs []T) []T {
+	if xs == nil {
+		return []T{}
+	}
+	return xs
+}

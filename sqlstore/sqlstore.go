@@ -51,6 +51,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -363,7 +364,11 @@ func (s *Store) updateOptimistic(ctx context.Context, q credits.Query, apply fun
 	if err := ctx.Err(); err != nil {
 		return true, err
 	}
-	args, err := s.changeArgs(q.Account, ch)
+	var rows changeRows
+	if err := rows.add(q.Account, ch); err != nil {
+		return true, err
+	}
+	args, err := rows.args()
 	if err != nil {
 		return true, err
 	}
@@ -393,7 +398,7 @@ func (s *Store) updateOptimistic(ctx context.Context, q credits.Query, apply fun
 	var wrote int
 	err = s.db.QueryRowContext(ctx, query, q.Account, row, seq, args[2], args[3], args[4], args[5], args[6], args[7]).Scan(&wrote)
 	if err != nil {
-		return false, fmt.Errorf("sqlstore: write: %w", err)
+		return false, fmt.Errorf("sqlstore: write: %w: %w", credits.ErrTransient, err)
 	}
 	return wrote == 1, nil
 }
@@ -401,7 +406,7 @@ func (s *Store) updateOptimistic(ctx context.Context, q credits.Query, apply fun
 func (s *Store) updateOnce(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) (err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlstore: begin: %w", err)
+		return fmt.Errorf("sqlstore: begin: %w: %w", credits.ErrTransient, err)
 	}
 	defer func() {
 		if err != nil {
@@ -417,7 +422,7 @@ func (s *Store) updateOnce(ctx context.Context, q credits.Query, apply func(*cre
 		return nil
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlstore: commit: %w", err)
+		return fmt.Errorf("sqlstore: commit: %w: %w", credits.ErrTransient, err)
 	}
 	return nil
 }
@@ -429,45 +434,111 @@ func rollback(tx *sql.Tx) {
 
 // updateIn runs one operation inside tx and reports whether it wrote.
 func (s *Store) updateIn(ctx context.Context, tx execer, q credits.Query, apply func(*credits.State) (*credits.Change, error)) (bool, error) {
-	st := &credits.State{}
-	var d decoder
-	var raw string
-	switch err := tx.QueryRowContext(ctx, s.q.lockAccount, q.Account).Scan(&raw); {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
-		return false, fmt.Errorf("sqlstore: lock account: %w", err)
-	default:
-		var r accountRow
-		d.json(raw, &r)
-		st.Account = d.account(&r)
+	states, err := s.lockAndLoad(ctx, tx, []credits.Query{q})
+	if err != nil {
+		return false, err
 	}
-	if st.Account != nil {
-		if err := s.loadInto(ctx, tx, q, st, s.q.load); err != nil {
-			return false, err
-		}
-	}
-	if d.err != nil {
-		return false, d.err
-	}
-	ch, err := apply(st)
+	ch, err := apply(states[q.Account])
 	if err != nil || ch == nil {
 		return false, err
 	}
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	return true, s.write(ctx, tx, q.Account, ch)
+	var rows changeRows
+	if err := rows.add(q.Account, ch); err != nil {
+		return false, err
+	}
+	return true, s.write(ctx, tx, &rows)
 }
 
-func (s *Store) loadArgs(q credits.Query) []any {
-	var due any
-	if !q.Due.IsZero() {
-		n, err := nanos(q.Due)
-		if err == nil {
+// lockAndLoad locks the accounts the queries name, in ID order, and loads
+// the state they name: one State per account, shared by that account's
+// queries (the union of what they name).
+func (s *Store) lockAndLoad(ctx context.Context, tx execer, qs []credits.Query) (map[string]*credits.State, error) {
+	states := make(map[string]*credits.State, len(qs))
+	var accounts []string
+	for _, q := range qs {
+		if states[q.Account] == nil {
+			states[q.Account] = newState()
+			accounts = append(accounts, q.Account)
+		}
+	}
+	slices.Sort(accounts)
+	rows, err := tx.QueryContext(ctx, s.q.lockAccounts, jsonList(accounts))
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: lock accounts: %w: %w", credits.ErrTransient, err)
+	}
+	var d decoder
+	for rows.Next() {
+		var raw string
+		if err := rows.Scan(&raw); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlstore: lock accounts: %w: %w", credits.ErrTransient, err)
+		}
+		var r accountRow
+		d.json(raw, &r)
+		if st := states[r.ID]; st != nil {
+			st.Account = d.account(&r)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: lock accounts: %w: %w", credits.ErrTransient, err)
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	// Only accounts that exist have anything more to load.
+	existing := make([]credits.Query, 0, len(qs))
+	for _, q := range qs {
+		if states[q.Account].Account != nil {
+			existing = append(existing, q)
+		}
+	}
+	if len(existing) > 0 {
+		if err := s.loadInto(ctx, tx, existing, states, s.q.load); err != nil {
+			return nil, err
+		}
+	}
+	return states, nil
+}
+
+func newState() *credits.State {
+	return &credits.State{Buckets: map[string]*credits.Bucket{}, Holds: map[string]*credits.Hold{}, Records: map[string]*credits.Record{}}
+}
+
+// loadArgs are the arguments of a load or view query for the queries:
+// their accounts, the holds they name, the latest Due and their
+// [account, key] pairs.
+func loadArgs(qs []credits.Query) []any {
+	var (
+		accounts, holds []string
+		pairs           [][2]string
+		due             any
+		latest          time.Time
+		seen            = map[string]bool{}
+	)
+	for _, q := range qs {
+		if !seen[q.Account] {
+			seen[q.Account] = true
+			accounts = append(accounts, q.Account)
+		}
+		holds = append(holds, q.Holds...)
+		for _, k := range q.Keys {
+			pairs = append(pairs, [2]string{q.Account, k})
+		}
+		if q.Due.After(latest) {
+			latest = q.Due
+		}
+	}
+	if !latest.IsZero() {
+		if n, err := nanos(latest); err == nil {
 			due = n
 		}
 	}
-	return []any{q.Account, jsonList(q.Holds), due, jsonList(q.Keys)}
+	var e encoder
+	return []any{jsonList(accounts), jsonList(holds), due, e.json(emptyIfNil(pairs))}
 }
 
 func jsonList(xs []string) string {
@@ -478,46 +549,52 @@ func jsonList(xs []string) string {
 	return e.json(xs)
 }
 
-// loadInto runs a load (or view) query and adds its rows to st.
-func (s *Store) loadInto(ctx context.Context, tx execer, q credits.Query, st *credits.State, query string) error {
-	rows, err := tx.QueryContext(ctx, query, s.loadArgs(q)...)
+// loadInto runs a load (or view) query for the queries and adds its rows
+// to the states of their accounts.
+func (s *Store) loadInto(ctx context.Context, tx execer, qs []credits.Query, states map[string]*credits.State, query string) error {
+	rows, err := tx.QueryContext(ctx, query, loadArgs(qs)...)
 	if err != nil {
-		return fmt.Errorf("sqlstore: load: %w", err)
+		return fmt.Errorf("sqlstore: load: %w: %w", credits.ErrTransient, err)
 	}
 	defer rows.Close()
-	st.Buckets = map[string]*credits.Bucket{}
-	st.Holds = map[string]*credits.Hold{}
-	st.Records = map[string]*credits.Record{}
 	var d decoder
 	for rows.Next() {
 		var kind, raw string
 		if err := rows.Scan(&kind, &raw); err != nil {
-			return fmt.Errorf("sqlstore: load: %w", err)
+			return fmt.Errorf("sqlstore: load: %w: %w", credits.ErrTransient, err)
 		}
 		switch kind {
 		case "a":
 			var r accountRow
 			d.json(raw, &r)
-			st.Account = d.account(&r)
+			if st := states[r.ID]; st != nil {
+				st.Account = d.account(&r)
+			}
 		case "h":
 			var r holdRow
 			d.json(raw, &r)
-			h := d.hold(&r)
-			st.Holds[h.ID] = h
+			if st := states[r.Account]; st != nil {
+				h := d.hold(&r)
+				st.Holds[h.ID] = h
+			}
 		case "b":
 			var r bucketRow
 			d.json(raw, &r)
-			b := d.bucket(&r)
-			st.Buckets[b.ID] = b
+			if st := states[r.Account]; st != nil {
+				b := d.bucket(&r)
+				st.Buckets[b.ID] = b
+			}
 		case "r":
 			var r recordRow
 			d.json(raw, &r)
-			rec := d.record(&r)
-			st.Records[rec.Key] = rec
+			if st := states[r.Account]; st != nil {
+				rec := d.record(&r)
+				st.Records[rec.Key] = rec
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("sqlstore: load: %w", err)
+		return fmt.Errorf("sqlstore: load: %w: %w", credits.ErrTransient, err)
 	}
 	return d.err
 }
@@ -544,47 +621,11 @@ func (s *Store) statement(guard, args string, parts, rows []string) string {
 	return q
 }
 
-// changeArgs encodes a change set as the JSON arrays the write statements
-// take: new accounts, updated accounts, new buckets, updated buckets, new
-// holds, updated holds, entries, records.
-func (s *Store) changeArgs(account string, ch *credits.Change) ([]string, error) {
-	var e encoder
-	var newAcct, updAcct []accountRow
-	if ch.Account != nil {
-		if ch.AccountCreated {
-			newAcct = append(newAcct, e.account(ch.Account))
-		} else {
-			updAcct = append(updAcct, e.account(ch.Account))
-		}
-	}
-	rowsOf := func(n int, f func(i int) any) string {
-		out := make([]any, n)
-		for i := range n {
-			out[i] = f(i)
-		}
-		return e.json(out)
-	}
-	args := []string{
-		e.json(emptyIfNil(newAcct)),
-		e.json(emptyIfNil(updAcct)),
-		rowsOf(len(ch.NewBuckets), func(i int) any { return e.bucket(&ch.NewBuckets[i]) }),
-		rowsOf(len(ch.UpdatedBuckets), func(i int) any { return e.bucket(&ch.UpdatedBuckets[i]) }),
-		rowsOf(len(ch.NewHolds), func(i int) any { return e.hold(&ch.NewHolds[i]) }),
-		rowsOf(len(ch.UpdatedHolds), func(i int) any { return e.hold(&ch.UpdatedHolds[i]) }),
-		rowsOf(len(ch.Entries), func(i int) any { return e.entry(&ch.Entries[i]) }),
-		"[]",
-	}
-	if ch.Record != nil {
-		args[7] = e.json([]recordRow{e.record(account, ch.Record)})
-	}
-	return args, e.err
-}
-
-// write persists a change set inside a transaction: one statement on
+// write persists the rows inside a transaction: one statement on
 // PostgreSQL, one per kind of row on SQLite (in-process, where a statement
 // costs no round trip).
-func (s *Store) write(ctx context.Context, tx execer, account string, ch *credits.Change) error {
-	args, err := s.changeArgs(account, ch)
+func (s *Store) write(ctx context.Context, tx execer, rows *changeRows) error {
+	args, err := rows.args()
 	if err != nil {
 		return err
 	}
@@ -595,7 +636,7 @@ func (s *Store) write(ctx context.Context, tx execer, account string, ch *credit
 		}
 		query := s.statement("", s.q.writeArgs, s.q.writeParts, args)
 		if _, err := tx.ExecContext(ctx, query, anys...); err != nil {
-			return fmt.Errorf("sqlstore: write: %w", err)
+			return fmt.Errorf("sqlstore: write: %w: %w", credits.ErrTransient, err)
 		}
 		return nil
 	}
@@ -606,17 +647,10 @@ func (s *Store) write(ctx context.Context, tx execer, account string, ch *credit
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, stmts[i], a); err != nil {
-			return fmt.Errorf("sqlstore: write: %w", err)
+			return fmt.Errorf("sqlstore: write: %w: %w", credits.ErrTransient, err)
 		}
 	}
 	return nil
-}
-
-func emptyIfNil[T any](xs []T) []T {
-	if xs == nil {
-		return []T{}
-	}
-	return xs
 }
 
 // View implements credits.Store: one statement, so one consistent snapshot.
@@ -625,11 +659,11 @@ func (s *Store) View(ctx context.Context, q credits.Query) (*credits.State, erro
 }
 
 func (s *Store) view(ctx context.Context, db execer, q credits.Query) (*credits.State, error) {
-	st := &credits.State{}
-	if err := s.loadInto(ctx, db, q, st, s.q.view); err != nil {
+	states := map[string]*credits.State{q.Account: newState()}
+	if err := s.loadInto(ctx, db, []credits.Query{q}, states, s.q.view); err != nil {
 		return nil, err
 	}
-	return st, nil
+	return states[q.Account], nil
 }
 
 // HoldAccount implements credits.Store.
