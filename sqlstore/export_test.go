@@ -13,3 +13,14 @@ func (s *Store) SetVersionForTest(ctx context.Context, v int) error {
 
 // Placeholder is the dialect's i-th query parameter.
 func (s *Store) Placeholder(i int) string { return s.dialect.placeholder(i) }
+
+// SetCommitFault makes every commit call f before it (committed false: an
+// error aborts the commit, nothing is written) and after it (true: an
+// error reports a commit that happened as failed). Nil removes it.
+func (s *Store) SetCommitFault(f func(committed bool) error) { s.commitFault = f }
+
+// HoldBatches, ResumeBatches and Queued make the store a storetest.Batcher:
+// the state machine then runs batches of a known order.
+func (s *Store) HoldBatches()   { s.group.pause(true) }
+func (s *Store) ResumeBatches() { s.group.pause(false) }
+func (s *Store) Queued() int    { return s.Stats().Queued }

@@ -49,7 +49,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"regexp"
 	"slices"
 	"strings"
@@ -81,7 +80,22 @@ type Options struct {
 	// (read, apply, write-if-unchanged: two round trips), so that every
 	// operation locks its account row in a transaction (five round trips).
 	NoOptimistic bool
-	// Logger receives debug lines. Nil means discard.
+	// NoGroupCommit runs every operation in a transaction of its own, on
+	// the caller's goroutine, instead of grouping concurrent operations
+	// into shared transactions (see "Group commit" in the package
+	// documentation).
+	NoGroupCommit bool
+	// Committers is how many transactions run batches at once; an account
+	// always goes to the same one. Zero means 4 on PostgreSQL and 1 on
+	// SQLite (one writer).
+	Committers int
+	// MaxBatch caps the operations of one transaction. Zero means 64.
+	MaxBatch int
+	// CommitTimeout bounds a batch's transaction, which runs on no
+	// caller's context. Zero means 30 seconds.
+	CommitTimeout time.Duration
+	// Logger receives debug lines (one per batch, and every retry). Nil
+	// means discard.
 	Logger *slog.Logger
 }
 
@@ -125,7 +139,10 @@ func (c *contention) collided(account string) {
 
 // Store is a credits.Store on a SQL database. It is safe for concurrent use.
 type Store struct {
+	group      *group
 	contended  contention
+	// commitFault, set by tests, fails a commit (see fault).
+	commitFault func(committed bool) error
 	statements sync.Map // statementKey → the write statement of that shape
 	db         *sql.DB
 	owned      bool // Open made db: Close closes it
@@ -260,6 +277,18 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts *Options) (*Stor
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Committers <= 0 {
+		o.Committers = 4
+		if dialect == SQLite {
+			o.Committers = 1
+		}
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 64
+	}
+	if o.CommitTimeout <= 0 {
+		o.CommitTimeout = 30 * time.Second
+	}
 	qual := o.TablePrefix
 	if o.Schema != "" {
 		qual = `"` + o.Schema + `".` + o.TablePrefix
@@ -269,6 +298,7 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts *Options) (*Stor
 		entries: qual + "entries", records: qual + "records", versions: qual + "schema_versions",
 	}
 	s := &Store{db: db, dialect: dialect, t: t, q: dialect.queries(t), opts: o, log: o.Logger}
+	s.group = newGroup(s, o.Committers)
 	if err := db.PingContext(ctx); err != nil {
 		return nil, fmt.Errorf("sqlstore: connect: %w", err)
 	}
@@ -296,8 +326,11 @@ func (s *Store) DB() *sql.DB { return s.db }
 // Dialect returns the store's SQL dialect.
 func (s *Store) Dialect() Dialect { return s.dialect }
 
-// Close closes the database if Open opened it.
+// Close waits for the operations already queued to be committed and
+// answered, makes later operations fail with [ErrClosed], and closes the
+// database if Open opened it.
 func (s *Store) Close() error {
+	s.group.close()
 	if s.owned {
 		return s.db.Close()
 	}
@@ -311,14 +344,27 @@ type execer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// Update implements credits.Store. On PostgreSQL it first tries the
-// optimistic path: read the account's state in one statement, apply, and
-// write the change in one autocommit statement that takes effect only if
-// the account row has not moved on (two round trips). When it has (another
-// operation on the same account came first), or on SQLite, the operation
-// runs in a transaction that locks the account row first, retried on
-// collisions.
+// Update implements credits.Store. Unless Options.NoGroupCommit, the
+// operation joins a batch (see "Group commit" in the package
+// documentation). If ctx ends while the operation still waits for a
+// batch, it is removed and Update returns ctx's error; once a batch has
+// taken it, Update returns what the batch's commit decided, whatever ctx
+// does meanwhile.
 func (s *Store) Update(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) error {
+	if s.opts.NoGroupCommit {
+		return s.updateAlone(ctx, q, apply)
+	}
+	return s.updateGrouped(ctx, q, apply)
+}
+
+// updateAlone runs one operation in a transaction of its own. On
+// PostgreSQL it first tries the optimistic path: read the account's state
+// in one statement, apply, and write the change in one autocommit
+// statement that takes effect only if the account row has not moved on
+// (two round trips). When it has (another operation on the same account
+// came first), or on SQLite, the operation runs in a transaction that
+// locks the account row first, retried on collisions.
+func (s *Store) updateAlone(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) error {
 	if s.dialect == Postgres && !s.opts.NoOptimistic && !s.contended.skip(q.Account) {
 		done, err := s.updateOptimistic(ctx, q, apply)
 		if done || (err != nil && !s.dialect.retryable(err)) {
@@ -334,11 +380,8 @@ func (s *Store) Update(ctx context.Context, q credits.Query, apply func(*credits
 			return err
 		}
 		s.log.DebugContext(ctx, "sqlstore: retrying a colliding transaction", "account", q.Account, "attempt", attempt, "err", err)
-		backoff := time.Duration(rand.Int64N(int64(time.Millisecond)<<min(attempt, 6))) + time.Millisecond
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, backoff(attempt)) {
 			return errors.Join(ctx.Err(), err)
-		case <-time.After(backoff):
 		}
 	}
 }
@@ -400,6 +443,9 @@ func (s *Store) updateOptimistic(ctx context.Context, q credits.Query, apply fun
 	if err != nil {
 		return false, fmt.Errorf("sqlstore: write: %w: %w", credits.ErrTransient, err)
 	}
+	if err := s.fault(true); err != nil {
+		return true, fmt.Errorf("sqlstore: commit: %w: %w", credits.ErrTransient, err)
+	}
 	return wrote == 1, nil
 }
 
@@ -421,7 +467,13 @@ func (s *Store) updateOnce(ctx context.Context, q credits.Query, apply func(*cre
 		rollback(tx)
 		return nil
 	}
+	if err := s.fault(false); err != nil {
+		return fmt.Errorf("sqlstore: commit: %w: %w", credits.ErrTransient, err)
+	}
 	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlstore: commit: %w: %w", credits.ErrTransient, err)
+	}
+	if err := s.fault(true); err != nil {
 		return fmt.Errorf("sqlstore: commit: %w: %w", credits.ErrTransient, err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/creditkit/credits"
@@ -87,7 +88,23 @@ func TestConformanceSQLiteMemory(t *testing.T) {
 
 func TestConformanceSQLiteFile(t *testing.T) {
 	fewerChecksUnderRace(t)
-	storetest.Run(t, func(t *testing.T) credits.Store { return newSQLiteFile(t) })
+	storetest.Run(t, func(t *testing.T) credits.Store { return batching(t, newSQLiteFile(t)) })
+}
+
+// batching checks, at the end of a state machine or concurrency test, that
+// the store did run operations in shared batches: the suite then covered
+// group commit, not only batches of one.
+func batching(t *testing.T, s *sqlstore.Store) *sqlstore.Store {
+	if strings.Contains(t.Name(), "/StateMachine") || strings.Contains(t.Name(), "/Concurrency") {
+		t.Cleanup(func() {
+			st := s.Stats()
+			t.Logf("group commit: %d operations in %d batches, largest %d, sizes %v", st.Operations, st.Batches, st.MaxBatch, st.BatchSizes)
+			if st.MaxBatch < 2 {
+				t.Errorf("no operations shared a batch: %+v", st)
+			}
+		})
+	}
+	return s
 }
 
 // fewerChecksUnderRace: modernc's SQLite is C translated to Go, and under
@@ -110,5 +127,5 @@ func fewerChecksUnderRace(t *testing.T) {
 
 func TestConformancePostgres(t *testing.T) {
 	postgresDSN(t)
-	storetest.Run(t, func(t *testing.T) credits.Store { return newPostgres(t) })
+	storetest.Run(t, func(t *testing.T) credits.Store { return batching(t, newPostgres(t)) })
 }

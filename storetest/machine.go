@@ -17,7 +17,8 @@ import (
 // RunStateMachine runs the rapid state machine: random interleavings of
 // grants, daily claims, reserves, captures, releases, charges, refunds, job
 // runs, retries with the same key, the same key with a different request,
-// clock jumps (to exact deadlines too) and sweeps, on a fresh store per run,
+// clock jumps (to exact deadlines too) and sweeps, and, on a store that
+// implements [Batcher], several of these run as one batch, on a fresh store per run,
 // each step checked against the reference model and every invariant checked
 // after every step.
 //
@@ -49,6 +50,7 @@ type machine struct {
 	past     []*pastCall
 	keys     int
 	daily    map[string]map[string]credits.GrantResult // account → day → first claim
+	ordered  *orderedStore                             // when the store is a Batcher
 }
 
 var (
@@ -57,12 +59,17 @@ var (
 )
 
 func newMachine(t *rapid.T, store credits.Store, prefix string) *machine {
+	var ordered *orderedStore
+	if b, ok := store.(Batcher); ok {
+		ordered = &orderedStore{Batcher: b}
+		store = ordered
+	}
 	h := NewHarness(t, store, func(c *credits.Config) {
 		c.Signup = signup
 		c.Daily = daily
 		c.OnLowBalance = nil
 	})
-	mc := &machine{h: h, m: &model{grace: 24 * time.Hour}, daily: map[string]map[string]credits.GrantResult{}}
+	mc := &machine{h: h, m: &model{grace: 24 * time.Hour}, daily: map[string]map[string]credits.GrantResult{}, ordered: ordered}
 	for _, req := range []credits.CreateAccountRequest{{ID: prefix + "solo"}, {ID: prefix + "team", Team: true, Members: []string{"m1", "m2"}}} {
 		res, err := h.Ledger.CreateAccount(h.Ctx, req)
 		if err != nil {

@@ -1,0 +1,475 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/creditkit/credits"
+)
+
+// Group commit.
+//
+// Store.Update does not run its operation itself: it queues it on one of
+// the store's committers (an account always goes to the same one) and
+// waits. A committer takes whatever is waiting, up to Options.MaxBatch
+// operations, with no artificial delay, and runs them in one transaction:
+// it locks their accounts with one query (in ID order, so two committers,
+// or two processes, never deadlock), loads their state and idempotency
+// records with one more, applies each operation in Go in arrival order
+// against that shared state (a failing operation leaves it untouched, so
+// no SAVEPOINT is needed), writes every change with one set-based statement
+// per kind of row, commits once, and only then answers each caller with its
+// own result. A batch of one runs as a lone operation would.
+//
+// Failures: a collision (serialization failure, deadlock, two processes
+// creating one account) reruns the whole batch on fresh state. A failure
+// before the commit (a lost connection, a statement the database refuses)
+// wrote nothing: the batch's operations are then run one by one, so that
+// one bad operation cannot fail the others. A failed or unconfirmed commit
+// fails every operation of the batch with an error wrapping
+// credits.ErrTransient: it may or may not have taken effect, and a retry
+// with the same idempotency key converges to exactly one effect.
+
+// ErrClosed is returned by operations started after Close.
+var ErrClosed = errors.New("sqlstore: store closed")
+
+// Stats is a snapshot of a store's group-commit counters since it was
+// opened. See [Store.Stats].
+type Stats struct {
+	Operations int64 // operations the committers took
+	Batches    int64 // batches they ran (a batch rerun after a collision counts once)
+	MaxBatch   int   // the largest batch so far
+	// BatchSizes counts batches by size: [0] one operation, [1] 2–3, [2]
+	// 4–7, [3] 8–15, [4] 16–31, [5] 32–63, [6] 64 or more.
+	BatchSizes [7]int64
+	Retries    int64 // reruns of a batch that collided with another transaction
+	// Failed counts batches whose commit failed or went unconfirmed: each of
+	// their operations returned an error wrapping credits.ErrTransient.
+	Failed int64
+	// Cancelled counts operations whose caller's context ended while they
+	// still waited in a queue: removed, never run.
+	Cancelled int64
+	// CommitTime is the total time from taking a batch to answering its
+	// callers; MaxCommitTime the longest.
+	CommitTime, MaxCommitTime time.Duration
+	Queued                    int // operations waiting now
+}
+
+// MeanBatch is the mean number of operations per batch.
+func (s Stats) MeanBatch() float64 {
+	if s.Batches == 0 {
+		return 0
+	}
+	return float64(s.Operations) / float64(s.Batches)
+}
+
+// MeanCommitTime is the mean time a batch took, from being taken to being
+// answered.
+func (s Stats) MeanCommitTime() time.Duration {
+	if s.Batches == 0 {
+		return 0
+	}
+	return s.CommitTime / time.Duration(s.Batches)
+}
+
+// Stats returns the group-commit counters. They stay zero with
+// Options.NoGroupCommit and for operations run through WithTx.
+func (s *Store) Stats() Stats {
+	s.group.mu.Lock()
+	st := s.group.stats
+	s.group.mu.Unlock()
+	for _, c := range s.group.committers {
+		c.mu.Lock()
+		st.Queued += len(c.queue)
+		c.mu.Unlock()
+	}
+	return st
+}
+
+// group is a store's committers and their counters.
+type group struct {
+	committers []*committer
+	wg         sync.WaitGroup // running committers
+
+	mu    sync.Mutex
+	stats Stats
+}
+
+func newGroup(s *Store, n int) *group {
+	g := &group{committers: make([]*committer, n)}
+	for i := range g.committers {
+		g.committers[i] = &committer{s: s, g: g, index: i}
+	}
+	return g
+}
+
+// committerFor spreads accounts over the committers by a hash of the ID
+// (FNV-1a), the same account always to the same committer.
+func (g *group) committerFor(account string) *committer {
+	h := uint32(2166136261)
+	for i := 0; i < len(account); i++ {
+		h ^= uint32(account[i])
+		h *= 16777619
+	}
+	return g.committers[h%uint32(len(g.committers))]
+}
+
+// close stops the committers taking new operations and waits until they
+// have answered every queued one.
+func (g *group) close() {
+	for _, c := range g.committers {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+	}
+	g.pause(false)
+	g.wg.Wait()
+}
+
+// pause makes the committers leave queued operations waiting (on) or
+// take them again (off). Tests use it to build batches of a known order.
+func (g *group) pause(on bool) {
+	for _, c := range g.committers {
+		c.mu.Lock()
+		c.paused = on
+		if !on && len(c.queue) > 0 && !c.running {
+			c.running = true
+			g.wg.Add(1)
+			go c.run()
+		}
+		c.mu.Unlock()
+	}
+}
+
+func (g *group) record(batch int, took time.Duration, retries int, failed bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	st := &g.stats
+	st.Operations += int64(batch)
+	st.Batches++
+	st.MaxBatch = max(st.MaxBatch, batch)
+	bucket := 0
+	for n := batch; n > 1 && bucket < len(st.BatchSizes)-1; n >>= 1 {
+		bucket++
+	}
+	st.BatchSizes[bucket]++
+	st.Retries += int64(retries)
+	if failed {
+		st.Failed++
+	}
+	st.CommitTime += took
+	st.MaxCommitTime = max(st.MaxCommitTime, took)
+}
+
+// pending is one queued operation.
+type pending struct {
+	ctx   context.Context // the caller's: values only, once taken
+	q     credits.Query
+	apply func(*credits.State) (*credits.Change, error)
+	done  chan error // receives the outcome, once
+	state pendingState
+
+	err      error // apply's error in the current run of the batch
+	answered bool
+}
+
+// pendingState is guarded by the committer's mutex.
+type pendingState int
+
+const (
+	queued pendingState = iota
+	taken
+	cancelled
+)
+
+func (p *pending) answer(err error) {
+	if !p.answered {
+		p.answered = true
+		p.done <- err
+	}
+}
+
+// panicked carries a panic of apply to the caller's goroutine, where
+// Update panics again with the same value.
+type panicked struct{ value any }
+
+func (p *panicked) Error() string { return fmt.Sprint("sqlstore: operation panicked: ", p.value) }
+
+// call runs apply, turning a panic into a *panicked error.
+func (p *pending) call(st *credits.State) (ch *credits.Change, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			ch, err = nil, &panicked{value: v}
+		}
+	}()
+	return p.apply(st)
+}
+
+// committer runs the batches of the accounts that hash to it, one at a
+// time, on a goroutine that exists only while there is work.
+type committer struct {
+	s     *Store
+	g     *group
+	index int
+
+	mu      sync.Mutex
+	queue   []*pending
+	running bool
+	closed  bool
+	paused  bool // tests: queue without running
+}
+
+func (c *committer) enqueue(p *pending) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	c.queue = append(c.queue, p)
+	if !c.running && !c.paused {
+		c.running = true
+		c.g.wg.Add(1)
+		go c.run()
+	}
+	return nil
+}
+
+// cancel removes p from the queue if no batch has taken it yet.
+func (c *committer) cancel(p *pending) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p.state != queued {
+		return false
+	}
+	if i := slices.Index(c.queue, p); i >= 0 {
+		c.queue = slices.Delete(c.queue, i, i+1)
+	}
+	p.state = cancelled
+	return true
+}
+
+func (c *committer) run() {
+	defer c.g.wg.Done()
+	for {
+		c.mu.Lock()
+		n := min(len(c.queue), c.s.opts.MaxBatch)
+		if n == 0 || c.paused {
+			c.running = false
+			c.mu.Unlock()
+			return
+		}
+		batch := slices.Clone(c.queue[:n])
+		c.queue = slices.Delete(c.queue, 0, n)
+		for _, p := range batch {
+			p.state = taken
+		}
+		c.mu.Unlock()
+		c.commit(batch)
+	}
+}
+
+// updateGrouped is Update through the committers.
+func (s *Store) updateGrouped(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p := &pending{ctx: ctx, q: q, apply: apply, done: make(chan error, 1)}
+	c := s.group.committerFor(q.Account)
+	if err := c.enqueue(p); err != nil {
+		return err
+	}
+	var err error
+	select {
+	case err = <-p.done:
+	case <-ctx.Done():
+		if c.cancel(p) {
+			s.group.mu.Lock()
+			s.group.stats.Cancelled++
+			s.group.mu.Unlock()
+			return ctx.Err()
+		}
+		// Taken: the outcome is what the commit decides; wait for it.
+		err = <-p.done
+	}
+	if pe, ok := err.(*panicked); ok {
+		panic(pe.value)
+	}
+	return err
+}
+
+// errRestart says an operation was answered with its own error after it had
+// changed the batch's shared state: the batch runs again without it.
+var errRestart = errors.New("sqlstore: restart the batch")
+
+// commitFailed is a commit that failed or went unconfirmed.
+type commitFailed struct{ err error }
+
+func (e *commitFailed) Error() string { return e.err.Error() }
+func (e *commitFailed) Unwrap() error { return e.err }
+
+// commit runs one batch and answers every operation of it.
+func (c *committer) commit(batch []*pending) {
+	s := c.s
+	start := time.Now()
+	retries, failed := 0, false
+	defer func() {
+		if v := recover(); v != nil { // a bug in this package: tell every caller
+			for _, p := range batch {
+				p.answer(&panicked{value: v})
+			}
+		}
+		took := time.Since(start)
+		c.g.record(len(batch), took, retries, failed)
+		if s.log.Enabled(context.Background(), slog.LevelDebug) {
+			s.log.LogAttrs(context.Background(), slog.LevelDebug, "sqlstore: batch", slog.Int("committer", c.index),
+				slog.Int("operations", len(batch)), slog.Duration("took", took), slog.Int("retries", retries), slog.Bool("failed", failed))
+		}
+	}()
+	if len(batch) == 1 {
+		// Nothing to share: the lone path (optimistic on PostgreSQL). The
+		// operation was taken, so its caller's cancellation no longer
+		// stops it.
+		p := batch[0]
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(p.ctx), s.opts.CommitTimeout)
+		err := s.updateAlone(ctx, p.q, p.call)
+		cancel()
+		failed = errors.Is(err, credits.ErrTransient)
+		p.answer(err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CommitTimeout)
+	defer cancel()
+	live := batch
+	for {
+		err := s.runBatch(ctx, live)
+		var cf *commitFailed
+		switch {
+		case err == nil:
+			for _, p := range live {
+				p.answer(p.err)
+			}
+			return
+		case errors.Is(err, errRestart):
+			live = slices.DeleteFunc(live, func(p *pending) bool { return p.answered })
+			if len(live) == 0 {
+				return
+			}
+		case errors.As(err, &cf):
+			failed = true
+			for _, p := range live {
+				p.answer(err)
+			}
+			return
+		case s.dialect.retryable(err) && retries+1 < s.opts.MaxAttempts:
+			retries++
+			s.log.DebugContext(ctx, "sqlstore: retrying a colliding batch", "committer", c.index, "attempt", retries, "err", err)
+			if !sleep(ctx, backoff(retries)) {
+				failed = true
+				for _, p := range live {
+					p.answer(fmt.Errorf("sqlstore: %w: %w", credits.ErrTransient, ctx.Err()))
+				}
+				return
+			}
+		default:
+			// Nothing was written. Run the operations one by one, so that
+			// one bad operation fails alone.
+			s.log.DebugContext(ctx, "sqlstore: batch failed before its commit; running its operations one by one", "committer", c.index, "operations", len(live), "err", err)
+			for _, p := range live {
+				p.answer(s.updateAlone(ctx, p.q, p.call))
+			}
+			return
+		}
+	}
+}
+
+// runBatch runs the operations in one transaction. It returns nil once the
+// transaction committed (or there was nothing to write), leaving each
+// operation's own error in its err; errRestart when an operation was
+// answered early; a *commitFailed when the commit failed or went
+// unconfirmed; any other error when nothing was written.
+func (s *Store) runBatch(ctx context.Context, live []*pending) (err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlstore: begin: %w: %w", credits.ErrTransient, err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			rollback(tx)
+		}
+	}()
+	qs := make([]credits.Query, len(live))
+	for i, p := range live {
+		qs[i] = p.q
+	}
+	states, err := s.lockAndLoad(ctx, tx, qs)
+	if err != nil {
+		return err
+	}
+	var rows changeRows
+	changed := false
+	for _, p := range live {
+		ch, err := p.call(states[p.q.Account])
+		p.err = err
+		if _, ok := err.(*panicked); ok {
+			p.answer(err) // its state may be half-changed: start again without it
+			return errRestart
+		}
+		if err != nil || ch == nil {
+			continue
+		}
+		if err := rows.add(p.q.Account, ch); err != nil {
+			p.answer(err) // folded into the state, but cannot be stored
+			return errRestart
+		}
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	if err := s.write(ctx, tx, &rows); err != nil {
+		return err
+	}
+	if err := s.fault(false); err != nil {
+		return &commitFailed{err: fmt.Errorf("sqlstore: commit: %w: %w", credits.ErrTransient, err)}
+	}
+	committed = true
+	if err := tx.Commit(); err != nil {
+		return &commitFailed{err: fmt.Errorf("sqlstore: commit: %w: %w", credits.ErrTransient, err)}
+	}
+	if err := s.fault(true); err != nil {
+		return &commitFailed{err: fmt.Errorf("sqlstore: commit: %w: %w", credits.ErrTransient, err)}
+	}
+	return nil
+}
+
+// fault is the test hook that makes a commit fail (committed false: before
+// it, so nothing is written) or go unconfirmed (true: after it).
+func (s *Store) fault(committed bool) error {
+	if s.commitFault == nil {
+		return nil
+	}
+	return s.commitFault(committed)
+}
+
+func backoff(attempt int) time.Duration {
+	return time.Duration(rand.Int64N(int64(time.Millisecond)<<min(attempt, 6))) + time.Millisecond
+}
+
+// sleep waits d, or less if ctx ends first; it reports whether it waited d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
