@@ -139,18 +139,18 @@ func (c *contention) collided(account string) {
 
 // Store is a credits.Store on a SQL database. It is safe for concurrent use.
 type Store struct {
-	group      *group
-	contended  contention
+	group     *group
+	contended contention
 	// commitFault, set by tests, fails a commit (see fault).
 	commitFault func(committed bool) error
-	statements sync.Map // statementKey → the write statement of that shape
-	db         *sql.DB
-	owned      bool // Open made db: Close closes it
-	dialect    Dialect
-	t          tables
-	q          queries
-	opts       Options
-	log        *slog.Logger
+	statements  sync.Map // statementKey → the write statement of that shape
+	db          *sql.DB
+	owned       bool // Open made db: Close closes it
+	dialect     Dialect
+	t           tables
+	q           queries
+	opts        Options
+	log         *slog.Logger
 }
 
 var _ credits.Store = (*Store)(nil)
