@@ -34,7 +34,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -112,7 +115,10 @@ type sqlCase struct {
 var sqlCases = []sqlCase{
 	{"hot-1caller", 1, 1},
 	{"hot-16callers", 1, 16},
+	{"hot-64callers", 1, 64},
+	{"10k-accounts-1caller", 10_000, 1},
 	{"10k-accounts-16callers", 10_000, 16},
+	{"10k-accounts-64callers", 10_000, 64},
 }
 
 // sqlFixture is one store with its ledger and its naive table, shared by
@@ -338,7 +344,8 @@ func BenchmarkSQL(b *testing.B) {
 		open func(testing.TB) (*sqlstore.Store, string)
 	}{
 		{"postgres", openPostgres},
-		{"sqlite-file", func(tb testing.TB) (*sqlstore.Store, string) { return newSQLiteFile(tb), "" }},
+		{"sqlite-full", func(tb testing.TB) (*sqlstore.Store, string) { return openSQLite(tb, "FULL"), "" }},
+		{"sqlite-normal", func(tb testing.TB) (*sqlstore.Store, string) { return openSQLite(tb, "NORMAL"), "" }},
 	} {
 		b.Run(st.name, func(b *testing.B) {
 			var many *sqlFixture
@@ -367,11 +374,25 @@ func BenchmarkSQL(b *testing.B) {
 	}
 }
 
+// openSQLite opens a SQLite file in WAL mode with the given synchronous
+// setting (Open's default is FULL: a commit survives a power loss; NORMAL
+// may lose the last commits, never corrupts).
+func openSQLite(tb testing.TB, synchronous string) *sqlstore.Store {
+	path := filepath.Join(tb.TempDir(), "credits.db")
+	s, err := sqlstore.Open(context.Background(), "file:"+path+"?_pragma=synchronous("+synchronous+")", nil)
+	if err != nil {
+		tb.Fatalf("open SQLite: %v", err)
+	}
+	tb.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 // openPostgres opens a store in a schema of its own, dropped at the end, as
 // newPostgres does, and says which.
 func openPostgres(tb testing.TB) (*sqlstore.Store, string) {
 	schema := randomName("credits_bench_")
-	s, err := sqlstore.Open(context.Background(), postgresDSN(tb), &sqlstore.Options{Schema: schema})
+	committers, _ := strconv.Atoi(os.Getenv("COMMITTERS"))
+	s, err := sqlstore.Open(context.Background(), postgresDSN(tb), &sqlstore.Options{Schema: schema, Committers: committers})
 	if err != nil {
 		tb.Fatalf("open PostgreSQL: %v", err)
 	}
@@ -411,11 +432,16 @@ func (f *sqlFixture) measure(b *testing.B, w sqlWorkload, c sqlCase) {
 	naiveTime, naiveLat, _ := drive(b, b.N, c.callers, func(i int) error {
 		return w.naive(ctx, f, ids[pick[i]])
 	})
+	stats := f.store.Stats()
 	b.StartTimer()
 	ledgerTime, ledgerLat, growth := drive(b, b.N, c.callers, func(i int) error {
 		return w.ledger(ctx, f, ids[pick[i]], keys+fmt.Sprint(i))
 	})
 	b.StopTimer()
+	after := f.store.Stats()
+	if batches := after.Batches - stats.Batches; batches > 0 {
+		b.ReportMetric(float64(after.Operations-stats.Operations)/float64(batches), "ops/batch")
+	}
 
 	ops := float64(b.N) / ledgerTime.Seconds()
 	naiveOps := float64(b.N) / naiveTime.Seconds()

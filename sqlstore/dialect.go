@@ -31,11 +31,11 @@ type queries struct {
 	accountIDs   string // $1 nanos, $2 limit → account IDs with due holds or buckets
 	exists       string
 
-	// Writes: each takes one parameter, a JSON array of rows.
-	insertAccounts, updateAccounts string
-	insertBuckets, updateBuckets   string
-	insertHolds, updateHolds       string
-	insertEntries, insertRecords   string
+	// SQLite writes a change set row by row, with statements prepared
+	// once (in-process, a statement costs no round trip, and plain
+	// parameters cost no JSON parsing): new accounts, updated accounts, new
+	// buckets, updated buckets, new holds, updated holds, entries, records.
+	rowWrites [8]string
 	// On PostgreSQL a change set is one statement: a WITH of the writes
 	// above that have rows ($1..$8 in that order; writeArgs types them all).
 	writeParts []string
@@ -156,6 +156,25 @@ func (d Dialect) update(table string, cols, key []string, param string) string {
 		table, strings.Join(names, ", "), strings.Join(ex, ", "), param, k, table, k, k, k, param)
 }
 
+// insertRow inserts one row, its columns as parameters in order.
+func (d Dialect) insertRow(table string, cols []string) string {
+	ps := make([]string, len(cols))
+	for i := range cols {
+		ps[i] = d.placeholder(i + 1)
+	}
+	return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", table, strings.Join(cols, ", "), strings.Join(ps, ", "))
+}
+
+// updateRow replaces every column of the row whose first column (its key)
+// is the first parameter.
+func (d Dialect) updateRow(table string, cols []string) string {
+	ps := make([]string, len(cols)-1)
+	for i := range ps {
+		ps[i] = d.placeholder(i + 2)
+	}
+	return fmt.Sprintf("UPDATE %s SET (%s) = (%s) WHERE %s = %s", table, strings.Join(cols[1:], ", "), strings.Join(ps, ", "), cols[0], d.placeholder(1))
+}
+
 func (d Dialect) queries(t tables) queries {
 	p := d.placeholder
 	var q queries
@@ -198,14 +217,14 @@ func (d Dialect) queries(t tables) queries {
 	SELECT account FROM %s WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= %s
 ) due ORDER BY account LIMIT %s`, t.holds, p(1), t.buckets, p(1), p(2))
 
-	q.insertAccounts = d.insert(t.accounts, accountColumns, p(1))
-	q.updateAccounts = d.update(t.accounts, accountColumns, []string{"id"}, p(1))
-	q.insertBuckets = d.insert(t.buckets, bucketColumns, p(1))
-	q.updateBuckets = d.update(t.buckets, bucketColumns, []string{"id"}, p(1))
-	q.insertHolds = d.insert(t.holds, holdColumns, p(1))
-	q.updateHolds = d.update(t.holds, holdColumns, []string{"id"}, p(1))
-	q.insertEntries = d.insert(t.entries, entryColumns, p(1))
-	q.insertRecords = d.insert(t.records, recordColumns, p(1))
+	if d == SQLite {
+		q.rowWrites = [8]string{
+			d.insertRow(t.accounts, accountColumns), d.updateRow(t.accounts, accountColumns),
+			d.insertRow(t.buckets, bucketColumns), d.updateRow(t.buckets, bucketColumns),
+			d.insertRow(t.holds, holdColumns), d.updateRow(t.holds, holdColumns),
+			d.insertRow(t.entries, entryColumns), d.insertRow(t.records, recordColumns),
+		}
+	}
 	if d == Postgres {
 		writes := []string{
 			d.insert(t.accounts, accountColumns, p(1)),

@@ -393,7 +393,29 @@ func (c *committer) commit(batch []*pending) {
 // operation's own error in its err; errRestart when an operation was
 // answered early; a *commitFailed when the commit failed or went
 // unconfirmed; any other error when nothing was written.
+var Prof profT
+
+type profT struct {
+	mu sync.Mutex
+	d  [4]time.Duration
+	n  int
+}
+
+func (p *profT) Add(i int, d time.Duration) {
+	p.mu.Lock()
+	p.d[i] += d
+	if i == 0 {
+		p.n++
+	}
+	p.mu.Unlock()
+}
+
+func (p *profT) String() string {
+	return fmt.Sprintf("batches %d: lock+load %v apply %v write %v commit %v", p.n, p.d[0]/time.Duration(max(p.n, 1)), p.d[1]/time.Duration(max(p.n, 1)), p.d[2]/time.Duration(max(p.n, 1)), p.d[3]/time.Duration(max(p.n, 1)))
+}
+
 func (s *Store) runBatch(ctx context.Context, live []*pending) (err error) {
+	var t2, t3 time.Time
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlstore: begin: %w: %w", credits.ErrTransient, err)
@@ -408,10 +430,19 @@ func (s *Store) runBatch(ctx context.Context, live []*pending) (err error) {
 	for i, p := range live {
 		qs[i] = p.q
 	}
-	states, err := s.lockAndLoad(ctx, tx, qs)
+	t0 := time.Now()
+	ex := s.on(tx)
+	states, err := s.lockAndLoad(ctx, ex, qs)
 	if err != nil {
 		return err
 	}
+	t1 := time.Now()
+	defer func() {
+		Prof.Add(0, t1.Sub(t0))
+		Prof.Add(1, t2.Sub(t1))
+		Prof.Add(2, t3.Sub(t2))
+		Prof.Add(3, time.Since(t3))
+	}()
 	var rows changeRows
 	changed := false
 	for _, p := range live {
@@ -430,12 +461,14 @@ func (s *Store) runBatch(ctx context.Context, live []*pending) (err error) {
 		}
 		changed = true
 	}
+	t2 = time.Now()
 	if !changed {
 		return nil
 	}
-	if err := s.write(ctx, tx, &rows); err != nil {
+	if err := s.write(ctx, ex, &rows); err != nil {
 		return err
 	}
+	t3 = time.Now()
 	if err := s.fault(false); err != nil {
 		return &commitFailed{err: fmt.Errorf("sqlstore: commit: %w: %w", credits.ErrTransient, err)}
 	}

@@ -66,8 +66,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 	all := s.dialect.migrations()
 	for {
 		done, err := s.migrateStep(ctx, all)
-		if err != nil || done {
+		if err != nil {
 			return err
+		}
+		if done {
+			s.prepare(ctx)
+			return nil
 		}
 	}
 }

@@ -355,3 +355,55 @@ func emptyIfNil[T any](xs []T) []T {
 	}
 	return xs
 }
+
+// The values of a row in the order of its table's columns.
+
+func (r *accountRow) values() []any {
+	return []any{r.ID, r.CreatedAt, r.Team, r.Members, r.LowBalanceThreshold, r.Available, r.Held, r.Granted, r.Spent, r.Expired, r.Seq, r.Metadata}
+}
+
+func (r *bucketRow) values() []any {
+	return []any{r.ID, r.Account, r.Kind, r.Amount, r.Remaining, r.Expired, r.ExpiresAt, r.CreatedAt, r.Seq, r.RestoredFrom, r.Note}
+}
+
+func (r *holdRow) values() []any {
+	return []any{r.ID, r.Account, r.Member, r.Key, r.Status, r.Amount, r.Captured, r.Refunded, r.Portions, r.Quote, r.CreatedAt, r.Deadline, r.SettledAt, r.Metadata}
+}
+
+func (r *entryRow) values() []any {
+	return []any{r.Account, r.Seq, r.Type, r.Amount, r.Available, r.Held, r.At, r.Hold, r.Bucket, r.Kind, r.Tool, r.Member, r.Key, r.Note}
+}
+
+func (r *recordRow) values() []any {
+	return []any{r.Account, r.Key, r.Operation, r.Request, r.Result, r.CreatedAt}
+}
+
+// rowValues are the rows' values, in the order of queries.rowWrites.
+func (r *changeRows) rowValues() [8][][]any {
+	var out [8][][]any
+	for i := range r.newAccounts {
+		out[0] = append(out[0], r.newAccounts[i].values())
+	}
+	for i := range r.updAccounts {
+		out[1] = append(out[1], r.updAccounts[i].values())
+	}
+	for i := range r.newBuckets {
+		out[2] = append(out[2], r.newBuckets[i].values())
+	}
+	for i := range r.updBuckets {
+		out[3] = append(out[3], r.updBuckets[i].values())
+	}
+	for i := range r.newHolds {
+		out[4] = append(out[4], r.newHolds[i].values())
+	}
+	for i := range r.updHolds {
+		out[5] = append(out[5], r.updHolds[i].values())
+	}
+	for i := range r.entries {
+		out[6] = append(out[6], r.entries[i].values())
+	}
+	for i := range r.records {
+		out[7] = append(out[7], r.records[i].values())
+	}
+	return out
+}

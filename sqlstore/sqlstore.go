@@ -53,6 +53,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
@@ -144,6 +145,8 @@ type Store struct {
 	// commitFault, set by tests, fails a commit (see fault).
 	commitFault func(committed bool) error
 	statements  sync.Map // statementKey → the write statement of that shape
+	prepMu      sync.Mutex
+	prepped     atomic.Pointer[map[string]*sql.Stmt] // SQLite: prepared statements by query
 	db          *sql.DB
 	owned       bool // Open made db: Close closes it
 	dialect     Dialect
@@ -307,6 +310,7 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts *Options) (*Stor
 			return nil, err
 		}
 	}
+	s.prepare(ctx)
 	return s, nil
 }
 
@@ -331,6 +335,7 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 // database if Open opened it.
 func (s *Store) Close() error {
 	s.group.close()
+	s.closePrepared()
 	if s.owned {
 		return s.db.Close()
 	}
@@ -459,7 +464,7 @@ func (s *Store) updateOnce(ctx context.Context, q credits.Query, apply func(*cre
 			rollback(tx)
 		}
 	}()
-	changed, err := s.updateIn(ctx, tx, q, apply)
+	changed, err := s.updateIn(ctx, s.on(tx), q, apply)
 	if err != nil {
 		return err
 	}
@@ -677,11 +682,11 @@ func (s *Store) statement(guard, args string, parts, rows []string) string {
 // PostgreSQL, one per kind of row on SQLite (in-process, where a statement
 // costs no round trip).
 func (s *Store) write(ctx context.Context, tx execer, rows *changeRows) error {
-	args, err := rows.args()
-	if err != nil {
-		return err
-	}
 	if s.dialect == Postgres {
+		args, err := rows.args()
+		if err != nil {
+			return err
+		}
 		anys := make([]any, len(args))
 		for i, a := range args {
 			anys[i] = a
@@ -692,14 +697,11 @@ func (s *Store) write(ctx context.Context, tx execer, rows *changeRows) error {
 		}
 		return nil
 	}
-	stmts := []string{s.q.insertAccounts, s.q.updateAccounts, s.q.insertBuckets, s.q.updateBuckets,
-		s.q.insertHolds, s.q.updateHolds, s.q.insertEntries, s.q.insertRecords}
-	for i, a := range args {
-		if a == "[]" {
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, stmts[i], a); err != nil {
-			return fmt.Errorf("sqlstore: write: %w: %w", credits.ErrTransient, err)
+	for i, rows := range rows.rowValues() {
+		for _, vals := range rows {
+			if _, err := tx.ExecContext(ctx, s.q.rowWrites[i], vals...); err != nil {
+				return fmt.Errorf("sqlstore: write: %w: %w", credits.ErrTransient, err)
+			}
 		}
 	}
 	return nil
@@ -707,7 +709,7 @@ func (s *Store) write(ctx context.Context, tx execer, rows *changeRows) error {
 
 // View implements credits.Store: one statement, so one consistent snapshot.
 func (s *Store) View(ctx context.Context, q credits.Query) (*credits.State, error) {
-	return s.view(ctx, s.db, q)
+	return s.view(ctx, s.on(s.db), q)
 }
 
 func (s *Store) view(ctx context.Context, db execer, q credits.Query) (*credits.State, error) {
@@ -720,7 +722,7 @@ func (s *Store) view(ctx context.Context, db execer, q credits.Query) (*credits.
 
 // HoldAccount implements credits.Store.
 func (s *Store) HoldAccount(ctx context.Context, holdID string) (string, error) {
-	return s.holdAccount(ctx, s.db, holdID)
+	return s.holdAccount(ctx, s.on(s.db), holdID)
 }
 
 func (s *Store) holdAccount(ctx context.Context, db execer, holdID string) (string, error) {
@@ -737,7 +739,7 @@ func (s *Store) holdAccount(ctx context.Context, db execer, holdID string) (stri
 
 // Entries implements credits.Store.
 func (s *Store) Entries(ctx context.Context, f credits.EntryFilter) ([]credits.Entry, error) {
-	return s.entries(ctx, s.db, f)
+	return s.entries(ctx, s.on(s.db), f)
 }
 
 func (s *Store) entries(ctx context.Context, db execer, f credits.EntryFilter) ([]credits.Entry, error) {
@@ -809,7 +811,7 @@ func (s *Store) entries(ctx context.Context, db execer, f credits.EntryFilter) (
 
 // DueAccounts implements credits.Store.
 func (s *Store) DueAccounts(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	return s.dueAccounts(ctx, s.db, now, limit)
+	return s.dueAccounts(ctx, s.on(s.db), now, limit)
 }
 
 func (s *Store) dueAccounts(ctx context.Context, db execer, now time.Time, limit int) ([]string, error) {
