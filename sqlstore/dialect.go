@@ -111,49 +111,27 @@ func (d Dialect) inQuery(expr, query string) string {
 	return expr + " IN (" + query + ")"
 }
 
-func (d Dialect) insert(table string, cols []string, param string) string {
-	if d == Postgres {
-		return fmt.Sprintf("INSERT INTO %s SELECT * FROM jsonb_populate_recordset(NULL::%s, %s::jsonb)", table, table, param)
-	}
-	ex := make([]string, len(cols))
-	for i, c := range cols {
-		ex[i] = "json_extract(value, '$." + c + "')"
-	}
-	return fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM json_each(%s)", table, strings.Join(cols, ", "), strings.Join(ex, ", "), param)
+func (d Dialect) insert(table string, param string) string {
+	return fmt.Sprintf("INSERT INTO %s SELECT * FROM jsonb_populate_recordset(NULL::%s, %s::jsonb)", table, table, param)
 }
 
 // update replaces every column but the key of the rows given, finding them
 // through the primary key. Tables updated here have a one-column key.
 func (d Dialect) update(table string, cols, key []string, param string) string {
-	isKey := map[string]bool{}
-	for _, k := range key {
-		isKey[k] = true
-	}
-	if d == Postgres {
-		// The rows to update are found by their keys through the index (an
-		// array computed once), not by joining the whole table with the
-		// JSON rows, which the planner would hash.
-		var names, vals []string
-		for _, c := range cols {
-			if !isKey[c] {
-				names = append(names, c)
-				vals = append(vals, "j."+c)
-			}
-		}
-		k := key[0]
-		return fmt.Sprintf("UPDATE %s t SET (%s) = (SELECT %s FROM jsonb_populate_recordset(NULL::%s, %s::jsonb) j WHERE j.%s = t.%s) WHERE t.%s = ANY(ARRAY(SELECT x->>'%s' FROM jsonb_array_elements(%s::jsonb) x))",
-			table, strings.Join(names, ", "), strings.Join(vals, ", "), table, param, k, k, k, k, param)
-	}
-	var names, ex []string
+	// The rows come as a JSON object keyed by the key column: the rows to
+	// update are found through the primary key (an array of the object's
+	// keys, computed once), and each one's new values by a lookup in the
+	// object, so a batch of n rows costs n lookups, not n scans of a list.
+	var names, vals []string
 	for _, c := range cols {
-		if !isKey[c] {
+		if c != key[0] {
 			names = append(names, c)
-			ex = append(ex, "json_extract(value, '$."+c+"')")
+			vals = append(vals, "j."+c)
 		}
 	}
 	k := key[0]
-	return fmt.Sprintf("UPDATE %s SET (%s) = (SELECT %s FROM json_each(%s) WHERE json_extract(value, '$.%s') = %s.%s) WHERE %s IN (SELECT json_extract(value, '$.%s') FROM json_each(%s))",
-		table, strings.Join(names, ", "), strings.Join(ex, ", "), param, k, table, k, k, k, param)
+	return fmt.Sprintf("UPDATE %s t SET (%s) = (SELECT %s FROM jsonb_populate_record(NULL::%s, %s::jsonb -> t.%s) j) WHERE t.%s = ANY(ARRAY(SELECT jsonb_object_keys(%s::jsonb)))",
+		table, strings.Join(names, ", "), strings.Join(vals, ", "), table, param, k, k, param)
 }
 
 // insertRow inserts one row, its columns as parameters in order.
@@ -227,14 +205,14 @@ func (d Dialect) queries(t tables) queries {
 	}
 	if d == Postgres {
 		writes := []string{
-			d.insert(t.accounts, accountColumns, p(1)),
+			d.insert(t.accounts, p(1)),
 			d.update(t.accounts, accountColumns, []string{"id"}, p(2)),
-			d.insert(t.buckets, bucketColumns, p(3)),
+			d.insert(t.buckets, p(3)),
 			d.update(t.buckets, bucketColumns, []string{"id"}, p(4)),
-			d.insert(t.holds, holdColumns, p(5)),
+			d.insert(t.holds, p(5)),
 			d.update(t.holds, holdColumns, []string{"id"}, p(6)),
-			d.insert(t.entries, entryColumns, p(7)),
-			d.insert(t.records, recordColumns, p(8)),
+			d.insert(t.entries, p(7)),
+			d.insert(t.records, p(8)),
 		}
 		q.writeParts = writes
 		q.writeArgs = fmt.Sprintf("args AS (SELECT %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb)",
@@ -242,12 +220,12 @@ func (d Dialect) queries(t tables) queries {
 
 		const cond = " AND EXISTS (SELECT 1 FROM guard)"
 		q.guardedParts = []string{
-			d.insert(t.buckets, bucketColumns, p(4)) + " WHERE EXISTS (SELECT 1 FROM guard)",
+			d.insert(t.buckets, p(4)) + " WHERE EXISTS (SELECT 1 FROM guard)",
 			d.update(t.buckets, bucketColumns, []string{"id"}, p(5)) + cond,
-			d.insert(t.holds, holdColumns, p(6)) + " WHERE EXISTS (SELECT 1 FROM guard)",
+			d.insert(t.holds, p(6)) + " WHERE EXISTS (SELECT 1 FROM guard)",
 			d.update(t.holds, holdColumns, []string{"id"}, p(7)) + cond,
-			d.insert(t.entries, entryColumns, p(8)) + " WHERE EXISTS (SELECT 1 FROM guard)",
-			d.insert(t.records, recordColumns, p(9)) + " WHERE EXISTS (SELECT 1 FROM guard)",
+			d.insert(t.entries, p(8)) + " WHERE EXISTS (SELECT 1 FROM guard)",
+			d.insert(t.records, p(9)) + " WHERE EXISTS (SELECT 1 FROM guard)",
 		}
 		// args gives every parameter its type, whichever parts a statement
 		// leaves out; it is never executed.
@@ -261,7 +239,7 @@ func (d Dialect) queries(t tables) queries {
 		q.guardUpdate = fmt.Sprintf(
 			"UPDATE %s t SET (%s) = (SELECT %s FROM jsonb_populate_recordset(NULL::%s, %s::jsonb) j WHERE j.id = t.id) WHERE t.id = %s AND t.seq = %s RETURNING 1",
 			t.accounts, strings.Join(names, ", "), strings.Join(vals, ", "), t.accounts, p(2), p(1), p(3))
-		q.guardCreate = d.insert(t.accounts, accountColumns, p(2)) + " ON CONFLICT (id) DO NOTHING RETURNING 1"
+		q.guardCreate = d.insert(t.accounts, p(2)) + " ON CONFLICT (id) DO NOTHING RETURNING 1"
 	}
 	return q
 }

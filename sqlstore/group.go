@@ -393,29 +393,12 @@ func (c *committer) commit(batch []*pending) {
 // operation's own error in its err; errRestart when an operation was
 // answered early; a *commitFailed when the commit failed or went
 // unconfirmed; any other error when nothing was written.
-var Prof profT
-
-type profT struct {
-	mu sync.Mutex
-	d  [4]time.Duration
-	n  int
-}
-
-func (p *profT) Add(i int, d time.Duration) {
-	p.mu.Lock()
-	p.d[i] += d
-	if i == 0 {
-		p.n++
-	}
-	p.mu.Unlock()
-}
-
-func (p *profT) String() string {
-	return fmt.Sprintf("batches %d: lock+load %v apply %v write %v commit %v", p.n, p.d[0]/time.Duration(max(p.n, 1)), p.d[1]/time.Duration(max(p.n, 1)), p.d[2]/time.Duration(max(p.n, 1)), p.d[3]/time.Duration(max(p.n, 1)))
-}
-
 func (s *Store) runBatch(ctx context.Context, live []*pending) (err error) {
-	var t2, t3 time.Time
+	if s.dialect == Postgres {
+		if err, ok := s.runBatchPipelined(ctx, live); ok {
+			return err
+		}
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlstore: begin: %w: %w", credits.ErrTransient, err)
@@ -426,23 +409,48 @@ func (s *Store) runBatch(ctx context.Context, live []*pending) (err error) {
 			rollback(tx)
 		}
 	}()
+	ex := s.on(tx)
+	states, err := s.lockAndLoad(ctx, ex, queriesOf(live))
+	if err != nil {
+		return err
+	}
+	rows, err := applyAll(live, states)
+	if err != nil || rows == nil {
+		return err
+	}
+	if err := s.write(ctx, ex, rows); err != nil {
+		return err
+	}
+	if err := s.fault(false); err != nil {
+		return commitError(err)
+	}
+	committed = true
+	if err := tx.Commit(); err != nil {
+		return commitError(err)
+	}
+	if err := s.fault(true); err != nil {
+		return commitError(err)
+	}
+	return nil
+}
+
+func commitError(err error) error {
+	return &commitFailed{err: fmt.Errorf("sqlstore: commit: %w: %w", credits.ErrTransient, err)}
+}
+
+func queriesOf(live []*pending) []credits.Query {
 	qs := make([]credits.Query, len(live))
 	for i, p := range live {
 		qs[i] = p.q
 	}
-	t0 := time.Now()
-	ex := s.on(tx)
-	states, err := s.lockAndLoad(ctx, ex, qs)
-	if err != nil {
-		return err
-	}
-	t1 := time.Now()
-	defer func() {
-		Prof.Add(0, t1.Sub(t0))
-		Prof.Add(1, t2.Sub(t1))
-		Prof.Add(2, t3.Sub(t2))
-		Prof.Add(3, time.Since(t3))
-	}()
+	return qs
+}
+
+// applyAll applies the operations in order to the states of their
+// accounts, leaving each one's error in its err, and returns the rows of
+// all their changes: nil when nothing changed, errRestart when an
+// operation was answered early (see runBatch).
+func applyAll(live []*pending, states map[string]*credits.State) (*changeRows, error) {
 	var rows changeRows
 	changed := false
 	for _, p := range live {
@@ -450,36 +458,21 @@ func (s *Store) runBatch(ctx context.Context, live []*pending) (err error) {
 		p.err = err
 		if _, ok := err.(*panicked); ok {
 			p.answer(err) // its state may be half-changed: start again without it
-			return errRestart
+			return nil, errRestart
 		}
 		if err != nil || ch == nil {
 			continue
 		}
 		if err := rows.add(p.q.Account, ch); err != nil {
 			p.answer(err) // folded into the state, but cannot be stored
-			return errRestart
+			return nil, errRestart
 		}
 		changed = true
 	}
-	t2 = time.Now()
 	if !changed {
-		return nil
+		return nil, nil
 	}
-	if err := s.write(ctx, ex, &rows); err != nil {
-		return err
-	}
-	t3 = time.Now()
-	if err := s.fault(false); err != nil {
-		return &commitFailed{err: fmt.Errorf("sqlstore: commit: %w: %w", credits.ErrTransient, err)}
-	}
-	committed = true
-	if err := tx.Commit(); err != nil {
-		return &commitFailed{err: fmt.Errorf("sqlstore: commit: %w: %w", credits.ErrTransient, err)}
-	}
-	if err := s.fault(true); err != nil {
-		return &commitFailed{err: fmt.Errorf("sqlstore: commit: %w: %w", credits.ErrTransient, err)}
-	}
-	return nil
+	return &rows, nil
 }
 
 // fault is the test hook that makes a commit fail (committed false: before

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/creditkit/credits"
@@ -335,18 +336,37 @@ func (r *changeRows) add(account string, ch *credits.Change) error {
 	return nil
 }
 
-// args encodes the rows as the JSON arrays the write statements take: new
+// args encodes the rows as the JSON the PostgreSQL write statements take:
+// arrays of new accounts, buckets, holds, entries and records, and objects
+// keyed by ID of updated accounts, buckets and holds, in the order new
 // accounts, updated accounts, new buckets, updated buckets, new holds,
 // updated holds, entries, records.
 func (r *changeRows) args() ([]string, error) {
 	var e encoder
 	args := []string{
-		e.json(emptyIfNil(r.newAccounts)), e.json(emptyIfNil(r.updAccounts)),
-		e.json(emptyIfNil(r.newBuckets)), e.json(emptyIfNil(r.updBuckets)),
-		e.json(emptyIfNil(r.newHolds)), e.json(emptyIfNil(r.updHolds)),
+		e.json(emptyIfNil(r.newAccounts)), keyed(&e, r.updAccounts, func(a *accountRow) string { return a.ID }),
+		e.json(emptyIfNil(r.newBuckets)), keyed(&e, r.updBuckets, func(b *bucketRow) string { return b.ID }),
+		e.json(emptyIfNil(r.newHolds)), keyed(&e, r.updHolds, func(h *holdRow) string { return h.ID }),
 		e.json(emptyIfNil(r.entries)), e.json(emptyIfNil(r.records)),
 	}
 	return args, e.err
+}
+
+// keyed encodes rows to update as a JSON object keyed by their IDs (see
+// Dialect.update).
+func keyed[T any](e *encoder, rows []T, id func(*T) string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(e.json(id(&rows[i])))
+		b.WriteByte(':')
+		b.WriteString(e.json(&rows[i]))
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 func emptyIfNil[T any](xs []T) []T {

@@ -513,38 +513,26 @@ func (s *Store) updateIn(ctx context.Context, tx execer, q credits.Query, apply 
 // the state they name: one State per account, shared by that account's
 // queries (the union of what they name).
 func (s *Store) lockAndLoad(ctx context.Context, tx execer, qs []credits.Query) (map[string]*credits.State, error) {
-	states := make(map[string]*credits.State, len(qs))
-	var accounts []string
-	for _, q := range qs {
-		if states[q.Account] == nil {
-			states[q.Account] = newState()
-			accounts = append(accounts, q.Account)
-		}
-	}
-	slices.Sort(accounts)
+	states, accounts := newStates(qs)
 	rows, err := tx.QueryContext(ctx, s.q.lockAccounts, jsonList(accounts))
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: lock accounts: %w: %w", credits.ErrTransient, err)
 	}
-	var d decoder
+	ld := loader{states: states}
 	for rows.Next() {
 		var raw string
 		if err := rows.Scan(&raw); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("sqlstore: lock accounts: %w: %w", credits.ErrTransient, err)
 		}
-		var r accountRow
-		d.json(raw, &r)
-		if st := states[r.ID]; st != nil {
-			st.Account = d.account(&r)
-		}
+		ld.row("a", raw)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlstore: lock accounts: %w: %w", credits.ErrTransient, err)
 	}
-	if d.err != nil {
-		return nil, d.err
+	if ld.d.err != nil {
+		return nil, ld.d.err
 	}
 	// Only accounts that exist have anything more to load.
 	existing := make([]credits.Query, 0, len(qs))
@@ -559,6 +547,21 @@ func (s *Store) lockAndLoad(ctx context.Context, tx execer, qs []credits.Query) 
 		}
 	}
 	return states, nil
+}
+
+// newStates returns an empty State for each account the queries name, and
+// those accounts, sorted.
+func newStates(qs []credits.Query) (map[string]*credits.State, []string) {
+	states := make(map[string]*credits.State, len(qs))
+	var accounts []string
+	for _, q := range qs {
+		if states[q.Account] == nil {
+			states[q.Account] = newState()
+			accounts = append(accounts, q.Account)
+		}
+	}
+	slices.Sort(accounts)
+	return states, accounts
 }
 
 func newState() *credits.State {
@@ -614,46 +617,58 @@ func (s *Store) loadInto(ctx context.Context, tx execer, qs []credits.Query, sta
 		return fmt.Errorf("sqlstore: load: %w: %w", credits.ErrTransient, err)
 	}
 	defer rows.Close()
-	var d decoder
+	ld := loader{states: states}
 	for rows.Next() {
 		var kind, raw string
 		if err := rows.Scan(&kind, &raw); err != nil {
 			return fmt.Errorf("sqlstore: load: %w: %w", credits.ErrTransient, err)
 		}
-		switch kind {
-		case "a":
-			var r accountRow
-			d.json(raw, &r)
-			if st := states[r.ID]; st != nil {
-				st.Account = d.account(&r)
-			}
-		case "h":
-			var r holdRow
-			d.json(raw, &r)
-			if st := states[r.Account]; st != nil {
-				h := d.hold(&r)
-				st.Holds[h.ID] = h
-			}
-		case "b":
-			var r bucketRow
-			d.json(raw, &r)
-			if st := states[r.Account]; st != nil {
-				b := d.bucket(&r)
-				st.Buckets[b.ID] = b
-			}
-		case "r":
-			var r recordRow
-			d.json(raw, &r)
-			if st := states[r.Account]; st != nil {
-				rec := d.record(&r)
-				st.Records[rec.Key] = rec
-			}
-		}
+		ld.row(kind, raw)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("sqlstore: load: %w: %w", credits.ErrTransient, err)
 	}
-	return d.err
+	return ld.d.err
+}
+
+// loader adds the rows a lock or load query returns (kind "a", "h", "b"
+// or "r", and the row as JSON) to the states of their accounts.
+type loader struct {
+	states map[string]*credits.State
+	d      decoder
+}
+
+func (l *loader) row(kind, raw string) {
+	d := &l.d
+	switch kind {
+	case "a":
+		var r accountRow
+		d.json(raw, &r)
+		if st := l.states[r.ID]; st != nil {
+			st.Account = d.account(&r)
+		}
+	case "h":
+		var r holdRow
+		d.json(raw, &r)
+		if st := l.states[r.Account]; st != nil {
+			h := d.hold(&r)
+			st.Holds[h.ID] = h
+		}
+	case "b":
+		var r bucketRow
+		d.json(raw, &r)
+		if st := l.states[r.Account]; st != nil {
+			b := d.bucket(&r)
+			st.Buckets[b.ID] = b
+		}
+	case "r":
+		var r recordRow
+		d.json(raw, &r)
+		if st := l.states[r.Account]; st != nil {
+			rec := d.record(&r)
+			st.Records[rec.Key] = rec
+		}
+	}
 }
 
 type statementKey struct {
@@ -666,7 +681,7 @@ type statementKey struct {
 func (s *Store) statement(guard, args string, parts, rows []string) string {
 	key := statementKey{guard: guard}
 	for i, r := range rows {
-		if r != "[]" {
+		if r != "[]" && r != "{}" {
 			key.parts |= 1 << i
 		}
 	}
@@ -678,21 +693,30 @@ func (s *Store) statement(guard, args string, parts, rows []string) string {
 	return q
 }
 
+// pgWrite is the PostgreSQL statement that writes the rows, and its
+// arguments.
+func (s *Store) pgWrite(rows *changeRows) (string, []any, error) {
+	args, err := rows.args()
+	if err != nil {
+		return "", nil, err
+	}
+	anys := make([]any, len(args))
+	for i, a := range args {
+		anys[i] = a
+	}
+	return s.statement("", s.q.writeArgs, s.q.writeParts, args), anys, nil
+}
+
 // write persists the rows inside a transaction: one statement on
 // PostgreSQL, one per kind of row on SQLite (in-process, where a statement
 // costs no round trip).
 func (s *Store) write(ctx context.Context, tx execer, rows *changeRows) error {
 	if s.dialect == Postgres {
-		args, err := rows.args()
+		query, args, err := s.pgWrite(rows)
 		if err != nil {
 			return err
 		}
-		anys := make([]any, len(args))
-		for i, a := range args {
-			anys[i] = a
-		}
-		query := s.statement("", s.q.writeArgs, s.q.writeParts, args)
-		if _, err := tx.ExecContext(ctx, query, anys...); err != nil {
+		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
 			return fmt.Errorf("sqlstore: write: %w: %w", credits.ErrTransient, err)
 		}
 		return nil
