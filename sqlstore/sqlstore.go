@@ -27,14 +27,22 @@
 // negative remainder or a non-positive grant, and history entries cannot be
 // updated or deleted (a trigger refuses it).
 //
-// # Concurrency
+// # Concurrency: group commit
 //
-// Every operation is one transaction: lock the account row (SELECT … FOR
-// UPDATE on PostgreSQL; SQLite write transactions begin IMMEDIATE on a single
-// writer connection), load its state in one query, let the ledger apply the
-// rules, write the change set (one statement on PostgreSQL), commit.
-// Serialization failures, deadlocks and racing account creations are retried
-// a bounded number of times with backoff.
+// Concurrent operations share transactions. [Store.Update] queues its
+// operation on one of the store's committers (an account always on the same
+// one) and waits; a committer takes whatever is waiting, up to
+// Options.MaxBatch, locks the batch's accounts in ID order, loads their
+// state in one query, applies every operation in arrival order in Go,
+// writes all the changes with set-based statements, commits once and then
+// answers each caller with its own result. An operation that fails leaves
+// the shared state untouched and changes no other operation's result.
+// Collisions (serialization failures, deadlocks, two processes creating one
+// account) rerun the batch; a failed or unconfirmed commit fails each of its
+// operations with an error wrapping [credits.ErrTransient], and a retry with
+// the same idempotency key takes effect exactly once. [Store.Stats] reports
+// batch sizes and commit times. Options.NoGroupCommit runs each operation
+// in a transaction of its own.
 //
 // # The caller's transaction
 //
