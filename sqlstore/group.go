@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -225,11 +226,20 @@ type committer struct {
 	paused  bool // tests: queue without running
 }
 
-func (c *committer) enqueue(p *pending) error {
+// enqueue queues p. When the committer is idle it reports direct: the
+// caller is to run p itself (a batch of one, no hand-off to another
+// goroutine) and then call handOver.
+func (c *committer) enqueue(p *pending) (direct bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return ErrClosed
+		return false, ErrClosed
+	}
+	if !c.running && !c.paused && len(c.queue) == 0 {
+		c.running = true
+		c.g.wg.Add(1)
+		p.state = taken
+		return true, nil
 	}
 	c.queue = append(c.queue, p)
 	if !c.running && !c.paused {
@@ -237,7 +247,20 @@ func (c *committer) enqueue(p *pending) error {
 		c.g.wg.Add(1)
 		go c.run()
 	}
-	return nil
+	return false, nil
+}
+
+// handOver ends a caller's direct run: what was queued meanwhile goes to a
+// committer goroutine.
+func (c *committer) handOver() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) > 0 && !c.paused {
+		go c.run() // inherits the running state and the wait group's count
+		return
+	}
+	c.running = false
+	c.g.wg.Done()
 }
 
 // cancel removes p from the queue if no batch has taken it yet.
@@ -271,6 +294,9 @@ func (c *committer) run() {
 		}
 		c.mu.Unlock()
 		c.commit(batch)
+		// Let the callers just answered run before taking the next batch:
+		// those that come straight back join it instead of the one after.
+		runtime.Gosched()
 	}
 }
 
@@ -281,10 +307,14 @@ func (s *Store) updateGrouped(ctx context.Context, q credits.Query, apply func(*
 	}
 	p := &pending{ctx: ctx, q: q, apply: apply, done: make(chan error, 1)}
 	c := s.group.committerFor(q.Account)
-	if err := c.enqueue(p); err != nil {
+	direct, err := c.enqueue(p)
+	if err != nil {
 		return err
 	}
-	var err error
+	if direct {
+		c.commit([]*pending{p})
+		c.handOver()
+	}
 	select {
 	case err = <-p.done:
 	case <-ctx.Done():
