@@ -34,7 +34,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -391,8 +390,7 @@ func openSQLite(tb testing.TB, synchronous string) *sqlstore.Store {
 // newPostgres does, and says which.
 func openPostgres(tb testing.TB) (*sqlstore.Store, string) {
 	schema := randomName("credits_bench_")
-	committers, _ := strconv.Atoi(os.Getenv("COMMITTERS"))
-	s, err := sqlstore.Open(context.Background(), postgresDSN(tb), &sqlstore.Options{Schema: schema, Committers: committers})
+	s, err := sqlstore.Open(context.Background(), postgresDSN(tb), &sqlstore.Options{Schema: schema})
 	if err != nil {
 		tb.Fatalf("open PostgreSQL: %v", err)
 	}

@@ -180,7 +180,7 @@ func (d Dialect) queries(t tables) queries {
 	parts := []string{
 		fmt.Sprintf("SELECT 'h', %s FROM %s h2 WHERE %s", d.rowJSON("h2", holdColumns), t.holds, named),
 		fmt.Sprintf("SELECT 'h', %s FROM %s h2 WHERE %s", d.rowJSON("h2", holdColumns), t.holds, due),
-		fmt.Sprintf("SELECT 'b', %s FROM %s b WHERE %s AND b.remaining > 0", d.rowJSON("b", bucketColumns), t.buckets, d.inList("b.account", p(1))),
+		fmt.Sprintf("SELECT 'b', %s FROM %s b WHERE %s AND b.live = 1", d.rowJSON("b", bucketColumns), t.buckets, d.inList("b.account", p(1))),
 		fmt.Sprintf("SELECT 'b', %s FROM %s b WHERE %s", d.rowJSON("b", bucketColumns), t.buckets, d.inQuery("b.id", fmt.Sprintf(portions, t.holds, named))),
 		fmt.Sprintf("SELECT 'b', %s FROM %s b WHERE %s", d.rowJSON("b", bucketColumns), t.buckets, d.inQuery("b.id", fmt.Sprintf(portions, t.holds, due))),
 		records,
@@ -192,7 +192,7 @@ func (d Dialect) queries(t tables) queries {
 	q.accountIDs = fmt.Sprintf(`SELECT account FROM (
 	SELECT account FROM %s WHERE status = 'open' AND deadline <= %s
 	UNION
-	SELECT account FROM %s WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= %s
+	SELECT account FROM %s WHERE live = 1 AND expires_at IS NOT NULL AND expires_at <= %s
 ) due ORDER BY account LIMIT %s`, t.holds, p(1), t.buckets, p(1), p(2))
 
 	if d == SQLite {

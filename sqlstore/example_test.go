@@ -29,7 +29,7 @@ func ExampleOpen() {
 	b, _ := ledger.Balance(ctx, "alice")
 	fmt.Println("available:", b.Available)
 	// Output:
-	// schema version: 1
+	// schema version: 2
 	// available: 50
 }
 

@@ -24,3 +24,15 @@ func (s *Store) SetCommitFault(f func(committed bool) error) { s.commitFault = f
 func (s *Store) HoldBatches()   { s.group.pause(true) }
 func (s *Store) ResumeBatches() { s.group.pause(false) }
 func (s *Store) Queued() int    { return s.Stats().Queued }
+
+// MigrateToForTest applies the migrations up to version v only, as an
+// older release of the code did.
+func (s *Store) MigrateToForTest(ctx context.Context, v int) error {
+	all := s.dialect.migrations()[:v]
+	for {
+		done, err := s.migrateStep(ctx, all)
+		if err != nil || done {
+			return err
+		}
+	}
+}

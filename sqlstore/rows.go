@@ -43,9 +43,10 @@ type bucketRow struct {
 	Seq          int64  `json:"seq"`
 	RestoredFrom string `json:"restored_from"`
 	Note         string `json:"note"`
+	Live         int    `json:"live"` // 1 while Remaining > 0: what the indexes look at (schema v2)
 }
 
-var bucketColumns = []string{"id", "account", "kind", "amount", "remaining", "expired", "expires_at", "created_at", "seq", "restored_from", "note"}
+var bucketColumns = []string{"id", "account", "kind", "amount", "remaining", "expired", "expires_at", "created_at", "seq", "restored_from", "note", "live"}
 
 type holdRow struct {
 	ID        string `json:"id"`
@@ -167,7 +168,11 @@ func (e *encoder) account(a *credits.Account) accountRow {
 }
 
 func (e *encoder) bucket(b *credits.Bucket) bucketRow {
-	return bucketRow{
+	live := 0
+	if b.Remaining.IsPositive() {
+		live = 1
+	}
+	return bucketRow{Live: live,
 		ID: b.ID, Account: b.Account, Kind: string(b.Kind), Amount: b.Amount.Units(), Remaining: b.Remaining.Units(),
 		Expired: b.Expired.Units(), ExpiresAt: e.opt(b.ExpiresAt), CreatedAt: e.t(b.CreatedAt), Seq: b.Seq,
 		RestoredFrom: b.RestoredFrom, Note: b.Note,
@@ -383,7 +388,7 @@ func (r *accountRow) values() []any {
 }
 
 func (r *bucketRow) values() []any {
-	return []any{r.ID, r.Account, r.Kind, r.Amount, r.Remaining, r.Expired, r.ExpiresAt, r.CreatedAt, r.Seq, r.RestoredFrom, r.Note}
+	return []any{r.ID, r.Account, r.Kind, r.Amount, r.Remaining, r.Expired, r.ExpiresAt, r.CreatedAt, r.Seq, r.RestoredFrom, r.Note, r.Live}
 }
 
 func (r *holdRow) values() []any {

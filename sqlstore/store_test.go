@@ -335,3 +335,80 @@ func TestConcurrentFirstMigration(t *testing.T) {
 		})
 	})
 }
+
+// A database an older release made (schema v1, with data) upgrades in
+// place: v2's bucket flag is derived from the rows, and the ledger carries
+// on with them.
+func TestMigrateFromV1(t *testing.T) {
+	run := func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		if err := s.MigrateToForTest(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		p := s.Placeholder
+		now := storetest.Epoch.UnixNano()
+		exec := func(q string, args ...any) {
+			t.Helper()
+			if _, err := s.DB().ExecContext(ctx, q, args...); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		// An account with a live grant of 30 credits and an expired one of 10.
+		exec("INSERT INTO "+s.TableName("accounts")+" (id, created_at, team, members, low_balance_threshold, available, held, granted, spent, expired, seq, metadata) VALUES ('a', "+p(1)+", 0, 'null', 0, 30000, 0, 40000, 0, 10000, 3, 'null')", now)
+		exec("INSERT INTO "+s.TableName("buckets")+" (id, account, kind, amount, remaining, expired, expires_at, created_at, seq, restored_from, note) VALUES ('b1', 'a', 'purchase', 30000, 30000, 0, NULL, "+p(1)+", 1, '', ''), ('b2', 'a', 'promo', 10000, 0, 10000, "+p(1)+", "+p(1)+", 2, '', '')", now)
+		exec("INSERT INTO "+s.TableName("entries")+" (account, seq, type, amount, available, held, at, hold, bucket, kind, tool, member, key, note) VALUES ('a', 1, 'grant', 30000, 30000, 0, "+p(1)+", '', 'b1', 'purchase', '', '', '', ''), ('a', 2, 'grant', 10000, 40000, 0, "+p(1)+", '', 'b2', 'promo', '', '', '', ''), ('a', 3, 'expiry', 10000, 30000, 0, "+p(1)+", '', 'b2', 'promo', '', '', '', '')", now)
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatalf("migrate v1 → v%d: %v", s.SchemaVersion(), err)
+		}
+		if v, err := s.Version(ctx); err != nil || v != s.SchemaVersion() {
+			t.Fatalf("version %d (%v), want %d", v, err, s.SchemaVersion())
+		}
+		rows, err := s.DB().QueryContext(ctx, "SELECT id, live FROM "+s.TableName("buckets")+" ORDER BY id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int{}
+		for rows.Next() {
+			var id string
+			var live int
+			if err := rows.Scan(&id, &live); err != nil {
+				t.Fatal(err)
+			}
+			got[id] = live
+		}
+		rows.Close()
+		if got["b1"] != 1 || got["b2"] != 0 {
+			t.Fatalf("live flags after the migration: %v, want b1 live, b2 not", got)
+		}
+		h := storetest.NewHarness(t, s, nil)
+		q := h.Quote(t, credits.QuoteRequest{Tool: "image"})
+		res, err := h.Ledger.Charge(ctx, credits.ChargeRequest{Account: "a", Quote: q, Key: "after-upgrade"})
+		if err != nil || res.Available != credits.Whole(23) {
+			t.Fatalf("charge after the upgrade: %+v %v", res, err)
+		}
+		storetest.CheckInvariants(t, h, "a")
+	}
+	t.Run("sqlite", func(t *testing.T) {
+		s, err := sqlstore.Open(context.Background(), "file:"+filepath.Join(t.TempDir(), "v1.db"), &sqlstore.Options{NoMigrate: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		run(t, s)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		schema := randomName("credits_test_")
+		s, err := sqlstore.Open(context.Background(), postgresDSN(t), &sqlstore.Options{Schema: schema, NoMigrate: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_, _ = s.DB().ExecContext(context.Background(), `DROP SCHEMA IF EXISTS "`+schema+`" CASCADE`)
+			_ = s.Close()
+		})
+		if _, err := s.DB().ExecContext(context.Background(), `CREATE SCHEMA "`+schema+`"`); err != nil {
+			t.Fatal(err)
+		}
+		run(t, s)
+	})
+}

@@ -1,0 +1,9 @@
+-- credits schema v2 (SQLite): a bucket's "live" flag (1 while it still holds
+-- credits) replaces "remaining > 0" in the indexes, as on PostgreSQL (where
+-- it makes every charge's bucket update an in-place one).
+ALTER TABLE {{t}}buckets ADD COLUMN live INTEGER NOT NULL DEFAULT 0 CHECK (live IN (0, 1));
+UPDATE {{t}}buckets SET live = 1 WHERE remaining > 0;
+DROP INDEX {{t}}buckets_live;
+DROP INDEX {{t}}buckets_due;
+CREATE INDEX {{t}}buckets_live ON {{t}}buckets (account) WHERE live = 1;
+CREATE INDEX {{t}}buckets_due ON {{t}}buckets (expires_at) WHERE live = 1 AND expires_at IS NOT NULL;
