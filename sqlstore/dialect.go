@@ -36,6 +36,9 @@ type queries struct {
 	// parameters cost no JSON parsing): new accounts, updated accounts, new
 	// buckets, updated buckets, new holds, updated holds, entries, records.
 	rowWrites [8]string
+	// rowInserts[i][j] inserts insertChunks[j] rows at once for the
+	// inserts among rowWrites (nil for the updates): fewer statements.
+	rowInserts [8][]string
 	// On PostgreSQL a change set is one statement: a WITH of the writes
 	// above that have rows ($1..$8 in that order; writeArgs types them all).
 	writeParts []string
@@ -134,13 +137,22 @@ func (d Dialect) update(table string, cols, key []string, param string) string {
 		table, strings.Join(names, ", "), strings.Join(vals, ", "), table, param, k, k, param)
 }
 
-// insertRow inserts one row, its columns as parameters in order.
-func (d Dialect) insertRow(table string, cols []string) string {
-	ps := make([]string, len(cols))
-	for i := range cols {
-		ps[i] = d.placeholder(i + 1)
+// insertChunks are the numbers of rows SQLite inserts with one statement:
+// a batch's rows go in chunks of these sizes, largest first.
+var insertChunks = []int{16, 4, 1}
+
+// insertRows inserts n rows, their columns as parameters in order, row
+// after row.
+func (d Dialect) insertRows(table string, cols []string, n int) string {
+	rows := make([]string, n)
+	for r := range rows {
+		ps := make([]string, len(cols))
+		for i := range cols {
+			ps[i] = d.placeholder(r*len(cols) + i + 1)
+		}
+		rows[r] = "(" + strings.Join(ps, ", ") + ")"
 	}
-	return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", table, strings.Join(cols, ", "), strings.Join(ps, ", "))
+	return fmt.Sprintf("INSERT INTO %s (%s) VALUES %s", table, strings.Join(cols, ", "), strings.Join(rows, ", "))
 }
 
 // updateRow replaces every column of the row whose first column (its key)
@@ -197,10 +209,19 @@ func (d Dialect) queries(t tables) queries {
 
 	if d == SQLite {
 		q.rowWrites = [8]string{
-			d.insertRow(t.accounts, accountColumns), d.updateRow(t.accounts, accountColumns),
-			d.insertRow(t.buckets, bucketColumns), d.updateRow(t.buckets, bucketColumns),
-			d.insertRow(t.holds, holdColumns), d.updateRow(t.holds, holdColumns),
-			d.insertRow(t.entries, entryColumns), d.insertRow(t.records, recordColumns),
+			d.insertRows(t.accounts, accountColumns, 1), d.updateRow(t.accounts, accountColumns),
+			d.insertRows(t.buckets, bucketColumns, 1), d.updateRow(t.buckets, bucketColumns),
+			d.insertRows(t.holds, holdColumns, 1), d.updateRow(t.holds, holdColumns),
+			d.insertRows(t.entries, entryColumns, 1), d.insertRows(t.records, recordColumns, 1),
+		}
+		for i, cols := range [8][]string{0: accountColumns, 2: bucketColumns, 4: holdColumns, 6: entryColumns, 7: recordColumns} {
+			if cols == nil {
+				continue
+			}
+			table := []string{t.accounts, "", t.buckets, "", t.holds, "", t.entries, t.records}[i]
+			for _, n := range insertChunks {
+				q.rowInserts[i] = append(q.rowInserts[i], d.insertRows(table, cols, n))
+			}
 		}
 	}
 	if d == Postgres {

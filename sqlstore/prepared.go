@@ -26,7 +26,11 @@ func (s *Store) prepare(ctx context.Context) {
 			next[q] = st
 		}
 	}
-	for _, q := range append([]string{s.q.lockAccounts, s.q.load, s.q.view, s.q.holdAccount, s.q.exists, s.q.accountIDs}, s.q.rowWrites[:]...) {
+	all := append([]string{s.q.lockAccounts, s.q.load, s.q.view, s.q.holdAccount, s.q.exists, s.q.accountIDs}, s.q.rowWrites[:]...)
+	for _, qs := range s.q.rowInserts {
+		all = append(all, qs...)
+	}
+	for _, q := range all {
 		if next[q] != nil {
 			continue
 		}

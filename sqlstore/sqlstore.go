@@ -730,9 +730,23 @@ func (s *Store) write(ctx context.Context, tx execer, rows *changeRows) error {
 		return nil
 	}
 	for i, rows := range rows.rowValues() {
-		for _, vals := range rows {
-			if _, err := tx.ExecContext(ctx, s.q.rowWrites[i], vals...); err != nil {
-				return fmt.Errorf("sqlstore: write: %w: %w", credits.ErrTransient, err)
+		if s.q.rowInserts[i] == nil { // updates: one row at a time
+			for _, vals := range rows {
+				if _, err := tx.ExecContext(ctx, s.q.rowWrites[i], vals...); err != nil {
+					return fmt.Errorf("sqlstore: write: %w: %w", credits.ErrTransient, err)
+				}
+			}
+			continue
+		}
+		for j, n := range insertChunks {
+			for ; len(rows) >= n; rows = rows[n:] {
+				var args []any
+				for _, vals := range rows[:n] {
+					args = append(args, vals...)
+				}
+				if _, err := tx.ExecContext(ctx, s.q.rowInserts[i][j], args...); err != nil {
+					return fmt.Errorf("sqlstore: write: %w: %w", credits.ErrTransient, err)
+				}
 			}
 		}
 	}
