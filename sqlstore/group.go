@@ -26,7 +26,12 @@ import (
 // against that shared state (a failing operation leaves it untouched, so
 // no SAVEPOINT is needed), writes every change with one set-based statement
 // per kind of row, commits once, and only then answers each caller with its
-// own result. A batch of one runs as a lone operation would.
+// own result. A batch of one runs as a lone operation would, and when the
+// committer is idle the caller runs its operation itself, with no hand-off
+// to another goroutine (the committer is busy meanwhile, so later
+// operations queue as usual). After answering a batch the committer yields
+// once, so that callers coming straight back with their next operation
+// join the next batch rather than the one after it.
 //
 // Failures: a collision (serialization failure, deadlock, two processes
 // creating one account) reruns the whole batch on fresh state. A failure
