@@ -39,10 +39,8 @@ type queries struct {
 	// rowInserts[i][j] inserts insertChunks[j] rows at once for the
 	// inserts among rowWrites (nil for the updates): fewer statements.
 	rowInserts [8][]string
-	// On PostgreSQL a change set is one statement: a WITH of the writes
-	// above that have rows ($1..$8 in that order; writeArgs types them all).
-	writeParts []string
-	writeArgs  string
+	// On PostgreSQL a batch's change sets are one statement over typed
+	// arrays (see pgarrays.go).
 	// The optimistic path writes a change set computed on an unlocked
 	// snapshot in one autocommit statement that applies it only if the
 	// account row is still the one the snapshot saw: $1 account ID, $2 the
@@ -225,20 +223,6 @@ func (d Dialect) queries(t tables) queries {
 		}
 	}
 	if d == Postgres {
-		writes := []string{
-			d.insert(t.accounts, p(1)),
-			d.update(t.accounts, accountColumns, []string{"id"}, p(2)),
-			d.insert(t.buckets, p(3)),
-			d.update(t.buckets, bucketColumns, []string{"id"}, p(4)),
-			d.insert(t.holds, p(5)),
-			d.update(t.holds, holdColumns, []string{"id"}, p(6)),
-			d.insert(t.entries, p(7)),
-			d.insert(t.records, p(8)),
-		}
-		q.writeParts = writes
-		q.writeArgs = fmt.Sprintf("args AS (SELECT %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb)",
-			p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8))
-
 		const cond = " AND EXISTS (SELECT 1 FROM guard)"
 		q.guardedParts = []string{
 			d.insert(t.buckets, p(4)) + " WHERE EXISTS (SELECT 1 FROM guard)",

@@ -701,20 +701,6 @@ func (s *Store) statement(guard, args string, parts, rows []string) string {
 	return q
 }
 
-// pgWrite is the PostgreSQL statement that writes the rows, and its
-// arguments.
-func (s *Store) pgWrite(rows *changeRows) (string, []any, error) {
-	args, err := rows.args()
-	if err != nil {
-		return "", nil, err
-	}
-	anys := make([]any, len(args))
-	for i, a := range args {
-		anys[i] = a
-	}
-	return s.statement("", s.q.writeArgs, s.q.writeParts, args), anys, nil
-}
-
 // write persists the rows inside a transaction: one statement on
 // PostgreSQL, one per kind of row on SQLite (in-process, where a statement
 // costs no round trip).
