@@ -55,8 +55,9 @@ type Stats struct {
 	// 4–7, [3] 8–15, [4] 16–31, [5] 32–63, [6] 64 or more.
 	BatchSizes [7]int64
 	Retries    int64 // reruns of a batch that collided with another transaction
-	// Failed counts batches whose commit failed or went unconfirmed: each of
-	// their operations returned an error wrapping credits.ErrTransient.
+	// Failed counts batches that failed as a whole: every one of their
+	// operations returned an error wrapping credits.ErrTransient (a lost
+	// connection, a failed or unconfirmed commit).
 	Failed int64
 	// Cancelled counts operations whose caller's context ended while they
 	// still waited in a queue: removed, never run.
@@ -183,6 +184,7 @@ type pending struct {
 
 	err      error // apply's error in the current run of the batch
 	answered bool
+	direct   bool // run by its caller on an idle committer: on the caller's context
 }
 
 // pendingState is guarded by the committer's mutex.
@@ -317,6 +319,7 @@ func (s *Store) updateGrouped(ctx context.Context, q credits.Query, apply func(*
 		return err
 	}
 	if direct {
+		p.direct = true
 		c.commit([]*pending{p})
 		c.handOver()
 	}
@@ -372,6 +375,9 @@ func (c *committer) commit(batch []*pending) {
 		// stops it.
 		p := batch[0]
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(p.ctx), s.opts.CommitTimeout)
+		if p.direct {
+			ctx, cancel = p.ctx, func() {}
+		}
 		err := s.updateAlone(ctx, p.q, p.call)
 		cancel()
 		failed = errors.Is(err, credits.ErrTransient)
@@ -415,8 +421,11 @@ func (c *committer) commit(batch []*pending) {
 			// Nothing was written. Run the operations one by one, so that
 			// one bad operation fails alone.
 			s.log.DebugContext(ctx, "sqlstore: batch failed before its commit; running its operations one by one", "committer", c.index, "operations", len(live), "err", err)
+			failed = true
 			for _, p := range live {
-				p.answer(s.updateAlone(ctx, p.q, p.call))
+				err := s.updateAlone(ctx, p.q, p.call)
+				failed = failed && errors.Is(err, credits.ErrTransient)
+				p.answer(err)
 			}
 			return
 		}

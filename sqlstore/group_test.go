@@ -1,9 +1,13 @@
 package sqlstore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/url"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -247,10 +251,13 @@ func TestGroupCommitCancellation(t *testing.T) {
 		})
 		defer s.SetCommitFault(nil)
 		ctx, cancel = context.WithCancel(context.Background())
+		s.HoldBatches() // queued, so that a committer takes it (an idle one would let the caller run it on its own context)
 		go func() {
 			_, err := h.Ledger.Charge(ctx, credits.ChargeRequest{Account: "a", Quote: q, Key: "taken"})
 			done <- err
 		}()
+		waitQueued(t, s, 1)
+		s.ResumeBatches()
 		<-inCommit
 		cancel()
 		close(release)
@@ -427,3 +434,184 @@ func TestConformanceNoGroupCommit(t *testing.T) {
 // noBatcher hides the test hooks, so the state machine does not try to
 // build batches on a store that does not group.
 type noBatcher struct{ credits.Store }
+
+// cutProxy forwards TCP to PostgreSQL; once armed, it swallows the next
+// server reply that carries a COMMIT command tag and cuts the connection:
+// the server committed, the client never hears it.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	armed  atomic.Bool
+	cut    atomic.Int64
+}
+
+func (p *cutProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			_ = c.Close()
+			continue
+		}
+		go func() { _, _ = io.Copy(s, c); _ = s.Close() }()
+		go func() {
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := s.Read(buf)
+				if n > 0 {
+					if p.armed.Load() && bytes.Contains(buf[:n], []byte("COMMIT\x00")) {
+						p.armed.Store(false)
+						p.cut.Add(1)
+						_ = c.Close()
+						_ = s.Close()
+						return
+					}
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+				if err != nil {
+					_ = c.Close()
+					return
+				}
+			}
+		}()
+	}
+}
+
+// The connection dies after the server committed a batch but before the
+// store heard it: every operation of the batch gets an error wrapping
+// ErrTransient (it may have happened), and the batch is not run again.
+// (Found by a review: the store used to rerun such a batch.)
+func TestGroupCommitLostCommitReply(t *testing.T) {
+	u, err := url.Parse(postgresDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	p := &cutProxy{ln: ln, target: u.Host}
+	go p.serve()
+	u.Host = ln.Addr().String()
+
+	ctx := context.Background()
+	schema := randomName("credits_test_")
+	s, err := sqlstore.Open(ctx, u.String(), &sqlstore.Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = s.DB().ExecContext(context.Background(), `DROP SCHEMA "`+schema+`" CASCADE`)
+		_ = s.Close()
+	})
+	h := storetest.NewHarness(t, s, nil)
+	h.Account(t, credits.CreateAccountRequest{ID: "a"})
+	// A store-level operation that is not idempotent: one more unit of
+	// threshold each time it is applied.
+	bump := func(st *credits.State) (*credits.Change, error) {
+		a := st.Account.Clone()
+		a.LowBalanceThreshold, _ = a.LowBalanceThreshold.Add(credits.FromUnits(1))
+		a.Seq++
+		ch := &credits.Change{Account: &a}
+		st.Fold(ch)
+		return ch, nil
+	}
+	s.SetCommitFault(func(committed bool) error {
+		if !committed && p.cut.Load() == 0 {
+			p.armed.Store(true) // the next reply carrying COMMIT is lost
+		}
+		return nil
+	})
+	defer s.SetCommitFault(nil)
+	s.HoldBatches()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		wg.Go(func() { errs[i] = s.Update(ctx, credits.Query{Account: "a"}, bump) })
+		waitQueued(t, s, i+1)
+	}
+	s.ResumeBatches()
+	wg.Wait()
+	if p.cut.Load() != 1 {
+		t.Fatal("the proxy did not cut a COMMIT reply")
+	}
+	for i, err := range errs {
+		if !errors.Is(err, credits.ErrTransient) {
+			t.Errorf("operation %d: %v, want an error wrapping ErrTransient", i, err)
+		}
+	}
+	var threshold int64
+	if err := s.DB().QueryRowContext(ctx, "SELECT low_balance_threshold FROM "+s.TableName("accounts")+" WHERE id = 'a'").Scan(&threshold); err != nil {
+		t.Fatal(err)
+	}
+	if threshold != 2 {
+		t.Fatalf("threshold %d after one committed batch of two bumps, want 2", threshold)
+	}
+	if st := s.Stats(); st.Failed == 0 {
+		t.Fatalf("Stats.Failed = 0 after an unconfirmed commit: %+v", st)
+	}
+}
+
+// An operation its caller runs on an idle committer honours the caller's
+// deadline, as one without group commit does.
+func TestGroupCommitDirectHonoursDeadline(t *testing.T) {
+	s := newPostgres(t)
+	ctx := context.Background()
+	h := storetest.NewHarness(t, s, nil)
+	h.Account(t, credits.CreateAccountRequest{ID: "a"})
+	other := newPostgresConn(t)
+	tx, err := other.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, "SELECT 1 FROM "+s.TableName("accounts")+" WHERE id = 'a' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	req := credits.GrantRequest{Account: "a", Amount: credits.Whole(1), Kind: credits.KindPromo, Key: "g"}
+	start := time.Now()
+	_, err = h.Ledger.Grant(cctx, req)
+	if took := time.Since(start); took > 2*time.Second || err == nil {
+		t.Fatalf("a grant with a 200 ms deadline on a locked account returned after %s: %v", took, err)
+	}
+	_ = tx.Rollback()
+	if _, err := h.Ledger.Grant(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if b := h.Balance(t, "a"); b.Granted != credits.Whole(51) {
+		t.Fatalf("granted %s after the retry, want 51 (one effect)", b.Granted)
+	}
+}
+
+// After Close every call fails with ErrClosed, group commit or not.
+func TestCloseThenErrClosed(t *testing.T) {
+	for _, noGroup := range []bool{false, true} {
+		t.Run(fmt.Sprint("NoGroupCommit=", noGroup), func(t *testing.T) {
+			ctx := context.Background()
+			s, err := sqlstore.Open(ctx, "file:"+filepath.Join(t.TempDir(), "c.db"), &sqlstore.Options{NoGroupCommit: noGroup})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := storetest.NewHarness(t, s, nil)
+			h.Account(t, credits.CreateAccountRequest{ID: "a"})
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			_, err = h.Ledger.Grant(ctx, credits.GrantRequest{Account: "a", Amount: credits.Whole(1), Kind: credits.KindPromo, Key: "late"})
+			if !errors.Is(err, sqlstore.ErrClosed) {
+				t.Fatalf("grant after Close: %v, want ErrClosed", err)
+			}
+			if _, err := h.Ledger.Balance(ctx, "a"); !errors.Is(err, sqlstore.ErrClosed) {
+				t.Fatalf("balance after Close: %v, want ErrClosed", err)
+			}
+		})
+	}
+}

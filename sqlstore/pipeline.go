@@ -5,8 +5,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/creditkit/credits"
@@ -53,8 +55,14 @@ func (s *Store) pipelined(ctx context.Context, pc *pgx.Conn, live []*pending) (e
 	inTx := false
 	defer func() {
 		if inTx && !pc.IsClosed() {
-			// Whatever went wrong, leave the connection outside a transaction.
-			_, _ = pc.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+			// Whatever went wrong, leave the connection outside a
+			// transaction; a connection that cannot is closed, and
+			// database/sql drops it.
+			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := pc.Exec(rctx, "ROLLBACK"); err != nil {
+				_ = pc.Close(rctx)
+			}
 		}
 	}()
 
@@ -111,7 +119,18 @@ func (s *Store) pipelined(ctx context.Context, pc *pgx.Conn, live []*pending) (e
 	br = pc.SendBatch(ctx, &w)
 	if _, err := br.Exec(); err != nil {
 		_ = br.Close()
-		return fmt.Errorf("sqlstore: write: %w: %w", credits.ErrTransient, err) // nothing committed
+		// The server answers the write and the COMMIT together: only the
+		// server refusing the write says that nothing was committed. A
+		// lost connection or a timeout here may have come after the
+		// commit.
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("sqlstore: write: %w: %w", credits.ErrTransient, err)
+		}
+		if pc.IsClosed() {
+			inTx = false
+		}
+		return commitError(err)
 	}
 	_, err = br.Exec()
 	if cerr := br.Close(); err == nil {

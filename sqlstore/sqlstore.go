@@ -148,6 +148,7 @@ func (c *contention) collided(account string) {
 
 // Store is a credits.Store on a SQL database. It is safe for concurrent use.
 type Store struct {
+	closed    atomic.Bool
 	group     *group
 	contended contention
 	// commitFault, set by tests, fails a commit (see fault).
@@ -338,10 +339,11 @@ func (s *Store) DB() *sql.DB { return s.db }
 // Dialect returns the store's SQL dialect.
 func (s *Store) Dialect() Dialect { return s.dialect }
 
-// Close waits for the operations already queued to be committed and
-// answered, makes later operations fail with [ErrClosed], and closes the
-// database if Open opened it.
+// Close makes later calls fail with [ErrClosed], waits for the operations
+// already queued to be committed and answered, and closes the database if
+// Open opened it (which waits for the statements under way).
 func (s *Store) Close() error {
+	s.closed.Store(true)
 	s.group.close()
 	s.closePrepared()
 	if s.owned {
@@ -360,10 +362,14 @@ type execer interface {
 // Update implements credits.Store. Unless Options.NoGroupCommit, the
 // operation joins a batch (see "Group commit" in the package
 // documentation). If ctx ends while the operation still waits for a
-// batch, it is removed and Update returns ctx's error; once a batch has
-// taken it, Update returns what the batch's commit decided, whatever ctx
-// does meanwhile.
+// batch, it is removed and Update returns ctx's error; once a committer
+// has taken it, Update returns what the batch's commit decided, whatever
+// ctx does meanwhile. An operation that finds its committer idle runs at
+// once, on the caller's goroutine and under ctx, as with NoGroupCommit.
 func (s *Store) Update(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
 	if s.opts.NoGroupCommit {
 		return s.updateAlone(ctx, q, apply)
 	}
@@ -741,6 +747,9 @@ func (s *Store) write(ctx context.Context, tx execer, rows *changeRows) error {
 
 // View implements credits.Store: one statement, so one consistent snapshot.
 func (s *Store) View(ctx context.Context, q credits.Query) (*credits.State, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
 	return s.view(ctx, s.on(s.db), q)
 }
 
@@ -754,6 +763,9 @@ func (s *Store) view(ctx context.Context, db execer, q credits.Query) (*credits.
 
 // HoldAccount implements credits.Store.
 func (s *Store) HoldAccount(ctx context.Context, holdID string) (string, error) {
+	if s.closed.Load() {
+		return "", ErrClosed
+	}
 	return s.holdAccount(ctx, s.on(s.db), holdID)
 }
 
@@ -771,6 +783,9 @@ func (s *Store) holdAccount(ctx context.Context, db execer, holdID string) (stri
 
 // Entries implements credits.Store.
 func (s *Store) Entries(ctx context.Context, f credits.EntryFilter) ([]credits.Entry, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
 	return s.entries(ctx, s.on(s.db), f)
 }
 
@@ -843,6 +858,9 @@ func (s *Store) entries(ctx context.Context, db execer, f credits.EntryFilter) (
 
 // DueAccounts implements credits.Store.
 func (s *Store) DueAccounts(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
 	return s.dueAccounts(ctx, s.on(s.db), now, limit)
 }
 

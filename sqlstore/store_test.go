@@ -380,6 +380,25 @@ func TestMigrateFromV1(t *testing.T) {
 		if got["b1"] != 1 || got["b2"] != 0 {
 			t.Fatalf("live flags after the migration: %v, want b1 live, b2 not", got)
 		}
+		// A server still on v1 (it does not know the column) writes during
+		// a rolling upgrade: the flag stays right.
+		if s.Dialect() == sqlstore.Postgres {
+			// v1 inserted whole rows from JSON: the new column comes as NULL.
+			exec("INSERT INTO "+s.TableName("buckets")+" SELECT * FROM jsonb_populate_recordset(NULL::"+s.TableName("buckets")+`, '[{"id":"v1","account":"x","kind":"promo","amount":5000,"remaining":5000,"expired":0,"expires_at":null,"created_at":1,"seq":1,"restored_from":"","note":""}]')`)
+		} else {
+			exec("INSERT INTO " + s.TableName("buckets") + " (id, account, kind, amount, remaining, expired, expires_at, created_at, seq, restored_from, note) VALUES ('v1', 'x', 'promo', 5000, 5000, 0, NULL, 1, 1, '', '')")
+		}
+		exec("UPDATE " + s.TableName("buckets") + " SET remaining = 0 WHERE id = 'v1'")
+		exec("UPDATE " + s.TableName("buckets") + " SET remaining = 1000 WHERE id = 'v1'")
+		var live int
+		if err := s.DB().QueryRowContext(ctx, "SELECT live FROM "+s.TableName("buckets")+" WHERE id = 'v1'").Scan(&live); err != nil || live != 1 {
+			t.Fatalf("a bucket a v1 server wrote with credits: live = %d (%v), want 1", live, err)
+		}
+		exec("UPDATE " + s.TableName("buckets") + " SET remaining = 0 WHERE id = 'v1'")
+		if err := s.DB().QueryRowContext(ctx, "SELECT live FROM "+s.TableName("buckets")+" WHERE id = 'v1'").Scan(&live); err != nil || live != 0 {
+			t.Fatalf("a bucket a v1 server emptied: live = %d (%v), want 0", live, err)
+		}
+
 		h := storetest.NewHarness(t, s, nil)
 		q := h.Quote(t, credits.QuoteRequest{Tool: "image"})
 		res, err := h.Ledger.Charge(ctx, credits.ChargeRequest{Account: "a", Quote: q, Key: "after-upgrade"})
