@@ -384,7 +384,7 @@ func TestMigrateFromV1(t *testing.T) {
 		// a rolling upgrade: the flag stays right.
 		if s.Dialect() == sqlstore.Postgres {
 			// v1 inserted whole rows from JSON: the new column comes as NULL.
-			exec("INSERT INTO "+s.TableName("buckets")+" SELECT * FROM jsonb_populate_recordset(NULL::"+s.TableName("buckets")+`, '[{"id":"v1","account":"x","kind":"promo","amount":5000,"remaining":5000,"expired":0,"expires_at":null,"created_at":1,"seq":1,"restored_from":"","note":""}]')`)
+			exec("INSERT INTO " + s.TableName("buckets") + " SELECT * FROM jsonb_populate_recordset(NULL::" + s.TableName("buckets") + `, '[{"id":"v1","account":"x","kind":"promo","amount":5000,"remaining":5000,"expired":0,"expires_at":null,"created_at":1,"seq":1,"restored_from":"","note":""}]')`)
 		} else {
 			exec("INSERT INTO " + s.TableName("buckets") + " (id, account, kind, amount, remaining, expired, expires_at, created_at, seq, restored_from, note) VALUES ('v1', 'x', 'promo', 5000, 5000, 0, NULL, 1, 1, '', '')")
 		}
