@@ -707,9 +707,10 @@ func (s *Store) statement(guard, args string, parts, rows []string) string {
 	return q
 }
 
-// write persists the rows inside a transaction: one statement on
-// PostgreSQL, one per kind of row on SQLite (in-process, where a statement
-// costs no round trip).
+// write persists the rows inside a transaction: one statement over typed
+// arrays on PostgreSQL; on SQLite (in-process, where a statement costs no
+// round trip) prepared statements, updates row by row and inserts in
+// multi-row chunks.
 func (s *Store) write(ctx context.Context, tx execer, rows *changeRows) error {
 	if s.dialect == Postgres {
 		query, args, err := s.pgWrite(rows)
