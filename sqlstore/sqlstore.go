@@ -95,8 +95,11 @@ type Options struct {
 	// documentation).
 	NoGroupCommit bool
 	// Committers is how many transactions run batches at once; an account
-	// always goes to the same one. Zero means 4 on PostgreSQL and 1 on
-	// SQLite (one writer).
+	// always goes to the same one. Fewer committers make larger batches;
+	// more run more batches side by side: measure with examples/loadtest
+	// -committers on your database. Zero means 2 on PostgreSQL (the best of
+	// 1, 2, 4, 8 and 16 on the 2-core machine of the README's figures) and
+	// 1 on SQLite (one writer).
 	Committers int
 	// MaxBatch caps the operations of one transaction. Zero means 64.
 	MaxBatch int
@@ -290,7 +293,7 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts *Options) (*Stor
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Committers <= 0 {
-		o.Committers = 4
+		o.Committers = 2
 		if dialect == SQLite {
 			o.Committers = 1
 		}
