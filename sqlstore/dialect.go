@@ -31,16 +31,14 @@ type queries struct {
 	accountIDs   string // $1 nanos, $2 limit → account IDs with due holds or buckets
 	exists       string
 
-	// SQLite writes a change set row by row, with statements prepared
-	// once (in-process, a statement costs no round trip, and plain
-	// parameters cost no JSON parsing): new accounts, updated accounts, new
-	// buckets, updated buckets, new holds, updated holds, entries, records.
-	rowWrites [8]string
-	// rowInserts[i][j] inserts insertChunks[j] rows at once for the
-	// inserts among rowWrites (nil for the updates): fewer statements.
-	rowInserts [8][]string
+	// SQLite writes a change set with statements prepared once and plain
+	// parameters (in-process, a statement costs no round trip): for each
+	// of rowKinds, rowUpdates[i] updates one row (the updated kinds) and
+	// rowInserts[i][j] inserts insertChunks[j] rows at once (the others).
 	// On PostgreSQL a batch's change sets are one statement over typed
 	// arrays (see pgarrays.go).
+	rowUpdates [8]string
+	rowInserts [8][]string
 	// The optimistic path writes a change set computed on an unlocked
 	// snapshot in one autocommit statement that applies it only if the
 	// account row is still the one the snapshot saw: $1 account ID, $2 the
@@ -54,23 +52,18 @@ type queries struct {
 	guardUpdate, guardCreate string
 }
 
-// pgStatement assembles a PostgreSQL write statement from the parts whose
-// JSON argument is not empty, so that the server runs no empty write. The
-// statements are few (one per shape of change) and cached by the driver.
-func pgStatement(args, guard string, parts []string, present func(i int) bool) string {
-	ctes := []string{args}
-	if guard != "" {
-		ctes = append(ctes, "guard AS ("+guard+")")
-	}
+// guardedStatement assembles the optimistic path's write statement from
+// the guard and the parts whose JSON argument is not empty, so that the
+// server runs no empty write. The statements are few (one per shape of
+// change) and cached by the driver.
+func guardedStatement(args, guard string, parts []string, present func(i int) bool) string {
+	ctes := []string{args, "guard AS (" + guard + ")"}
 	for i, w := range parts {
 		if present(i) {
 			ctes = append(ctes, fmt.Sprintf("w%d AS (%s)", i, w))
 		}
 	}
-	if guard != "" {
-		return "WITH " + strings.Join(ctes, ",\n") + "\nSELECT count(*) FROM guard"
-	}
-	return "WITH " + strings.Join(ctes, ",\n") + "\nSELECT 1"
+	return "WITH " + strings.Join(ctes, ",\n") + "\nSELECT count(*) FROM guard"
 }
 
 func (d Dialect) placeholder(i int) string {
@@ -206,19 +199,13 @@ func (d Dialect) queries(t tables) queries {
 ) due ORDER BY account LIMIT %s`, t.holds, p(1), t.buckets, p(1), p(2))
 
 	if d == SQLite {
-		q.rowWrites = [8]string{
-			d.insertRows(t.accounts, accountColumns, 1), d.updateRow(t.accounts, accountColumns),
-			d.insertRows(t.buckets, bucketColumns, 1), d.updateRow(t.buckets, bucketColumns),
-			d.insertRows(t.holds, holdColumns, 1), d.updateRow(t.holds, holdColumns),
-			d.insertRows(t.entries, entryColumns, 1), d.insertRows(t.records, recordColumns, 1),
-		}
-		for i, cols := range [8][]string{0: accountColumns, 2: bucketColumns, 4: holdColumns, 6: entryColumns, 7: recordColumns} {
-			if cols == nil {
+		for i, k := range rowKinds {
+			if k.update {
+				q.rowUpdates[i] = d.updateRow(k.table(t), k.cols)
 				continue
 			}
-			table := []string{t.accounts, "", t.buckets, "", t.holds, "", t.entries, t.records}[i]
 			for _, n := range insertChunks {
-				q.rowInserts[i] = append(q.rowInserts[i], d.insertRows(table, cols, n))
+				q.rowInserts[i] = append(q.rowInserts[i], d.insertRows(k.table(t), k.cols, n))
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/creditkit/credits"
 	"github.com/creditkit/credits/sqlstore"
@@ -71,4 +72,39 @@ func ExampleStore_WithTx() {
 	fmt.Println("held:", b.Held, "jobs:", jobs)
 	// Output:
 	// held: 7 jobs: 1
+}
+
+// Concurrent operations share transactions (group commit); Stats shows how
+// they were grouped. Here 32 callers charge one account at once while the
+// store is idle, so the first runs alone and the others queue behind it.
+func ExampleStore_Stats() {
+	ctx := context.Background()
+	store, err := sqlstore.Open(ctx, ":memory:", nil)
+	if err != nil {
+		panic(err)
+	}
+	defer store.Close()
+	ledger, _ := credits.NewLedger(store, &credits.Config{Signup: credits.Reward{Amount: credits.Whole(1000)}})
+	_, _ = ledger.CreateAccount(ctx, credits.CreateAccountRequest{ID: "team"})
+	quote, _ := ledger.Quote(credits.QuoteRequest{Tool: "image"})
+
+	before := store.Stats()
+	var wg sync.WaitGroup
+	for i := range 32 {
+		wg.Go(func() {
+			if _, err := ledger.Charge(ctx, credits.ChargeRequest{Account: "team", Quote: quote, Key: fmt.Sprint("job-", i)}); err != nil {
+				panic(err)
+			}
+		})
+	}
+	wg.Wait()
+	st := store.Stats()
+	fmt.Println("operations:", st.Operations-before.Operations)
+	fmt.Println("fewer transactions than operations:", st.Batches-before.Batches < 32)
+	b, _ := ledger.Balance(ctx, "team")
+	fmt.Println("available:", b.Available)
+	// Output:
+	// operations: 32
+	// fewer transactions than operations: true
+	// available: 776
 }

@@ -9,14 +9,7 @@ import (
 // pgx's binary format, and each kind of row is written with one statement
 // over unnest(…): the server parses no JSON, the client encodes none.
 
-// pgPart is one kind of row a batch writes, in the order of changeRows.
-type pgPart struct {
-	table  func(t tables) string
-	cols   []string
-	types  []string // per column: "text", "bigint" or "nbigint" (nullable)
-	update bool     // rows replace those of the same key (the first column)
-}
-
+// The PostgreSQL array element types of each table's columns, in order.
 var (
 	accountTypes = []string{"text", "bigint", "bigint", "text", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "text"}
 	bucketTypes  = []string{"text", "text", "text", "bigint", "bigint", "bigint", "nbigint", "bigint", "bigint", "text", "text", "bigint"}
@@ -24,17 +17,6 @@ var (
 	entryTypes   = []string{"text", "bigint", "text", "bigint", "bigint", "bigint", "bigint", "text", "text", "text", "text", "text", "text", "text"}
 	recordTypes  = []string{"text", "text", "text", "text", "text", "bigint"}
 )
-
-var pgParts = [8]pgPart{
-	{func(t tables) string { return t.accounts }, accountColumns, accountTypes, false},
-	{func(t tables) string { return t.accounts }, accountColumns, accountTypes, true},
-	{func(t tables) string { return t.buckets }, bucketColumns, bucketTypes, false},
-	{func(t tables) string { return t.buckets }, bucketColumns, bucketTypes, true},
-	{func(t tables) string { return t.holds }, holdColumns, holdTypes, false},
-	{func(t tables) string { return t.holds }, holdColumns, holdTypes, true},
-	{func(t tables) string { return t.entries }, entryColumns, entryTypes, false},
-	{func(t tables) string { return t.records }, recordColumns, recordTypes, false},
-}
 
 // arrayStatement is the statement that writes the parts present (bit i:
 // part i has rows), its parameters numbered in that order, column by
@@ -45,7 +27,7 @@ func arrayStatement(t tables, present uint16) string {
 	}
 	var ctes []string
 	n := 0
-	for i, part := range pgParts {
+	for i, part := range rowKinds {
 		if present&(1<<i) == 0 {
 			continue
 		}
@@ -119,7 +101,7 @@ func (s *Store) pgWrite(rows *changeRows) (string, []any, error) {
 			continue
 		}
 		present |= 1 << i
-		args = append(args, columnArrays(vals, pgParts[i].types)...)
+		args = append(args, columnArrays(vals, rowKinds[i].types)...)
 	}
 	if q, ok := s.statements.Load(arrayKey(present)); ok {
 		return q.(string), args, nil

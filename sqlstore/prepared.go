@@ -26,9 +26,12 @@ func (s *Store) prepare(ctx context.Context) {
 			next[q] = st
 		}
 	}
-	all := append([]string{s.q.lockAccounts, s.q.load, s.q.view, s.q.holdAccount, s.q.exists, s.q.accountIDs}, s.q.rowWrites[:]...)
-	for _, qs := range s.q.rowInserts {
-		all = append(all, qs...)
+	all := []string{s.q.lockAccounts, s.q.load, s.q.view, s.q.holdAccount, s.q.exists, s.q.accountIDs}
+	for i := range rowKinds {
+		all = append(all, s.q.rowInserts[i]...)
+		if s.q.rowUpdates[i] != "" {
+			all = append(all, s.q.rowUpdates[i])
+		}
 	}
 	for _, q := range all {
 		if next[q] != nil {

@@ -341,15 +341,14 @@ func (r *changeRows) add(account string, ch *credits.Change) error {
 	return nil
 }
 
-// args encodes the rows as the JSON the PostgreSQL write statements take:
-// arrays of new accounts, buckets, holds, entries and records, and objects
-// keyed by ID of updated accounts, buckets and holds, in the order new
-// accounts, updated accounts, new buckets, updated buckets, new holds,
-// updated holds, entries, records.
-func (r *changeRows) args() ([]string, error) {
+// guardedJSON encodes the rows the optimistic write sends as JSON, in
+// the order of queries.guardedParts: arrays of new buckets, new holds,
+// entries and records, objects keyed by ID of updated buckets and holds
+// (new buckets, updated buckets, new holds, updated holds, entries,
+// records). The account row travels apart, with the guard.
+func (r *changeRows) guardedJSON() ([]string, error) {
 	var e encoder
 	args := []string{
-		e.json(emptyIfNil(r.newAccounts)), keyed(&e, r.updAccounts, func(a *accountRow) string { return a.ID }),
 		e.json(emptyIfNil(r.newBuckets)), keyed(&e, r.updBuckets, func(b *bucketRow) string { return b.ID }),
 		e.json(emptyIfNil(r.newHolds)), keyed(&e, r.updHolds, func(h *holdRow) string { return h.ID }),
 		e.json(emptyIfNil(r.entries)), e.json(emptyIfNil(r.records)),
@@ -403,32 +402,41 @@ func (r *recordRow) values() []any {
 	return []any{r.Account, r.Key, r.Operation, r.Request, r.Result, r.CreatedAt}
 }
 
-// rowValues are the rows' values, in the order of queries.rowWrites.
+// rowValues are the rows' values, kind by kind, in the order of rowKinds.
 func (r *changeRows) rowValues() [8][][]any {
-	var out [8][][]any
-	for i := range r.newAccounts {
-		out[0] = append(out[0], r.newAccounts[i].values())
+	return [8][][]any{
+		valuesOf(r.newAccounts), valuesOf(r.updAccounts), valuesOf(r.newBuckets), valuesOf(r.updBuckets),
+		valuesOf(r.newHolds), valuesOf(r.updHolds), valuesOf(r.entries), valuesOf(r.records),
 	}
-	for i := range r.updAccounts {
-		out[1] = append(out[1], r.updAccounts[i].values())
-	}
-	for i := range r.newBuckets {
-		out[2] = append(out[2], r.newBuckets[i].values())
-	}
-	for i := range r.updBuckets {
-		out[3] = append(out[3], r.updBuckets[i].values())
-	}
-	for i := range r.newHolds {
-		out[4] = append(out[4], r.newHolds[i].values())
-	}
-	for i := range r.updHolds {
-		out[5] = append(out[5], r.updHolds[i].values())
-	}
-	for i := range r.entries {
-		out[6] = append(out[6], r.entries[i].values())
-	}
-	for i := range r.records {
-		out[7] = append(out[7], r.records[i].values())
+}
+
+func valuesOf[T any, P interface {
+	*T
+	values() []any
+}](rows []T) [][]any {
+	out := make([][]any, len(rows))
+	for i := range rows {
+		out[i] = P(&rows[i]).values()
 	}
 	return out
+}
+
+// rowKinds are the kinds of rows a change set writes, in the order of
+// changeRows: new accounts, updated accounts, new buckets, updated buckets,
+// new holds, updated holds, entries, records. types are the columns'
+// PostgreSQL array element types ("nbigint": a nullable bigint).
+var rowKinds = [8]struct {
+	table  func(t tables) string
+	cols   []string
+	types  []string
+	update bool // rows replace those of the same key (the first column)
+}{
+	{func(t tables) string { return t.accounts }, accountColumns, accountTypes, false},
+	{func(t tables) string { return t.accounts }, accountColumns, accountTypes, true},
+	{func(t tables) string { return t.buckets }, bucketColumns, bucketTypes, false},
+	{func(t tables) string { return t.buckets }, bucketColumns, bucketTypes, true},
+	{func(t tables) string { return t.holds }, holdColumns, holdTypes, false},
+	{func(t tables) string { return t.holds }, holdColumns, holdTypes, true},
+	{func(t tables) string { return t.entries }, entryColumns, entryTypes, false},
+	{func(t tables) string { return t.records }, recordColumns, recordTypes, false},
 }

@@ -433,7 +433,7 @@ func (s *Store) updateOptimistic(ctx context.Context, q credits.Query, apply fun
 	if err := rows.add(q.Account, ch); err != nil {
 		return true, err
 	}
-	args, err := rows.args()
+	args, err := rows.guardedJSON()
 	if err != nil {
 		return true, err
 	}
@@ -459,9 +459,9 @@ func (s *Store) updateOptimistic(ctx context.Context, q credits.Query, apply fun
 	if e.err != nil {
 		return true, e.err
 	}
-	query := s.statement(guard, s.q.guardedArgs, s.q.guardedParts, args[2:])
+	query := s.statement(guard, args)
 	var wrote int
-	err = s.db.QueryRowContext(ctx, query, q.Account, row, seq, args[2], args[3], args[4], args[5], args[6], args[7]).Scan(&wrote)
+	err = s.db.QueryRowContext(ctx, query, q.Account, row, seq, args[0], args[1], args[2], args[3], args[4], args[5]).Scan(&wrote)
 	if err != nil {
 		return false, fmt.Errorf("sqlstore: write: %w: %w", credits.ErrTransient, err)
 	}
@@ -693,9 +693,9 @@ type statementKey struct {
 	parts uint16 // bit i: part i has rows
 }
 
-// statement returns the PostgreSQL write statement for the parts of a
-// change set that have rows, built once per shape.
-func (s *Store) statement(guard, args string, parts, rows []string) string {
+// statement returns the optimistic path's write statement for the guard
+// and the parts of a change set that have rows, built once per shape.
+func (s *Store) statement(guard string, rows []string) string {
 	key := statementKey{guard: guard}
 	for i, r := range rows {
 		if r != "[]" && r != "{}" {
@@ -705,7 +705,7 @@ func (s *Store) statement(guard, args string, parts, rows []string) string {
 	if q, ok := s.statements.Load(key); ok {
 		return q.(string)
 	}
-	q := pgStatement(args, guard, parts, func(i int) bool { return key.parts&(1<<i) != 0 })
+	q := guardedStatement(s.q.guardedArgs, guard, s.q.guardedParts, func(i int) bool { return key.parts&(1<<i) != 0 })
 	s.statements.Store(key, q)
 	return q
 }
@@ -726,9 +726,9 @@ func (s *Store) write(ctx context.Context, tx execer, rows *changeRows) error {
 		return nil
 	}
 	for i, rows := range rows.rowValues() {
-		if s.q.rowInserts[i] == nil { // updates: one row at a time
+		if rowKinds[i].update { // one row at a time
 			for _, vals := range rows {
-				if _, err := tx.ExecContext(ctx, s.q.rowWrites[i], vals...); err != nil {
+				if _, err := tx.ExecContext(ctx, s.q.rowUpdates[i], vals...); err != nil {
 					return fmt.Errorf("sqlstore: write: %w: %w", credits.ErrTransient, err)
 				}
 			}
