@@ -183,7 +183,8 @@ type pending struct {
 	state pendingState
 
 	err      error // apply's error in the current run of the batch
-	answered bool
+	answered bool  // its outcome is settled
+	outcome  error // sent to the caller once the batch is recorded
 	direct   bool // run by its caller on an idle committer: on the caller's context
 }
 
@@ -196,10 +197,13 @@ const (
 	cancelled
 )
 
+// answer settles p's outcome; deliver sends it once the whole batch is
+// done and recorded in Stats, so a caller that returned sees its batch
+// counted.
 func (p *pending) answer(err error) {
 	if !p.answered {
 		p.answered = true
-		p.done <- err
+		p.outcome = err
 	}
 }
 
@@ -345,6 +349,10 @@ func (s *Store) updateGrouped(ctx context.Context, q credits.Query, apply func(*
 // changed the batch's shared state: the batch runs again without it.
 var errRestart = errors.New("sqlstore: restart the batch")
 
+// errUnanswered would reach a caller whose operation a batch left without an
+// outcome: a bug in this package, never a silent success.
+var errUnanswered = errors.New("sqlstore: internal error: the batch gave no outcome")
+
 // commitFailed is a commit that failed or went unconfirmed.
 type commitFailed struct{ err error }
 
@@ -368,6 +376,10 @@ func (c *committer) commit(batch []*pending) {
 			s.log.LogAttrs(context.Background(), slog.LevelDebug, "sqlstore: batch", slog.Int("committer", c.index),
 				slog.Int("operations", len(batch)), slog.Duration("took", took), slog.Int("retries", retries), slog.Bool("failed", failed))
 		}
+		for _, p := range batch {
+			p.answer(errUnanswered) // no effect on a settled outcome
+			p.done <- p.outcome
+		}
 	}()
 	if len(batch) == 1 {
 		// Nothing to share: the lone path (optimistic on PostgreSQL). The
@@ -386,7 +398,7 @@ func (c *committer) commit(batch []*pending) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CommitTimeout)
 	defer cancel()
-	live := batch
+	live := slices.Clone(batch) // DeleteFunc below must not clear batch's tail
 	for {
 		err := s.runBatch(ctx, live)
 		var cf *commitFailed
