@@ -185,7 +185,7 @@ type pending struct {
 	err      error // apply's error in the current run of the batch
 	answered bool  // its outcome is settled
 	outcome  error // sent to the caller once the batch is recorded
-	direct   bool // run by its caller on an idle committer: on the caller's context
+	direct   bool  // run by its caller on an idle committer: on the caller's context
 }
 
 // pendingState is guarded by the committer's mutex.
