@@ -95,7 +95,7 @@ func TestConformanceSQLiteFile(t *testing.T) {
 // the store did run operations in shared batches: the suite then covered
 // group commit, not only batches of one.
 func batching(t *testing.T, s *sqlstore.Store) *sqlstore.Store {
-	if strings.Contains(t.Name(), "/StateMachine") || strings.Contains(t.Name(), "/Concurrency") {
+	if strings.Contains(t.Name(), "/StateMachine") || strings.Contains(t.Name(), "/Concurrency") || strings.Contains(t.Name(), "/Faults/Concurrent") {
 		t.Cleanup(func() {
 			st := s.Stats()
 			t.Logf("group commit: %d operations in %d batches, largest %d, sizes %v", st.Operations, st.Batches, st.MaxBatch, st.BatchSizes)

@@ -10,8 +10,9 @@
 // every rule, a rapid state machine that interleaves grants, daily claims,
 // reserves, captures, releases, refunds, retries, key conflicts, clock jumps
 // and sweeps against a simple reference model and checks every invariant
-// after every step, and a concurrency test of many goroutines on one hot
-// account. It asserts outcomes by classification (errors.Is), never by
+// after every step, a concurrency test of many goroutines on one hot
+// account, and a fault suite ([RunFaults]) that interrupts every operation
+// at every store call through a [FaultyStore]. It asserts outcomes by classification (errors.Is), never by
 // message, and uses only the standard library, go-cmp and rapid.
 package storetest
 
@@ -38,6 +39,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Scenarios", func(t *testing.T) { runScenarios(t, newStore) })
 	t.Run("StateMachine", func(t *testing.T) { RunStateMachine(t, newStore) })
 	t.Run("Concurrency", func(t *testing.T) { RunConcurrency(t, newStore, 64) })
+	t.Run("Faults", func(t *testing.T) { RunFaults(t, newStore) })
 }
 
 // TB is the part of testing.TB (and of *rapid.T) the harness needs.
