@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("StateMachine", func(t *testing.T) { RunStateMachine(t, newStore) })
 	t.Run("Concurrency", func(t *testing.T) { RunConcurrency(t, newStore, 64) })
 	t.Run("Faults", func(t *testing.T) { RunFaults(t, newStore) })
+	t.Run("Time", func(t *testing.T) { runTime(t, newStore) })
 }
 
 // TB is the part of testing.TB (and of *rapid.T) the harness needs.
