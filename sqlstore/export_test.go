@@ -11,6 +11,13 @@ func (s *Store) SetVersionForTest(ctx context.Context, v int) error {
 	return err
 }
 
+// OpenUncheckedForTest is Open with NoMigrate and without the schema
+// check: for tests that build an older schema with MigrateToForTest.
+func OpenUncheckedForTest(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	opts.NoMigrate, opts.skipSchemaCheck = true, true
+	return Open(ctx, dsn, &opts)
+}
+
 // Placeholder is the dialect's i-th query parameter.
 func (s *Store) Placeholder(i int) string { return s.dialect.placeholder(i) }
 

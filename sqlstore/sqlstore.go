@@ -79,9 +79,13 @@ type Options struct {
 	// missing). Empty means the connection's search_path.
 	Schema string
 	// Migrate, for New, applies the embedded migrations before returning.
-	// Open always migrates unless NoMigrate is set.
+	// Open always migrates unless NoMigrate is set. A store that does not
+	// migrate checks the schema's version instead and refuses an older one
+	// with ErrSchemaOutdated (a newer one with ErrSchemaTooNew).
 	Migrate   bool
 	NoMigrate bool
+	// skipSchemaCheck: tests that build an old schema by hand.
+	skipSchemaCheck bool
 	// MaxAttempts bounds the tries of one operation that collides with
 	// another (serialization failure, deadlock). Zero means 8.
 	MaxAttempts int
@@ -175,6 +179,12 @@ var identRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,40}$`)
 // ErrSchemaTooNew is returned when the database's schema is newer than this
 // code knows: upgrade the code, never the other way round.
 var ErrSchemaTooNew = errors.New("sqlstore: database schema is newer than this version of the code")
+
+// ErrSchemaOutdated is returned by a store that does not migrate (New
+// without Options.Migrate, Open with Options.NoMigrate) on a database whose
+// schema is older than the code: it never runs on it. Migrate brings it up
+// to date.
+var ErrSchemaOutdated = errors.New("sqlstore: database schema is older than this version of the code")
 
 // Open opens the database named by dsn — a "postgres://" or
 // "postgresql://" URL for PostgreSQL; a "file:" URI, a path or ":memory:" for
@@ -321,9 +331,29 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts *Options) (*Stor
 		if err := s.Migrate(ctx); err != nil {
 			return nil, err
 		}
+	} else if !o.skipSchemaCheck {
+		if err := s.checkSchema(ctx); err != nil {
+			return nil, err
+		}
 	}
 	s.prepare(ctx)
 	return s, nil
+}
+
+// checkSchema refuses a database whose schema is not the code's, for a
+// store that does not migrate: it never runs on an older schema.
+func (s *Store) checkSchema(ctx context.Context) error {
+	latest := s.SchemaVersion()
+	v, err := s.Version(ctx)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: the schema version cannot be read (no migration ran?): %w; call Store.Migrate, or open without Options.NoMigrate", ErrSchemaOutdated, err)
+	case v < latest:
+		return fmt.Errorf("%w: the database is at version %d, this code needs %d: call Store.Migrate, or open without Options.NoMigrate", ErrSchemaOutdated, v, latest)
+	case v > latest:
+		return fmt.Errorf("%w: the database is at version %d, this code knows %d", ErrSchemaTooNew, v, latest)
+	}
+	return nil
 }
 
 // Options returns the options the store runs with, defaults resolved.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -408,7 +409,7 @@ func TestMigrateFromV1(t *testing.T) {
 		storetest.CheckInvariants(t, h, "a")
 	}
 	t.Run("sqlite", func(t *testing.T) {
-		s, err := sqlstore.Open(context.Background(), "file:"+filepath.Join(t.TempDir(), "v1.db"), &sqlstore.Options{NoMigrate: true})
+		s, err := sqlstore.OpenUncheckedForTest(context.Background(), "file:"+filepath.Join(t.TempDir(), "v1.db"), sqlstore.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -417,7 +418,7 @@ func TestMigrateFromV1(t *testing.T) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		schema := randomName("credits_test_")
-		s, err := sqlstore.Open(context.Background(), postgresDSN(t), &sqlstore.Options{Schema: schema, NoMigrate: true})
+		s, err := sqlstore.OpenUncheckedForTest(context.Background(), postgresDSN(t), sqlstore.Options{Schema: schema})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -429,5 +430,67 @@ func TestMigrateFromV1(t *testing.T) {
 			t.Fatal(err)
 		}
 		run(t, s)
+	})
+}
+
+// A store that does not migrate never runs on a schema that is not the
+// code's: an empty database and an older schema are refused with
+// ErrSchemaOutdated (and left as they were), a newer one with
+// ErrSchemaTooNew; after Migrate it opens.
+func TestNoMigrateRefusesOtherSchemas(t *testing.T) {
+	check := func(t *testing.T, dsn string, opts sqlstore.Options) {
+		ctx := context.Background()
+		noMigrate := opts
+		noMigrate.NoMigrate = true
+		if _, err := sqlstore.Open(ctx, dsn, &noMigrate); !errors.Is(err, sqlstore.ErrSchemaOutdated) {
+			t.Fatalf("NoMigrate on an empty database: %v, want ErrSchemaOutdated", err)
+		}
+		old, err := sqlstore.OpenUncheckedForTest(ctx, dsn, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer old.Close()
+		if _, err := old.Version(ctx); err == nil {
+			t.Fatal("the refused open created the schema")
+		}
+		if opts.Schema != "" {
+			if _, err := old.DB().ExecContext(ctx, `CREATE SCHEMA "`+opts.Schema+`"`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := old.MigrateToForTest(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		_, err = sqlstore.Open(ctx, dsn, &noMigrate)
+		if !errors.Is(err, sqlstore.ErrSchemaOutdated) || !strings.Contains(err.Error(), "version 1") {
+			t.Fatalf("NoMigrate on a v1 database: %v, want ErrSchemaOutdated naming version 1", err)
+		}
+		if v, _ := old.Version(ctx); v != 1 {
+			t.Fatalf("the refused open changed the version to %d", v)
+		}
+		if err := old.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		s, err := sqlstore.Open(ctx, dsn, &noMigrate)
+		if err != nil {
+			t.Fatalf("NoMigrate on a current database: %v", err)
+		}
+		_ = s.Close()
+		if err := old.SetVersionForTest(ctx, old.SchemaVersion()+1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sqlstore.Open(ctx, dsn, &noMigrate); !errors.Is(err, sqlstore.ErrSchemaTooNew) {
+			t.Fatalf("NoMigrate on a newer database: %v, want ErrSchemaTooNew", err)
+		}
+	}
+	t.Run("sqlite", func(t *testing.T) {
+		check(t, "file:"+filepath.Join(t.TempDir(), "old.db"), sqlstore.Options{})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		schema := randomName("credits_test_")
+		t.Cleanup(func() {
+			_, _ = newPostgresConn(t).ExecContext(context.Background(), `DROP SCHEMA IF EXISTS "`+schema+`" CASCADE`)
+		})
+		check(t, postgresDSN(t), sqlstore.Options{Schema: schema})
 	})
 }
