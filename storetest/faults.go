@@ -53,7 +53,8 @@ type Fault struct {
 
 // FaultPlan injects a Fault into the store calls made with a context that
 // carries it (see [WithFaults]): into the At-th call (counted from 1 over
-// every Store method), or into every call when At is 0. One plan follows
+// every Store method), into every call when At is 0, or into none when At
+// is negative (the plan then only counts calls). One plan follows
 // one ledger operation, however many store calls it makes and on whichever
 // goroutine the store runs them (a grouped commit applies on its own). It
 // is safe for concurrent use.
