@@ -824,8 +824,9 @@ func (l *Ledger) Refund(ctx context.Context, req RefundRequest) (RefundResult, e
 type Job func(ctx context.Context, hold Hold) (Usage, error)
 
 // Run reserves req's quote, runs job, and then captures the usage it
-// reports, or — when job returns an error or panics — releases the hold, so
-// the refund path cannot be forgotten. The settlement uses a context that
+// reports, or — when job returns an error, panics or reports usage that
+// cannot be captured ([ErrInvalidRequest]) — releases the hold, so the
+// refund path cannot be forgotten. The settlement uses a context that
 // is not cancelled with ctx (bounded by Config.SettleTimeout), so a caller
 // who gives up still gets the credits back. Run returns the job's error
 // (joined with the release's error, if that failed too) and re-panics a
@@ -862,6 +863,14 @@ func (l *Ledger) Run(ctx context.Context, req ReserveRequest, job Job) (ChargeRe
 		}()
 		return job(ctx, hold)
 	}()
+	if jobErr == nil {
+		// Usage no capture accepts (negative, or of the wrong kind) is the
+		// job's failure too: its credits go back rather than stay held
+		// until the deadline.
+		if _, _, jobErr = hold.Quote.Cost(usage); jobErr != nil {
+			jobErr = fmt.Errorf("credits: the job reported usage that cannot be captured: %w", jobErr)
+		}
+	}
 	if jobErr != nil {
 		if relErr := release("job failed: " + truncateNote(jobErr.Error())); relErr != nil {
 			return ChargeResult{}, errors.Join(jobErr, relErr)
