@@ -109,12 +109,12 @@ func (l *Ledger) History(ctx context.Context, req HistoryRequest) (HistoryPage, 
 	}
 	limit := req.Limit
 	switch {
+	case req.After < 0:
+		return HistoryPage{}, invalid("negative After")
 	case limit == 0:
 		limit = 50
 	case limit < 0 || limit > 1000:
 		return HistoryPage{}, invalid("Limit %d is not within 1..1000", limit)
-	case req.After < 0:
-		return HistoryPage{}, invalid("negative After")
 	}
 	// A store may return fewer entries than asked: read until the page and
 	// one more are there, or the history ends.
