@@ -37,6 +37,7 @@ var Epoch = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 func Run(t *testing.T, newStore NewStore) {
 	t.Run("Contract", func(t *testing.T) { runContract(t, newStore) })
 	t.Run("Scenarios", func(t *testing.T) { runScenarios(t, newStore) })
+	t.Run("BadInput", func(t *testing.T) { runBadInput(t, newStore) })
 	t.Run("StateMachine", func(t *testing.T) { RunStateMachine(t, newStore) })
 	t.Run("Concurrency", func(t *testing.T) { RunConcurrency(t, newStore, 64) })
 	t.Run("Faults", func(t *testing.T) { RunFaults(t, newStore) })
