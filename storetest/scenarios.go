@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -534,114 +533,6 @@ func scenarios() []scenario {
 				t.Fatalf("successful job: %+v %v", res, err)
 			}
 			wantAvailable(t, h, "a", whole(76))
-			CheckInvariants(t, h, "a")
-		}},
-		{name: "BadInputWritesNothing", run: func(t *testing.T, h *Harness) {
-			h.Account(t, credits.CreateAccountRequest{ID: "a"})
-			q := h.Quote(t, image)
-			forged := q
-			forged.Total = c1
-			stale := q
-			stale.ExpiresAt = h.Clock.Now().Add(-time.Second)
-			hold := reserve(t, h, "a", h.Quote(t, video), "real")
-			before := h.History(t, "a")
-			long := strings.Repeat("x", 300)
-			cases := []struct {
-				name string
-				call func() error
-				want error
-			}{
-				{"zero grant", func() error {
-					_, err := h.Ledger.Grant(h.Ctx, credits.GrantRequest{Account: "a", Kind: credits.KindPromo, Key: "g"})
-					return err
-				}, credits.ErrInvalidAmount},
-				{"negative grant", func() error {
-					_, err := h.Ledger.Grant(h.Ctx, credits.GrantRequest{Account: "a", Amount: credits.FromUnits(-1), Kind: credits.KindPromo, Key: "g"})
-					return err
-				}, credits.ErrInvalidAmount},
-				{"unknown kind", func() error {
-					_, err := h.Ledger.Grant(h.Ctx, credits.GrantRequest{Account: "a", Amount: c1, Kind: "gift", Key: "g"})
-					return err
-				}, credits.ErrInvalidRequest},
-				{"grant expiring in the past", func() error {
-					_, err := h.Ledger.Grant(h.Ctx, credits.GrantRequest{Account: "a", Amount: c1, Kind: credits.KindPromo, Key: "g", ExpiresAt: h.Clock.Now()})
-					return err
-				}, credits.ErrInvalidRequest},
-				{"missing key", func() error {
-					_, err := h.Ledger.Grant(h.Ctx, credits.GrantRequest{Account: "a", Amount: c1, Kind: credits.KindPromo})
-					return err
-				}, credits.ErrInvalidRequest},
-				{"oversized key", func() error {
-					_, err := h.Ledger.Reserve(h.Ctx, credits.ReserveRequest{Account: "a", Quote: q, Key: long})
-					return err
-				}, credits.ErrInvalidRequest},
-				{"invalid UTF-8 key", func() error {
-					_, err := h.Ledger.Reserve(h.Ctx, credits.ReserveRequest{Account: "a", Quote: q, Key: "k\xff"})
-					return err
-				}, credits.ErrInvalidRequest},
-				{"forged quote", func() error {
-					_, err := h.Ledger.Charge(h.Ctx, credits.ChargeRequest{Account: "a", Quote: forged, Key: "f"})
-					return err
-				}, credits.ErrQuoteMismatch},
-				{"expired quote", func() error {
-					_, err := h.Ledger.Reserve(h.Ctx, credits.ReserveRequest{Account: "a", Quote: stale, Key: "s"})
-					return err
-				}, credits.ErrQuoteExpired},
-				{"zero quote", func() error {
-					_, err := h.Ledger.Reserve(h.Ctx, credits.ReserveRequest{Account: "a", Key: "z"})
-					return err
-				}, credits.ErrInvalidAmount},
-				{"negative TTL", func() error {
-					_, err := h.Ledger.Reserve(h.Ctx, credits.ReserveRequest{Account: "a", Quote: q, Key: "t", TTL: -time.Second})
-					return err
-				}, credits.ErrInvalidRequest},
-				{"too many metadata", func() error {
-					m := map[string]string{}
-					for i := range 20 {
-						m[fmt.Sprint(i)] = "v"
-					}
-					_, err := h.Ledger.Reserve(h.Ctx, credits.ReserveRequest{Account: "a", Quote: q, Key: "m", Metadata: m})
-					return err
-				}, credits.ErrInvalidRequest},
-				{"negative usage", func() error {
-					_, err := h.Ledger.Capture(h.Ctx, credits.CaptureRequest{Hold: hold.ID, Usage: credits.Usage{Duration: -time.Second}})
-					return err
-				}, credits.ErrInvalidRequest},
-				{"image usage on a video hold", func() error {
-					_, err := h.Ledger.Capture(h.Ctx, credits.CaptureRequest{Hold: hold.ID, Usage: credits.Usage{Images: 2}})
-					return err
-				}, credits.ErrInvalidRequest},
-				{"negative capture amount", func() error {
-					_, err := h.Ledger.Capture(h.Ctx, credits.CaptureRequest{Hold: hold.ID, Amount: credits.FromUnits(-5)})
-					return err
-				}, credits.ErrInvalidAmount},
-				{"unknown hold", func() error {
-					_, err := h.Ledger.Release(h.Ctx, credits.ReleaseRequest{Hold: "hold_x"})
-					return err
-				}, credits.ErrUnknownHold},
-				{"hold of another account", func() error {
-					_, err := h.Ledger.Release(h.Ctx, credits.ReleaseRequest{Hold: hold.ID, Account: "b"})
-					return err
-				}, credits.ErrUnknownAccount},
-				{"empty account", func() error {
-					_, err := h.Ledger.Balance(h.Ctx, "")
-					return err
-				}, credits.ErrInvalidRequest},
-				{"injection string as account", func() error {
-					_, err := h.Ledger.Grant(h.Ctx, credits.GrantRequest{Account: "a'; DROP TABLE accounts; --", Amount: c1, Kind: credits.KindPromo, Key: "g"})
-					return err
-				}, credits.ErrUnknownAccount},
-				{"control character", func() error {
-					_, err := h.Ledger.Grant(h.Ctx, credits.GrantRequest{Account: "a", Amount: c1, Kind: credits.KindPromo, Key: "g\x00"})
-					return err
-				}, credits.ErrInvalidRequest},
-			}
-			for _, c := range cases {
-				wantErr(t, c.name, c.call(), c.want)
-			}
-			if diff := cmp.Diff(before, h.History(t, "a")); diff != "" {
-				t.Fatalf("bad input wrote history (-before +after):\n%s", diff)
-			}
 			CheckInvariants(t, h, "a")
 		}},
 		{name: "HistoryPaging", run: func(t *testing.T, h *Harness) {
