@@ -664,7 +664,7 @@ func (w *catalogJSON) object(path string, isMap bool, member func(key, keyPath s
 		key, _ := tok.(string)
 		var keyPath string
 		switch {
-		case isMap:
+		case isMap || key == "": // an empty field name still needs a visible path
 			keyPath = fmt.Sprintf("%s[%q]", path, key)
 		case path == "":
 			keyPath = key
