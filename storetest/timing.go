@@ -128,16 +128,21 @@ func testClockBackwards(t *testing.T, store credits.Store) {
 // testSweepRacesCapture: a sweep whose clock is at a hold's deadline races a
 // capture whose clock is one nanosecond before it. Exactly one wins: the
 // hold is either captured (and the sweep leaves it) or expired (and the
-// capture gets ErrHoldExpired); never both, never neither.
+// capture gets ErrHoldExpired); never both, never neither. The sweep makes
+// one more store call than the capture (DueAccounts), so the capture starts
+// 0 to 300 µs late, varying by round, and the rounds go on until each side
+// has won at least once.
 func testSweepRacesCapture(t *testing.T, store credits.Store) {
-	capturer := NewHarness(t, store, func(c *credits.Config) {
+	capturer := NewHarness(t, FaultyStore{Store: store}, func(c *credits.Config) {
 		c.Signup = credits.Reward{}
 		c.NewID = SequentialIDs("racec_")
 	})
 	sweeper := NewHarness(t, store, func(c *credits.Config) { c.NewID = SequentialIDs("races_") })
-	const rounds = 24
-	var captured, expired int
-	for i := range rounds {
+	const minRounds, maxRounds = 24, 240
+	var captured, expired, rounds int
+	for i := 0; i < minRounds || (captured == 0 || expired == 0) && i < maxRounds; i++ {
+		rounds++
+		late := &FaultPlan{At: 1, Fault: Fault{Step: BeforeCall, Delay: time.Duration(i%4) * 100 * time.Microsecond}}
 		acct := fmt.Sprintf("race-%d", i)
 		capturer.Account(t, credits.CreateAccountRequest{ID: acct})
 		grant(t, capturer, acct, whole(20), credits.KindPurchase, time.Time{}, "buy")
@@ -153,7 +158,7 @@ func testSweepRacesCapture(t *testing.T, store credits.Store) {
 		start := make(chan struct{})
 		wg.Go(func() {
 			<-start
-			_, capErr = capturer.Ledger.Capture(capturer.Ctx, credits.CaptureRequest{Hold: r.Hold.ID, Account: acct})
+			_, capErr = capturer.Ledger.Capture(WithFaults(capturer.Ctx, late), credits.CaptureRequest{Hold: r.Hold.ID, Account: acct})
 		})
 		wg.Go(func() {
 			<-start
@@ -176,10 +181,15 @@ func testSweepRacesCapture(t *testing.T, store credits.Store) {
 			if b.Spent != whole(7) || b.Available != whole(13) || !b.Held.IsZero() {
 				t.Fatalf("round %d: captured, balance %+v", i, b)
 			}
+			// This round's hold is the only one ever due: the sweep that
+			// lost must report nothing expired.
+			if swept.HoldsExpired != 0 {
+				t.Fatalf("round %d: the capture won but the sweep reports an expired hold: %+v", i, swept)
+			}
 		case errors.Is(capErr, credits.ErrHoldExpired) && hold.Status == credits.HoldExpired:
 			expired++
-			if swept.HoldsExpired < 1 {
-				t.Fatalf("round %d: the capture lost but the sweep expired nothing: %+v", i, swept)
+			if swept.HoldsExpired != 1 {
+				t.Fatalf("round %d: the capture lost but the sweep expired %d holds, want 1: %+v", i, swept.HoldsExpired, swept)
 			}
 			if !b.Spent.IsZero() || b.Available != whole(20) || !b.Held.IsZero() {
 				t.Fatalf("round %d: expired, balance %+v", i, b)
@@ -190,4 +200,7 @@ func testSweepRacesCapture(t *testing.T, store credits.Store) {
 		CheckInvariants(t, capturer, acct)
 	}
 	t.Logf("sweep racing capture, %d rounds: capture won %d, sweep won %d", rounds, captured, expired)
+	if captured == 0 || expired == 0 {
+		t.Errorf("in %d rounds the capture won %d times and the sweep %d: the race was not run both ways", rounds, captured, expired)
+	}
 }
