@@ -54,10 +54,12 @@ type Fault struct {
 // FaultPlan injects a Fault into the store calls made with a context that
 // carries it (see [WithFaults]): into the At-th call (counted from 1 over
 // every Store method), into every call when At is 0, or into none when At
-// is negative (the plan then only counts calls). One plan follows
-// one ledger operation, however many store calls it makes and on whichever
-// goroutine the store runs them (a grouped commit applies on its own). It
-// is safe for concurrent use.
+// is negative (the plan then only counts calls): the zero At faults every
+// call. The count runs over every call made with a context that carries
+// the plan, so give each plan to one ledger operation; it follows that
+// operation however many store calls it makes and on whichever goroutine
+// the store runs them (a grouped commit applies on its own). It is safe for
+// concurrent use.
 type FaultPlan struct {
 	At    int
 	Fault Fault
@@ -74,7 +76,9 @@ func (p *FaultPlan) Calls() int {
 	return p.calls
 }
 
-// Hit reports whether the fault struck.
+// Hit reports whether the fault struck: the plan's call reached the fault's
+// Step. An AfterCall failure is not injected into a call that failed by
+// itself (the call's own error is returned), though Hit reports true.
 func (p *FaultPlan) Hit() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -126,11 +130,25 @@ func WithFaults(ctx context.Context, p *FaultPlan) context.Context {
 }
 
 // FaultyStore wraps a Store and injects the faults of the [FaultPlan] a
-// call's context carries; calls without a plan pass straight through. Use
-// it to prove, on any Store, that an operation interrupted at any step
-// either fully happens or not at all, and that a retry with the same key
-// converges to exactly one effect: [RunFaults] does that for every ledger
-// operation.
+// call's context carries; calls without a plan pass straight through. Build
+// the Ledger on the FaultyStore and give the plan to the one operation to
+// interrupt, through its context:
+//
+//	store := storetest.FaultyStore{Store: mystore.New()}
+//	ledger, err := credits.NewLedger(store, cfg)
+//	…
+//	// The operation's 2nd store call fails after it has returned.
+//	plan := &storetest.FaultPlan{At: 2, Fault: storetest.Fault{Step: storetest.AfterCall, Fail: true}}
+//	_, err = ledger.Capture(storetest.WithFaults(ctx, plan), req)
+//
+// Use it to prove, on any Store, that an operation interrupted at any of its
+// store calls either fully happens or not at all, and that a retry with the
+// same key converges to exactly one effect: [RunFaults] does that for every
+// ledger operation. Faults strike between the ledger and the store, never
+// halfway through the store's own write: that an Update persists its Change
+// all or nothing (a crash or a lost connection in the middle of it
+// included) is the store's to prove. A FaultyStore is safe for concurrent
+// use when the wrapped Store is.
 type FaultyStore struct {
 	credits.Store
 }

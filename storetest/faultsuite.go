@@ -15,14 +15,18 @@ import (
 )
 
 // RunFaults proves, on stores made by newStore, that every ledger operation
-// is all-or-nothing at every step and converges on retry. For each
+// is all-or-nothing at every store call and converges on retry. For each
 // operation it counts the store calls the operation makes, then, for every
 // call k and every [Step] of it, runs the operation on a fresh account
 // through a [FaultyStore] that fails the call, cancels the operation's
-// context, or lets its deadline pass there. Afterwards the account is
-// either exactly as before the operation or exactly as after a clean run
-// (never in between), a retry with the same key gives exactly the clean
-// run's state, and [CheckInvariants] holds.
+// context, or lets its deadline pass there. (The deadline is set 5 ms after
+// the operation starts and the step waits for it; on a store slower than
+// that it passes at an earlier call.) Afterwards the account — its
+// balance, history and holds — is either exactly as before the operation or
+// exactly as after a clean run (never in between), a retry with the same
+// key gives exactly the clean run's state, and [CheckInvariants] holds.
+// Faults strike at the store's interface, not inside its own write (see
+// [FaultyStore]).
 //
 // It runs every case one after the other (one operation per transaction),
 // then all of them at once from 16 goroutines, so that a store which
