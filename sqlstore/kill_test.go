@@ -72,8 +72,10 @@ func testKilledBackends(t *testing.T, grouped bool) {
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
+			// Count only the backends pg_terminate_backend did end (false:
+			// gone already).
 			var killed int
-			err := killer.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			err := killer.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE k.ok) FROM (SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
 				WHERE application_name = $1 AND state <> 'idle' ORDER BY random() LIMIT 1) k`, app).Scan(&killed)
 			if err == nil {
 				kills.Add(int64(killed))
