@@ -19,8 +19,11 @@ const (
 	// BeforeCall strikes before the wrapped store is called: a failure
 	// there means the store did nothing.
 	BeforeCall Step = iota
-	// InsideUpdate strikes inside an Update, once the store has loaded and
-	// locked the state and before it writes the change (in apply). On other
+	// InsideUpdate strikes inside an Update, in apply: once the store has
+	// loaded the state (under the account's lock, or optimistically, as
+	// sqlstore first tries on PostgreSQL), before the operation is applied
+	// to it and so before the store writes anything. A store that calls
+	// apply again (after a collision) meets the fault again. On other
 	// methods it strikes as BeforeCall.
 	InsideUpdate
 	// AfterCall strikes once the wrapped store has returned: an Update's
