@@ -181,15 +181,17 @@ func (c faultCase) account() string {
 	return fmt.Sprintf("fault-%s-%d-%s-%s", c.op.name, c.call, c.step, c.action)
 }
 
-// accountView is what the suite compares: an account's balance, history
-// and holds, without the IDs that differ from one account to the next. The
-// holds are in it because a half-written Change can leave them behind the
-// balance: a Release whose entries and account row were written but whose
-// hold stayed open has the right balance and history, replays on retry, and
-// would expire the same credits back a second time at its deadline.
+// accountView is what the suite compares: an account's balance, stored row
+// (metadata included), history and holds, without the IDs that differ from
+// one account to the next. The holds are in it because a half-written
+// Change can leave them behind the balance: a Release whose entries and
+// account row were written but whose hold stayed open has the right balance
+// and history, replays on retry, and would expire the same credits back a
+// second time at its deadline.
 type accountView struct {
 	Exists  bool
 	Balance credits.Balance
+	Row     credits.Account // as stored, without its ID
 	Entries []entryView
 	Holds   []holdView // in the order the history first names them
 }
@@ -232,13 +234,15 @@ func viewAccount(t TB, h *Harness, acct string) accountView {
 			holdIDs = append(holdIDs, e.Hold)
 		}
 	}
-	if len(holdIDs) == 0 {
-		return v
-	}
 	st, err := h.Store.View(h.Ctx, credits.Query{Account: acct, Holds: holdIDs})
 	if err != nil {
 		t.Fatalf("View(%q): %v", acct, err)
 	}
+	if st.Account == nil {
+		t.Fatalf("View(%q): no account, though Balance found it", acct)
+	}
+	v.Row = st.Account.Clone()
+	v.Row.ID = ""
 	for _, id := range holdIDs {
 		hd := st.Holds[id]
 		if hd == nil {
