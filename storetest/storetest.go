@@ -227,7 +227,7 @@ func checkInvariants(h *Harness, account string) error {
 	}
 	// Every charge: never above its quote, refunds never above the charge,
 	// and together they are the spent total.
-	var spentByHolds credits.Credits
+	var spentByHolds, heldByHolds credits.Credits
 	if len(holdIDs) > 0 {
 		hs, err := h.Store.View(h.Ctx, credits.Query{Account: account, Holds: holdIDs})
 		if err != nil {
@@ -242,11 +242,19 @@ func checkInvariants(h *Harness, account string) error {
 				return fmt.Errorf("hold %s: captured %s refunded %s of a hold of %s for a quote of %s",
 					id, hd.Captured, hd.Refunded, hd.Amount, hd.Quote.Total)
 			}
-			if hd.Status == credits.HoldCaptured {
+			switch hd.Status {
+			case credits.HoldCaptured:
 				net, _ := hd.Captured.Sub(hd.Refunded)
 				spentByHolds, _ = spentByHolds.Add(net)
+			case credits.HoldOpen:
+				heldByHolds, _ = heldByHolds.Add(hd.Amount)
 			}
 		}
+	}
+	// The stored row and the stored holds agree on what is held: a hold
+	// left open by a half-written release would give its credits back twice.
+	if heldByHolds != a.Held {
+		return fmt.Errorf("account %q: its open holds hold %s, the row says held %s", account, heldByHolds, a.Held)
 	}
 	if spentByHolds != a.Spent {
 		return fmt.Errorf("account %q: its charges add up to %s, the row says spent %s", account, spentByHolds, a.Spent)
