@@ -345,15 +345,33 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts *Options) (*Stor
 func (s *Store) checkSchema(ctx context.Context) error {
 	latest := s.SchemaVersion()
 	v, err := s.Version(ctx)
+	if err != nil {
+		// Only a missing version table means "never migrated"; any other
+		// failure (a timeout, a permission) is reported as it is.
+		if exists, xerr := s.versionTableExists(ctx); xerr != nil || exists {
+			return err
+		}
+		return fmt.Errorf("%w: the database has no schema version (no migration ran): call Store.Migrate, or open without Options.NoMigrate", ErrSchemaOutdated)
+	}
 	switch {
-	case err != nil:
-		return fmt.Errorf("%w: the schema version cannot be read (no migration ran?): %w; call Store.Migrate, or open without Options.NoMigrate", ErrSchemaOutdated, err)
 	case v < latest:
 		return fmt.Errorf("%w: the database is at version %d, this code needs %d: call Store.Migrate, or open without Options.NoMigrate", ErrSchemaOutdated, v, latest)
 	case v > latest:
 		return fmt.Errorf("%w: the database is at version %d, this code knows %d", ErrSchemaTooNew, v, latest)
 	}
 	return nil
+}
+
+// versionTableExists reports whether the schema version table exists.
+func (s *Store) versionTableExists(ctx context.Context) (bool, error) {
+	var n int
+	var err error
+	if s.dialect == Postgres {
+		err = s.db.QueryRowContext(ctx, "SELECT count(*) FROM pg_catalog.pg_class WHERE oid = to_regclass($1)", s.t.versions).Scan(&n)
+	} else {
+		err = s.db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", s.t.versions).Scan(&n)
+	}
+	return n > 0, err
 }
 
 // Options returns the options the store runs with, defaults resolved.

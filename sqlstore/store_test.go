@@ -450,6 +450,10 @@ func TestNoMigrateRefusesOtherSchemas(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer old.Close()
+		// New on the application's own *sql.DB, without Migrate: the same.
+		if _, err := sqlstore.New(ctx, old.DB(), old.Dialect(), &opts); !errors.Is(err, sqlstore.ErrSchemaOutdated) {
+			t.Fatalf("New without Migrate on an empty database: %v, want ErrSchemaOutdated", err)
+		}
 		if _, err := old.Version(ctx); err == nil {
 			t.Fatal("the refused open created the schema")
 		}
