@@ -7,7 +7,10 @@
 //	}
 //
 // The suite drives a real [credits.Ledger] on the store: scenario tests of
-// every rule, a rapid state machine that interleaves grants, daily claims,
+// every rule, every kind of bad input (which must write nothing, and SQL
+// metacharacters stored verbatim), the edges of time (deadlines to the
+// nanosecond, a clock that goes back, a sweep racing a capture), a rapid
+// state machine that interleaves grants, daily claims,
 // reserves, captures, releases, refunds, retries, key conflicts, clock jumps
 // and sweeps against a simple reference model and checks every invariant
 // after every step, a concurrency test of many goroutines on one hot
