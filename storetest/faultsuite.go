@@ -19,10 +19,9 @@ import (
 // operation it counts the store calls the operation makes, then, for every
 // call k and every [Step] of it, runs the operation on a fresh account
 // through a [FaultyStore] that fails the call, cancels the operation's
-// context, or lets its deadline pass there. (The deadline is set 5 ms after
-// the operation starts and the step waits for it; on a store slower than
-// that it passes at an earlier call.) Afterwards the account — its
-// balance, history and holds — is either exactly as before the operation or
+// context, or lets its deadline pass there (context.DeadlineExceeded at
+// exactly that step). Afterwards the account — its balance, history and
+// holds — is either exactly as before the operation or
 // exactly as after a clean run (never in between), a retry with the same
 // key gives exactly the clean run's state, and [CheckInvariants] holds.
 // Faults strike at the store's interface, not inside its own write (see
@@ -381,21 +380,18 @@ func runFaultCase(harness func(TB) *Harness, c faultCase, ref faultRef) (outcome
 	case actCancel:
 		f.Cancel = cancel
 	case actTimeout:
-		var tcancel context.CancelFunc
-		ctx, tcancel = context.WithTimeout(ctx, 5*time.Millisecond)
-		defer tcancel()
-		f.Delay = 50 * time.Millisecond // cut short by the deadline, where the step runs under it
+		d := newStepDeadline(ctx)
+		ctx, f.Cancel = d, d.expire // the deadline passes at exactly the step
 	}
 	plan := &FaultPlan{At: c.call, Fault: f}
 	opErr := c.op.run(WithFaults(ctx, plan), h, acct, arg)
 
 	switch {
-	// A fault that never struck proves nothing of its step. Only a deadline
-	// (set at the start) may pass before the step is reached, and a sweep
-	// visits every due account, other cases' too in the concurrent run, so
-	// its k-th call may be elsewhere; every other operation makes its calls
-	// in a fixed order, as the reference run counted them.
-	case !plan.Hit() && c.action != actTimeout && c.op.name != "Sweep":
+	// A fault that never struck proves nothing of its step. A sweep visits
+	// every due account, other cases' too in the concurrent run, so its
+	// k-th call may be elsewhere; every other operation makes its calls in
+	// a fixed order, as the reference run counted them.
+	case !plan.Hit() && c.op.name != "Sweep":
 		return "", fmt.Errorf("the fault never struck: the operation made %d store calls, the reference run %d", plan.Calls(), ref.calls)
 	case c.action == actFail && plan.Hit() && !errors.Is(opErr, ErrInjected):
 		return "", fmt.Errorf("the store failed, the operation returned %v", opErr)
@@ -437,4 +433,30 @@ func runFaultCase(harness func(TB) *Harness, c faultCase, ref faultRef) (outcome
 		return "", err
 	}
 	return outcome, nil
+}
+
+// stepDeadline is a context whose deadline passes when expire is called, so
+// that a timeout strikes at exactly the step a fault names, however slow the
+// store is before it. It keeps its parent's values.
+type stepDeadline struct {
+	context.Context
+	once sync.Once
+	done chan struct{}
+}
+
+func newStepDeadline(parent context.Context) *stepDeadline {
+	return &stepDeadline{Context: parent, done: make(chan struct{})}
+}
+
+func (c *stepDeadline) expire() { c.once.Do(func() { close(c.done) }) }
+
+func (c *stepDeadline) Done() <-chan struct{} { return c.done }
+
+func (c *stepDeadline) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
 }
