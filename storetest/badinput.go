@@ -286,19 +286,7 @@ func (f *badFixture) expired(acct string, swept bool) credits.Hold {
 
 func (f *badFixture) history(t *testing.T, account string) []credits.Entry {
 	t.Helper()
-	var all []credits.Entry
-	var after int64
-	for {
-		p, err := f.h.Ledger.History(f.h.Ctx, credits.HistoryRequest{Account: account, After: after, Limit: 1000})
-		if err != nil {
-			t.Fatalf("History(%q): %v", account, err)
-		}
-		all = append(all, p.Entries...)
-		if p.Next == 0 {
-			return all
-		}
-		after = p.Next
-	}
+	return f.h.history(t, account, 1000)
 }
 
 func (f *badFixture) snap(t *testing.T, r badRun) snapshot {

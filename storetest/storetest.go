@@ -117,13 +117,20 @@ func (h *Harness) Balance(t TB, account string) credits.Balance {
 	return b
 }
 
-// History returns every entry of the account.
+// History returns every entry of the account, read in pages of 7 (so that
+// paging is exercised too).
 func (h *Harness) History(t TB, account string) []credits.Entry {
+	t.Helper()
+	return h.history(t, account, 7)
+}
+
+// history returns every entry of the account, read in pages of limit.
+func (h *Harness) history(t TB, account string, limit int) []credits.Entry {
 	t.Helper()
 	var all []credits.Entry
 	var after int64
 	for {
-		p, err := h.Ledger.History(h.Ctx, credits.HistoryRequest{Account: account, After: after, Limit: 7})
+		p, err := h.Ledger.History(h.Ctx, credits.HistoryRequest{Account: account, After: after, Limit: limit})
 		if err != nil {
 			t.Fatalf("History(%q): %v", account, err)
 		}
