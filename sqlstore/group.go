@@ -197,9 +197,9 @@ const (
 	cancelled
 )
 
-// answer settles p's outcome; deliver sends it once the whole batch is
-// done and recorded in Stats, so a caller that returned sees its batch
-// counted.
+// answer settles p's outcome (the first one settled counts); commit sends
+// it once the whole batch is done and recorded in Stats, so a caller that
+// returned sees its batch counted.
 func (p *pending) answer(err error) {
 	if !p.answered {
 		p.answered = true
