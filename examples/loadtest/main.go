@@ -6,6 +6,9 @@
 // per operation, in the same run: ops/s, the ratio to the naive UPDATE,
 // p50/p99 latency and the mean batch size of the group commit, for one hot
 // account and for many accounts, at several numbers of concurrent callers.
+// On PostgreSQL it also prints the bytes of write-ahead log each operation
+// cost, ledger and naive: unlike the ratio, a figure a noisy machine does
+// not move, and the one that sizes replication and the commit's flush.
 //
 //	go run ./examples/loadtest                                  # SQLite file in the temp dir
 //	go run ./examples/loadtest -db 'postgres://user@localhost/db?sslmode=disable'
@@ -157,8 +160,8 @@ func run(ctx context.Context, c config) error {
 		defer pprof.StopCPUProfile()
 	}
 	fmt.Printf("credits load test: %s, %s, %s per measurement, %s\n\n", describe(store), c.workload, c.duration, grouping(store.Options()))
-	const row = "%9s %7s %12s %11s %7s %7s %7s %9s %9s %9s\n"
-	fmt.Printf(row, "accounts", "callers", "ledger ops/s", "naive ops/s", "x naive", "p50 ms", "p99 ms", "naive p50", "naive p99", "ops/batch")
+	const row = "%9s %7s %12s %11s %7s %7s %7s %9s %9s %9s %10s %9s\n"
+	fmt.Printf(row, "accounts", "callers", "ledger ops/s", "naive ops/s", "x naive", "p50 ms", "p99 ms", "naive p50", "naive p99", "ops/batch", "WAL B/op", "naive WAL")
 	for _, l := range lines {
 		for _, n := range c.callers {
 			if err := ctx.Err(); err != nil {
@@ -169,10 +172,15 @@ func run(ctx context.Context, c config) error {
 				return err
 			}
 			fmt.Printf(row, l.name, fmt.Sprint(n), fmt.Sprintf("%.0f", r.ops), fmt.Sprintf("%.0f", r.naiveOps), fmt.Sprintf("%.2f", r.ops/r.naiveOps),
-				fmt.Sprintf("%.2f", r.p50), fmt.Sprintf("%.2f", r.p99), fmt.Sprintf("%.2f", r.naiveP50), fmt.Sprintf("%.2f", r.naiveP99), fmt.Sprintf("%.1f", r.perBatch))
+				fmt.Sprintf("%.2f", r.p50), fmt.Sprintf("%.2f", r.p99), fmt.Sprintf("%.2f", r.naiveP50), fmt.Sprintf("%.2f", r.naiveP99), fmt.Sprintf("%.1f", r.perBatch),
+				walColumn(r.wal), walColumn(r.naiveWal))
 		}
 	}
 	fmt.Println("\nx naive: ledger ops/s ÷ naive ops/s, same database, same run (above 1: faster than the bare UPDATE).")
+	if store.Dialect() == sqlstore.Postgres {
+		fmt.Println("WAL B/op: bytes of write-ahead log the server wrote per operation (what a commit flushes and replication ships; other")
+		fmt.Println("activity on the server in the same seconds counts too).")
+	}
 	return nil
 }
 
@@ -321,6 +329,36 @@ type result struct {
 	p50, p99           float64 // ms
 	naiveP50, naiveP99 float64
 	perBatch           float64
+	wal, naiveWal      float64 // bytes of WAL per operation (PostgreSQL; -1: not measured)
+}
+
+// walColumn formats bytes of WAL per operation; "-" when not measured.
+func walColumn(b float64) string {
+	if b < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", b)
+}
+
+// walPosition is the server's current WAL position in bytes, or -1 when
+// the database is not PostgreSQL or does not say.
+func (b *bench) walPosition(ctx context.Context) float64 {
+	if b.store.Dialect() != sqlstore.Postgres {
+		return -1
+	}
+	var pos float64
+	if err := b.store.DB().QueryRowContext(ctx, "SELECT pg_current_wal_lsn() - '0/0'").Scan(&pos); err != nil {
+		return -1
+	}
+	return pos
+}
+
+// walPerOp is the WAL written between two positions, per operation.
+func walPerOp(from, to float64, ops int) float64 {
+	if from < 0 || to < 0 || ops == 0 {
+		return -1
+	}
+	return (to - from) / float64(ops)
 }
 
 // measure runs the naive baseline, then the ledger, each for the duration.
@@ -339,11 +377,15 @@ func (b *bench) measure(ctx context.Context, ids []string, callers int) (result,
 			return b.naiveUpdate(ctx, id, -(b.video.Total.Units() - b.used.Units()))
 		}
 	}
+	wal := b.walPosition(ctx)
 	n, lat, err := drive(ctx, b.cfg.duration, callers, ids, naive)
 	if err != nil {
 		return r, fmt.Errorf("naive: %w", err)
 	}
 	r.naiveOps, r.naiveP50, r.naiveP99 = float64(n)/b.cfg.duration.Seconds(), percentile(lat, 0.50), percentile(lat, 0.99)
+	next := b.walPosition(ctx)
+	r.naiveWal = walPerOp(wal, next, n)
+	wal = next
 
 	keys := randomHex() + "-"
 	before := b.store.Stats()
@@ -355,6 +397,7 @@ func (b *bench) measure(ctx context.Context, ids []string, callers int) (result,
 	}
 	after := b.store.Stats()
 	r.ops, r.p50, r.p99 = float64(n)/b.cfg.duration.Seconds(), percentile(lat, 0.50), percentile(lat, 0.99)
+	r.wal = walPerOp(wal, b.walPosition(ctx), n)
 	if batches := after.Batches - before.Batches; batches > 0 {
 		r.perBatch = float64(after.Operations-before.Operations) / float64(batches)
 	}
