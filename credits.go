@@ -106,9 +106,41 @@ func Parse(s string) (Credits, error) {
 	}
 	d, err := decimal.NewFromString(s)
 	if err != nil {
+		if c, err, ok := hugeExponent(s); ok {
+			return c, err
+		}
 		return Credits{}, fmt.Errorf("credits: parse %q: %w", s, ErrInvalidAmount)
 	}
 	return fromDecimal(d, s)
+}
+
+// hugeExponent reads a number whose exponent is too large for the decimal
+// library to hold ("1e2147483647"); ok is false when s is not one. Zero
+// times any power of ten is zero; any other mantissa does not fit
+// (ErrOverflow) under a positive exponent and has too many decimals
+// (ErrInvalidAmount) under a negative one.
+func hugeExponent(s string) (c Credits, err error, ok bool) {
+	i := strings.IndexAny(s, "eE")
+	if i < 0 {
+		return Credits{}, nil, false
+	}
+	mantissa, exp := s[:i], s[i+1:]
+	digits := strings.TrimPrefix(strings.TrimPrefix(exp, "+"), "-")
+	if len(exp)-len(digits) > 1 || digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return Credits{}, nil, false
+	}
+	m, merr := decimal.NewFromString(mantissa)
+	if merr != nil || strings.ContainsAny(mantissa, "eE") {
+		return Credits{}, nil, false
+	}
+	switch {
+	case m.IsZero():
+		return Credits{}, nil, true
+	case exp[0] == '-':
+		return Credits{}, fmt.Errorf("credits: %q has more than %d decimals: %w", s, Decimals, ErrInvalidAmount), true
+	default:
+		return Credits{}, fmt.Errorf("credits: %q: %w", s, ErrOverflow), true
+	}
 }
 
 func fromDecimal(d decimal.Decimal, s string) (Credits, error) {

@@ -35,6 +35,7 @@ func TestCreditsParseFormat(t *testing.T) {
 		{"-0", 0, "0"},
 		{"-0.0", 0, "0"},
 		{"0e99", 0, "0"},
+		{"0.0e99999999999", 0, "0"}, // an exponent beyond the decimal library: still zero
 		{"7", 7000, "7"},
 		{"2.5", 2500, "2.5"},
 		{"0.125", 125, "0.125"},
@@ -103,6 +104,13 @@ func TestCreditsParseErrors(t *testing.T) {
 		{"1e16", credits.ErrOverflow},
 		{"1e31", credits.ErrOverflow},
 		{"-1e9999", credits.ErrOverflow},
+		// Exponents beyond what the decimal library holds.
+		{"1e2147483647", credits.ErrOverflow},
+		{"-2.5E+99999999999999999999", credits.ErrOverflow},
+		{"1e-2147483649", credits.ErrInvalidAmount},
+		{"1e+-5", credits.ErrInvalidAmount},
+		{"1e5e99999999999", credits.ErrInvalidAmount},
+		{"xe99999999999", credits.ErrInvalidAmount},
 	}
 	for _, tt := range tests {
 		c, err := credits.Parse(tt.in)
