@@ -195,6 +195,55 @@ type operation struct {
 	// now is the instant the operation happens at: read once, used both to
 	// load the due holds and to apply the rules. Zero means "read the clock".
 	now time.Time
+	// holdAt is set for operations whose result is a hold they made or
+	// settled (Reserve, Charge, Capture, Release): the hold's row outlives
+	// the record, so the record keeps only the hold's ID, and a replay
+	// rebuilds the hold as the operation left it from the hold as it is
+	// now. Half the bytes a charge writes were that copy of its hold.
+	holdAt func(now Hold) Hold
+}
+
+// heldResult is implemented by the results whose records keep only their
+// hold's ID (see operation.holdAt).
+type heldResult interface {
+	heldHold() *Hold
+	// recorded is the result as its record keeps it: the hold as {"id"},
+	// every other field as it is.
+	recorded() any
+}
+
+// holdRef is a hold in a recorded result: its ID, the row says the rest.
+type holdRef struct {
+	ID string `json:"id"`
+}
+
+// needHold asks mutate to run the operation again with the hold a
+// recorded result names loaded too.
+type needHold struct{ id string }
+
+func (e *needHold) Error() string { return "credits: internal: replay needs hold " + e.id }
+
+// rebuildHold replaces the hold of a result decoded from a record that
+// keeps only its ID with the hold as the operation left it. It returns a
+// *needHold when the state has not loaded that hold.
+func rebuildHold(op *operation, st *State, r any) error {
+	hr, ok := r.(heldResult)
+	if !ok || op.holdAt == nil {
+		return nil
+	}
+	h := hr.heldHold()
+	if h.Status != "" {
+		return nil // a record that keeps the whole hold (written before records were slim)
+	}
+	cur := st.Holds[h.ID]
+	if cur == nil || cur.Account != op.query.Account {
+		if slices.Contains(op.query.Holds, h.ID) {
+			return fmt.Errorf("credits: idempotency record %q names hold %q, which account %q does not have", op.key, h.ID, op.query.Account)
+		}
+		return &needHold{id: h.ID}
+	}
+	*h = op.holdAt(cur.Clone())
+	return nil
 }
 
 // result is implemented by the pointer of every result type, so that a
@@ -229,7 +278,7 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 		now = l.now()
 	}
 	op.query.Due = now
-	err = l.store.Update(ctx, op.query, func(st *State) (*Change, error) {
+	apply := func(st *State) (*Change, error) {
 		res, bizErr, event = zero, nil, nil
 		if rec := st.Records[op.key]; op.key != "" && rec != nil {
 			same := rec.Operation == op.name && bytes.Equal(rec.Request, reqJSON)
@@ -238,6 +287,11 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 				r, e, err := decodeResult[R](rec.Result)
 				if err != nil {
 					return nil, err
+				}
+				if e == nil {
+					if err := rebuildHold(&op, st, PR(&r)); err != nil {
+						return nil, err
+					}
 				}
 				PR(&r).markReplayed()
 				res, bizErr = r, e
@@ -292,7 +346,7 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 		}
 		ch := t.change()
 		if op.key != "" && st.Records[op.key] == nil {
-			rec, encErr := newRecord(op, reqJSON, r, nil, now)
+			rec, encErr := newRecord(op, reqJSON, &r, nil, now)
 			if encErr != nil {
 				return nil, encErr
 			}
@@ -301,7 +355,14 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 		st.Fold(ch)
 		res, event = r, t.lowBalance()
 		return ch, nil
-	})
+	}
+	err = l.store.Update(ctx, op.query, apply)
+	if nh := (*needHold)(nil); errors.As(err, &nh) {
+		// A replay of a record that keeps only its hold's ID, whose hold
+		// the first load did not name: once more, with the hold.
+		op.query.Holds = append(slices.Clip(op.query.Holds), nh.id)
+		err = l.store.Update(ctx, op.query, apply)
+	}
 	if err != nil {
 		return zero, err
 	}
@@ -364,6 +425,9 @@ func newRecord(op operation, reqJSON []byte, res any, bizErr error, now time.Tim
 			rr.Message = bizErr.Error()
 		}
 	} else {
+		if hr, ok := res.(heldResult); ok && op.holdAt != nil {
+			res = hr.recorded()
+		}
 		b, err := json.Marshal(res)
 		if err != nil {
 			return nil, fmt.Errorf("credits: encode result: %w", err)

@@ -369,6 +369,37 @@ type ReserveResult struct {
 	Replay
 }
 
+func (r *ReserveResult) heldHold() *Hold { return &r.Hold }
+
+func (r *ReserveResult) recorded() any {
+	return struct {
+		Hold      holdRef `json:"hold"`
+		Available Credits `json:"available"`
+	}{holdRef{r.Hold.ID}, r.Available}
+}
+
+// reservedHold is a hold as Reserve left it: open, nothing captured.
+func reservedHold(h Hold) Hold {
+	h.Status, h.Captured, h.Refunded, h.SettledAt = HoldOpen, Credits{}, Credits{}, time.Time{}
+	for i := range h.Portions {
+		h.Portions[i].Captured, h.Portions[i].Refunded = Credits{}, Credits{}
+	}
+	return h
+}
+
+// capturedHold is a hold as Charge or Capture left it: captured, nothing
+// refunded (refunds are the only change to a captured hold).
+func capturedHold(h Hold) Hold {
+	h.Refunded = Credits{}
+	for i := range h.Portions {
+		h.Portions[i].Refunded = Credits{}
+	}
+	return h
+}
+
+// releasedHold is a hold as Release left it: released holds never change.
+func releasedHold(h Hold) Hold { return h }
+
 // quoteFingerprint is the part of a quote that identifies what was priced.
 type quoteFingerprint struct {
 	Tool           string        `json:"tool"`
@@ -457,7 +488,7 @@ func (l *Ledger) Reserve(ctx context.Context, req ReserveRequest) (ReserveResult
 		return ReserveResult{}, invalid("TTL %s must be positive and at most %s", req.TTL, l.cfg.MaxHoldTTL)
 	}
 	sr := spendRequest{Op: opReserve, Account: req.Account, Member: req.Member, Quote: fingerprint(req.Quote), TTL: req.TTL, Metadata: req.Metadata}
-	op := operation{name: opReserve, key: keyOf(req.Key), userKey: true, request: sr, query: Query{Account: req.Account}, now: now}
+	op := operation{name: opReserve, key: keyOf(req.Key), userKey: true, request: sr, query: Query{Account: req.Account}, now: now, holdAt: reservedHold}
 	return mutate(ctx, l, op, func(t *txn) (ReserveResult, error) {
 		if err := l.checkQuote(req.Quote, t.now); err != nil {
 			return ReserveResult{}, err
@@ -527,6 +558,18 @@ type ChargeResult struct {
 	Replay
 }
 
+func (r *ChargeResult) heldHold() *Hold { return &r.Hold }
+
+func (r *ChargeResult) recorded() any {
+	return struct {
+		Hold      holdRef `json:"hold"`
+		Charged   Credits `json:"charged"`
+		Released  Credits `json:"released"`
+		Capped    bool    `json:"capped,omitempty"`
+		Available Credits `json:"available"`
+	}{holdRef{r.Hold.ID}, r.Charged, r.Released, r.Capped, r.Available}
+}
+
 // Capture charges an open hold by actual usage, never more than the quote,
 // and gives what is not used back to the buckets it came from. A hold that
 // was already captured or released fails with [ErrHoldSettled]; one whose
@@ -542,6 +585,7 @@ func (l *Ledger) Capture(ctx context.Context, req CaptureRequest) (ChargeResult,
 	if err != nil {
 		return ChargeResult{}, err
 	}
+	op.holdAt = capturedHold
 	return mutate(ctx, l, op, func(t *txn) (ChargeResult, error) {
 		h, err := t.openHoldNamed(req.Hold)
 		if err != nil {
@@ -671,6 +715,16 @@ type ReleaseResult struct {
 	Replay
 }
 
+func (r *ReleaseResult) heldHold() *Hold { return &r.Hold }
+
+func (r *ReleaseResult) recorded() any {
+	return struct {
+		Hold      holdRef `json:"hold"`
+		Released  Credits `json:"released"`
+		Available Credits `json:"available"`
+	}{holdRef{r.Hold.ID}, r.Released, r.Available}
+}
+
 // Release gives every credit of an open hold back to the bucket it came
 // from (see Config.RestoreGrace for a bucket that expired meanwhile).
 func (l *Ledger) Release(ctx context.Context, req ReleaseRequest) (ReleaseResult, error) {
@@ -685,6 +739,7 @@ func (l *Ledger) Release(ctx context.Context, req ReleaseRequest) (ReleaseResult
 	if err != nil {
 		return ReleaseResult{}, err
 	}
+	op.holdAt = releasedHold
 	return mutate(ctx, l, op, func(t *txn) (ReleaseResult, error) {
 		h, err := t.openHoldNamed(req.Hold)
 		if err != nil {
@@ -721,7 +776,7 @@ func (l *Ledger) Charge(ctx context.Context, req ChargeRequest) (ChargeResult, e
 	req.Quote.ExpiresAt = normalTime(req.Quote.ExpiresAt)
 	req.Metadata = normalMeta(req.Metadata)
 	sr := spendRequest{Op: opCharge, Account: req.Account, Member: req.Member, Quote: fingerprint(req.Quote), Metadata: req.Metadata}
-	op := operation{name: opCharge, key: keyOf(req.Key), userKey: true, request: sr, query: Query{Account: req.Account}, now: now}
+	op := operation{name: opCharge, key: keyOf(req.Key), userKey: true, request: sr, query: Query{Account: req.Account}, now: now, holdAt: capturedHold}
 	return mutate(ctx, l, op, func(t *txn) (ChargeResult, error) {
 		if err := l.checkQuote(req.Quote, t.now); err != nil {
 			return ChargeResult{}, err

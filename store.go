@@ -111,6 +111,14 @@ type Change struct {
 
 // Record is an idempotency record: the first request made under a key on an
 // account, and its result. It is kept for as long as the account.
+//
+// The result of an operation that made or settled a hold (Reserve, Charge,
+// Capture, Release) keeps that hold by its ID only: holds are kept as long
+// as their account too, and a replay rebuilds the hold as the operation
+// left it from the hold's row, which saves a charge writing its hold twice.
+// Records written by earlier versions, which kept the whole hold, replay as
+// they are. An earlier version would replay a new record with the hold's
+// ID alone: once this version has written records, do not roll back past it.
 type Record struct {
 	// Key is the record's key on the account: a caller's key ("k:" and the
 	// key) or one the ledger derives ("capture:<hold>", "daily:<day>", …).

@@ -29,19 +29,29 @@ type Batcher interface {
 // During a Batch step, the operation of the i-th step does not return
 // before the (i-1)-th step has finished checking its own, so that the
 // model sees the operations in the order the batch applied them.
+//
+// An operation may call Update more than once (a replay whose record names
+// a hold its first load did not name loads it with a second call). Every
+// step's first call is made while the batch is held, before any call
+// returns; so a call made once the steps are all in is a repeat, whose
+// first call has already waited its turn: it runs without waiting.
 type orderedStore struct {
 	Batcher
 
 	mu      sync.Mutex
 	current int             // the step that is calling into the store now
+	entered int             // how many steps have made their first call
 	done    []chan struct{} // closed when step i has finished; nil outside a Batch step
 }
 
 func (o *orderedStore) Update(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) error {
 	o.mu.Lock()
 	var prev chan struct{}
-	if o.done != nil && o.current > 0 {
-		prev = o.done[o.current-1]
+	if o.done != nil && o.current >= o.entered {
+		o.entered = o.current + 1
+		if o.current > 0 {
+			prev = o.done[o.current-1]
+		}
 	}
 	o.mu.Unlock()
 	err := o.Batcher.Update(ctx, q, apply)
@@ -83,7 +93,7 @@ func (mc *machine) Batch(t *rapid.T) {
 		done[i] = make(chan struct{})
 	}
 	o.mu.Lock()
-	o.done, o.current = done, 0
+	o.done, o.current, o.entered = done, 0, 0
 	o.mu.Unlock()
 	o.HoldBatches()
 	held := true
