@@ -27,9 +27,15 @@ type queries struct {
 	lockAccounts string // $1 → the account rows as JSON, locked for the transaction
 	load         string // $1, $2 hold IDs, $3 due (nanos or NULL), $4 [account, key] pairs → (kind, JSON row)
 	view         string // like load, plus the account rows, in one statement
-	holdAccount  string
-	accountIDs   string // $1 nanos, $2 limit → account IDs with due holds or buckets
-	exists       string
+	// PostgreSQL's pipelined batches load typed columns instead, with one
+	// statement per kind of row (all sent at once): $1 account IDs (JSON);
+	// the holds and the buckets also $2 hold IDs (JSON) and $3 due; the
+	// records $1 [account, key] pairs.
+	typedLock, typedHolds, typedBuckets, typedRecords string
+
+	holdAccount string
+	accountIDs  string // $1 nanos, $2 limit → account IDs with due holds or buckets
+	exists      string
 
 	// SQLite writes a change set with statements prepared once and plain
 	// parameters (in-process, a statement costs no round trip): for each
@@ -97,6 +103,49 @@ func (d Dialect) inList(expr, param string) string {
 	return expr + " IN (SELECT value FROM json_each(" + param + "))"
 }
 
+// loadBranches are the queries a load runs, as UNION ALL branches: the
+// holds it names and the holds due, the live buckets and the buckets of
+// those holds' portions, and the records of its [account, key] pairs. Each
+// branch selects sel(kind, alias, columns) of its rows ('h' holds, 'b'
+// buckets, 'r' records); accounts, holdIDs, due and pairs are the
+// placeholders of the parameters. Each branch is a plain index lookup (no
+// OR across indexes); a row two branches find comes back twice and is
+// kept once.
+func (d Dialect) loadBranches(t tables, sel func(kind, alias string, cols []string) string, accounts, holdIDs, due, pairs string) (holds, buckets []string, records string) {
+	portions := "SELECT p.value->>'bucket' FROM %s h2, jsonb_array_elements(h2.portions::jsonb) p WHERE %s"
+	if d == SQLite {
+		portions = "SELECT json_extract(p.value, '$.bucket') FROM %s h2, json_each(h2.portions) p WHERE %s"
+	}
+	named := fmt.Sprintf("%s AND %s", d.inList("h2.id", holdIDs), d.inList("h2.account", accounts))
+	dueNow := fmt.Sprintf("%s AND h2.status = 'open' AND h2.deadline <= %s", d.inList("h2.account", accounts), due)
+	holds = []string{
+		fmt.Sprintf("SELECT %s FROM %s h2 WHERE %s", sel("h", "h2", holdColumns), t.holds, named),
+		fmt.Sprintf("SELECT %s FROM %s h2 WHERE %s", sel("h", "h2", holdColumns), t.holds, dueNow),
+	}
+	buckets = []string{
+		fmt.Sprintf("SELECT %s FROM %s b WHERE %s AND b.live = 1", sel("b", "b", bucketColumns), t.buckets, d.inList("b.account", accounts)),
+		fmt.Sprintf("SELECT %s FROM %s b WHERE %s", sel("b", "b", bucketColumns), t.buckets, d.inQuery("b.id", fmt.Sprintf(portions, t.holds, named))),
+		fmt.Sprintf("SELECT %s FROM %s b WHERE %s", sel("b", "b", bucketColumns), t.buckets, d.inQuery("b.id", fmt.Sprintf(portions, t.holds, dueNow))),
+	}
+	// Records by (account, key) pairs: one primary-key lookup per pair.
+	records = fmt.Sprintf("SELECT x.* FROM jsonb_array_elements(%s::jsonb) k, LATERAL (SELECT %s FROM %s r WHERE r.account = k->>0 AND r.key = k->>1 LIMIT 1) x",
+		pairs, sel("r", "r", recordColumns), t.records)
+	if d == SQLite {
+		records = fmt.Sprintf("SELECT %s FROM json_each(%s) k JOIN %s r ON r.account = json_extract(k.value, '$[0]') AND r.key = json_extract(k.value, '$[1]')",
+			sel("r", "r", recordColumns), pairs, t.records)
+	}
+	return holds, buckets, records
+}
+
+// qualified lists the columns of the table aliased alias: "a.id, a.seq".
+func qualified(alias string, cols []string) string {
+	qs := make([]string, len(cols))
+	for i, c := range cols {
+		qs[i] = alias + "." + c
+	}
+	return strings.Join(qs, ", ")
+}
+
 // inQuery is "expr is one of the values the query returns", by index.
 func (d Dialect) inQuery(expr, query string) string {
 	if d == Postgres {
@@ -160,35 +209,23 @@ func (d Dialect) queries(t tables) queries {
 	p := d.placeholder
 	var q queries
 	lock := ""
-	portions := "SELECT p.value->>'bucket' FROM %s h2, jsonb_array_elements(h2.portions::jsonb) p WHERE %s"
 	if d == Postgres {
 		lock = " FOR UPDATE"
-	} else {
-		portions = "SELECT json_extract(p.value, '$.bucket') FROM %s h2, json_each(h2.portions) p WHERE %s"
 	}
 	// The accounts are locked in ID order, so that two transactions
 	// locking overlapping sets never deadlock.
 	q.lockAccounts = fmt.Sprintf("SELECT %s FROM %s a WHERE %s ORDER BY a.id%s", d.rowJSON("a", accountColumns), t.accounts, d.inList("a.id", p(1)), lock)
-	// Each branch is a plain index lookup (no OR across indexes); a row two
-	// branches find comes back twice and is kept once.
-	named := fmt.Sprintf("%s AND %s", d.inList("h2.id", p(2)), d.inList("h2.account", p(1)))
-	due := fmt.Sprintf("%s AND h2.status = 'open' AND h2.deadline <= %s", d.inList("h2.account", p(1)), p(3))
-	// Records by (account, key) pairs: one primary-key lookup per pair.
-	records := fmt.Sprintf("SELECT 'r', x.j FROM jsonb_array_elements(%s::jsonb) k, LATERAL (SELECT %s AS j FROM %s r WHERE r.account = k->>0 AND r.key = k->>1 LIMIT 1) x",
-		p(4), d.rowJSON("r", recordColumns), t.records)
-	if d == SQLite {
-		records = fmt.Sprintf("SELECT 'r', %s FROM json_each(%s) k JOIN %s r ON r.account = json_extract(k.value, '$[0]') AND r.key = json_extract(k.value, '$[1]')",
-			d.rowJSON("r", recordColumns), p(4), t.records)
+	asJSON := func(kind, alias string, cols []string) string { return "'" + kind + "', " + d.rowJSON(alias, cols) }
+	holds, buckets, records := d.loadBranches(t, asJSON, p(1), p(2), p(3), p(4))
+	q.load = strings.Join(append(append(holds, buckets...), records), "\nUNION ALL\n")
+	if d == Postgres {
+		columns := func(_, alias string, cols []string) string { return qualified(alias, cols) }
+		q.typedLock = fmt.Sprintf("SELECT %s FROM %s a WHERE %s ORDER BY a.id FOR UPDATE", qualified("a", accountColumns), t.accounts, d.inList("a.id", p(1)))
+		holds, buckets, records := d.loadBranches(t, columns, p(1), p(2), p(3), p(1))
+		q.typedHolds = strings.Join(holds, "\nUNION ALL\n")
+		q.typedBuckets = strings.Join(buckets, "\nUNION ALL\n")
+		q.typedRecords = records
 	}
-	parts := []string{
-		fmt.Sprintf("SELECT 'h', %s FROM %s h2 WHERE %s", d.rowJSON("h2", holdColumns), t.holds, named),
-		fmt.Sprintf("SELECT 'h', %s FROM %s h2 WHERE %s", d.rowJSON("h2", holdColumns), t.holds, due),
-		fmt.Sprintf("SELECT 'b', %s FROM %s b WHERE %s AND b.live = 1", d.rowJSON("b", bucketColumns), t.buckets, d.inList("b.account", p(1))),
-		fmt.Sprintf("SELECT 'b', %s FROM %s b WHERE %s", d.rowJSON("b", bucketColumns), t.buckets, d.inQuery("b.id", fmt.Sprintf(portions, t.holds, named))),
-		fmt.Sprintf("SELECT 'b', %s FROM %s b WHERE %s", d.rowJSON("b", bucketColumns), t.buckets, d.inQuery("b.id", fmt.Sprintf(portions, t.holds, due))),
-		records,
-	}
-	q.load = strings.Join(parts, "\nUNION ALL\n")
 	q.view = fmt.Sprintf("SELECT 'a', %s FROM %s a WHERE %s\nUNION ALL\n%s", d.rowJSON("a", accountColumns), t.accounts, d.inList("a.id", p(1)), q.load)
 	q.holdAccount = fmt.Sprintf("SELECT account FROM %s WHERE id = %s", t.holds, p(1))
 	q.exists = fmt.Sprintf("SELECT 1 FROM %s WHERE id = %s", t.accounts, p(1))

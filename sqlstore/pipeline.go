@@ -15,10 +15,12 @@ import (
 )
 
 // On PostgreSQL a batch takes two round trips, pipelined through pgx: one
-// sends BEGIN, the query that locks the batch's accounts and the query that
-// loads their state, and reads both results; the other sends the write
-// and COMMIT. (The load runs after the lock, in a statement of its own, so
-// it sees every change committed before the lock was granted.)
+// sends BEGIN, the query that locks the batch's accounts and the queries
+// that load their holds, buckets and records, and reads their results; the
+// other sends the write and COMMIT. (The loads run after the lock, in
+// statements of their own, so they see every change committed before the
+// lock was granted.) Rows come back as typed columns in pgx's binary
+// format, one statement per kind of row: no JSON to build or parse.
 
 // runBatchPipelined runs the batch as runBatch does, on a pgx connection;
 // ok is false when the connection is not one (an application's *sql.DB on
@@ -51,7 +53,7 @@ func (s *Store) runBatchPipelined(ctx context.Context, live []*pending) (err err
 
 func (s *Store) pipelined(ctx context.Context, pc *pgx.Conn, live []*pending) (err error) {
 	qs := queriesOf(live)
-	states, accounts := newStates(qs)
+	states, _ := newStates(qs)
 	inTx := false
 	defer func() {
 		if inTx && !pc.IsClosed() {
@@ -66,10 +68,13 @@ func (s *Store) pipelined(ctx context.Context, pc *pgx.Conn, live []*pending) (e
 		}
 	}()
 
+	args := loadArgs(qs) // account IDs, hold IDs, due, [account, key] pairs
 	var b pgx.Batch
 	b.Queue("BEGIN")
-	b.Queue(s.q.lockAccounts, jsonList(accounts))
-	b.Queue(s.q.load, loadArgs(qs)...)
+	b.Queue(s.q.typedLock, args[0])
+	b.Queue(s.q.typedHolds, args[0], args[1], args[2])
+	b.Queue(s.q.typedBuckets, args[0], args[1], args[2])
+	b.Queue(s.q.typedRecords, args[3])
 	br := pc.SendBatch(ctx, &b)
 	inTx = true
 	ld := loader{states: states}
@@ -77,23 +82,32 @@ func (s *Store) pipelined(ctx context.Context, pc *pgx.Conn, live []*pending) (e
 		_ = br.Close()
 		return fmt.Errorf("sqlstore: begin: %w: %w", credits.ErrTransient, err)
 	}
-	if err := readRows(br, func(r pgx.Rows) error {
-		var raw string
-		err := r.Scan(&raw)
-		ld.row("a", raw)
-		return err
-	}); err != nil {
-		_ = br.Close()
-		return fmt.Errorf("sqlstore: lock accounts: %w: %w", credits.ErrTransient, err)
-	}
-	if err := readRows(br, func(r pgx.Rows) error {
-		var kind, raw string
-		err := r.Scan(&kind, &raw)
-		ld.row(kind, raw)
-		return err
-	}); err != nil {
-		_ = br.Close()
-		return fmt.Errorf("sqlstore: load: %w: %w", credits.ErrTransient, err)
+	var (
+		a  accountRow
+		h  holdRow
+		bk bucketRow
+		rc recordRow
+	)
+	for _, read := range []struct {
+		what string
+		dest []any
+		add  func()
+	}{
+		{"lock accounts", a.dest(), func() { ld.account(&a) }},
+		{"load holds", h.dest(), func() { ld.hold(&h) }},
+		{"load buckets", bk.dest(), func() { ld.bucket(&bk) }},
+		{"load records", rc.dest(), func() { ld.record(&rc) }},
+	} {
+		if err := readRows(br, func(r pgx.Rows) error {
+			if err := r.Scan(read.dest...); err != nil {
+				return err
+			}
+			read.add()
+			return nil
+		}); err != nil {
+			_ = br.Close()
+			return fmt.Errorf("sqlstore: %s: %w: %w", read.what, credits.ErrTransient, err)
+		}
 	}
 	if err := br.Close(); err != nil {
 		return fmt.Errorf("sqlstore: load: %w: %w", credits.ErrTransient, err)

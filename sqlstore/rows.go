@@ -402,6 +402,25 @@ func (r *recordRow) values() []any {
 	return []any{r.Account, r.Key, r.Operation, r.Request, r.Result, r.CreatedAt}
 }
 
+// The addresses of a row's fields in the order of its table's columns, for
+// scanning a load's typed columns (PostgreSQL's pipelined batches).
+
+func (r *accountRow) dest() []any {
+	return []any{&r.ID, &r.CreatedAt, &r.Team, &r.Members, &r.LowBalanceThreshold, &r.Available, &r.Held, &r.Granted, &r.Spent, &r.Expired, &r.Seq, &r.Metadata}
+}
+
+func (r *bucketRow) dest() []any {
+	return []any{&r.ID, &r.Account, &r.Kind, &r.Amount, &r.Remaining, &r.Expired, &r.ExpiresAt, &r.CreatedAt, &r.Seq, &r.RestoredFrom, &r.Note, &r.Live}
+}
+
+func (r *holdRow) dest() []any {
+	return []any{&r.ID, &r.Account, &r.Member, &r.Key, &r.Status, &r.Amount, &r.Captured, &r.Refunded, &r.Portions, &r.Quote, &r.CreatedAt, &r.Deadline, &r.SettledAt, &r.Metadata}
+}
+
+func (r *recordRow) dest() []any {
+	return []any{&r.Account, &r.Key, &r.Operation, &r.Request, &r.Result, &r.CreatedAt}
+}
+
 // rowValues are the rows' values, kind by kind, in the order of rowKinds.
 func (r *changeRows) rowValues() [8][][]any {
 	return [8][][]any{

@@ -703,36 +703,52 @@ type loader struct {
 	d      decoder
 }
 
+// row adds a row a load returned as JSON, of the kind it says.
 func (l *loader) row(kind, raw string) {
-	d := &l.d
 	switch kind {
 	case "a":
 		var r accountRow
-		d.json(raw, &r)
-		if st := l.states[r.ID]; st != nil {
-			st.Account = d.account(&r)
-		}
+		l.d.json(raw, &r)
+		l.account(&r)
 	case "h":
 		var r holdRow
-		d.json(raw, &r)
-		if st := l.states[r.Account]; st != nil {
-			h := d.hold(&r)
-			st.Holds[h.ID] = h
-		}
+		l.d.json(raw, &r)
+		l.hold(&r)
 	case "b":
 		var r bucketRow
-		d.json(raw, &r)
-		if st := l.states[r.Account]; st != nil {
-			b := d.bucket(&r)
-			st.Buckets[b.ID] = b
-		}
+		l.d.json(raw, &r)
+		l.bucket(&r)
 	case "r":
 		var r recordRow
-		d.json(raw, &r)
-		if st := l.states[r.Account]; st != nil {
-			rec := d.record(&r)
-			st.Records[rec.Key] = rec
-		}
+		l.d.json(raw, &r)
+		l.record(&r)
+	}
+}
+
+func (l *loader) account(r *accountRow) {
+	if st := l.states[r.ID]; st != nil {
+		st.Account = l.d.account(r)
+	}
+}
+
+func (l *loader) hold(r *holdRow) {
+	if st := l.states[r.Account]; st != nil {
+		h := l.d.hold(r)
+		st.Holds[h.ID] = h
+	}
+}
+
+func (l *loader) bucket(r *bucketRow) {
+	if st := l.states[r.Account]; st != nil {
+		b := l.d.bucket(r)
+		st.Buckets[b.ID] = b
+	}
+}
+
+func (l *loader) record(r *recordRow) {
+	if st := l.states[r.Account]; st != nil {
+		rec := l.d.record(r)
+		st.Records[rec.Key] = rec
 	}
 }
 
