@@ -229,16 +229,13 @@ func (e *needHold) Error() string { return "credits: internal: replay needs hold
 func rebuildHold(op *operation, st *State, r any) error {
 	hr, ok := r.(heldResult)
 	if !ok || op.holdAt == nil {
-		return nil
+		return fmt.Errorf("credits: idempotency record %q keeps a hold by ID, which a %s result has not", op.key, op.name)
 	}
 	h := hr.heldHold()
-	if h.Status != "" {
-		return nil // a record that keeps the whole hold (written before records were slim)
-	}
 	cur := st.Holds[h.ID]
 	if cur == nil || cur.Account != op.query.Account {
 		if slices.Contains(op.query.Holds, h.ID) {
-			return fmt.Errorf("credits: idempotency record %q names hold %q, which account %q does not have", op.key, h.ID, op.query.Account)
+			return fmt.Errorf("%w: idempotency record %q names hold %q, which account %q does not have", ErrUnknownHold, op.key, h.ID, op.query.Account)
 		}
 		return &needHold{id: h.ID}
 	}
@@ -284,11 +281,11 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 			same := rec.Operation == op.name && bytes.Equal(rec.Request, reqJSON)
 			switch {
 			case same:
-				r, e, err := decodeResult[R](rec.Result)
+				r, byID, e, err := decodeResult[R](rec.Result)
 				if err != nil {
 					return nil, err
 				}
-				if e == nil {
+				if byID {
 					if err := rebuildHold(&op, st, PR(&r)); err != nil {
 						return nil, err
 					}
@@ -400,12 +397,17 @@ var recordedKinds = map[string]error{
 }
 
 type recordedResult struct {
-	OK        json.RawMessage `json:"ok,omitempty"`
-	Error     string          `json:"error,omitempty"`
-	Message   string          `json:"message,omitempty"`
-	Available *Credits        `json:"available,omitempty"`
-	Requested *Credits        `json:"requested,omitempty"`
-	Account   string          `json:"account,omitempty"`
+	OK json.RawMessage `json:"ok,omitempty"`
+	// OKHoldByID is a success whose hold is kept by its ID (see
+	// operation.holdAt). It is not under "ok" so that a version from before
+	// that rule, which reads only "ok", fails to decode the record (an
+	// error, nothing written) rather than replay a hold it cannot see.
+	OKHoldByID json.RawMessage `json:"ok_hold_by_id,omitempty"`
+	Error      string          `json:"error,omitempty"`
+	Message    string          `json:"message,omitempty"`
+	Available  *Credits        `json:"available,omitempty"`
+	Requested  *Credits        `json:"requested,omitempty"`
+	Account    string          `json:"account,omitempty"`
 }
 
 func newRecord(op operation, reqJSON []byte, res any, bizErr error, now time.Time) (*Record, error) {
@@ -425,16 +427,18 @@ func newRecord(op operation, reqJSON []byte, res any, bizErr error, now time.Tim
 			rr.Message = bizErr.Error()
 		}
 	} else {
+		prefix := `{"ok":`
 		if hr, ok := res.(heldResult); ok && op.holdAt != nil {
-			res = hr.recorded()
+			res, prefix = hr.recorded(), `{"ok_hold_by_id":`
 		}
 		b, err := json.Marshal(res)
 		if err != nil {
 			return nil, fmt.Errorf("credits: encode result: %w", err)
 		}
-		// {"ok":<result>} without re-validating the result's JSON.
-		out := make([]byte, 0, len(b)+7)
-		out = append(append(append(out, `{"ok":`...), b...), '}')
+		// {"ok":<result>} (or "ok_hold_by_id") without re-validating the
+		// result's JSON.
+		out := make([]byte, 0, len(b)+len(prefix)+1)
+		out = append(append(append(out, prefix...), b...), '}')
 		return &Record{Key: op.key, Operation: op.name, Request: reqJSON, Result: out, CreatedAt: now}, nil
 	}
 	b, err := json.Marshal(rr)
@@ -444,28 +448,31 @@ func newRecord(op operation, reqJSON []byte, res any, bizErr error, now time.Tim
 	return &Record{Key: op.key, Operation: op.name, Request: reqJSON, Result: b, CreatedAt: now}, nil
 }
 
-func decodeResult[R any](data []byte) (R, error, error) {
-	var (
-		r  R
-		rr recordedResult
-	)
+// decodeResult reads a record's result: the result (byID: its hold kept
+// by ID only, for rebuildHold), or the business error recorded.
+func decodeResult[R any](data []byte) (r R, byID bool, bizErr, err error) {
+	var rr recordedResult
 	if err := json.Unmarshal(data, &rr); err != nil {
-		return r, nil, fmt.Errorf("credits: decode idempotency record: %w", err)
+		return r, false, nil, fmt.Errorf("credits: decode idempotency record: %w", err)
 	}
 	if rr.Error == "" {
-		if err := json.Unmarshal(rr.OK, &r); err != nil {
-			return r, nil, fmt.Errorf("credits: decode idempotency record: %w", err)
+		ok := rr.OK
+		if byID = rr.OKHoldByID != nil; byID {
+			ok = rr.OKHoldByID
 		}
-		return r, nil, nil
+		if err := json.Unmarshal(ok, &r); err != nil {
+			return r, false, nil, fmt.Errorf("credits: decode idempotency record: %w", err)
+		}
+		return r, byID, nil, nil
 	}
 	if rr.Error == "insufficient" && rr.Available != nil && rr.Requested != nil {
-		return r, &InsufficientCreditsError{Account: rr.Account, Available: *rr.Available, Requested: *rr.Requested}, nil
+		return r, false, &InsufficientCreditsError{Account: rr.Account, Available: *rr.Available, Requested: *rr.Requested}, nil
 	}
 	kind, ok := recordedKinds[rr.Error]
 	if !ok {
-		return r, nil, fmt.Errorf("credits: idempotency record has unknown error code %q", rr.Error)
+		return r, false, nil, fmt.Errorf("credits: idempotency record has unknown error code %q", rr.Error)
 	}
-	return r, &ruleError{kind: kind, msg: rr.Message}, nil
+	return r, false, &ruleError{kind: kind, msg: rr.Message}, nil
 }
 
 func conflict(account, key string, rec *Record, op string, req []byte) error {

@@ -3,6 +3,7 @@ package credits
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"reflect"
 	"slices"
@@ -160,8 +161,11 @@ func TestSlimRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := store.accounts["a"].Records["k:charge"]
-	if len(rec.Result) > 200 || strings.Contains(string(rec.Result), image.Breakdown) {
+	if len(rec.Result) > 200 || strings.Contains(string(rec.Result), image.Breakdown) || !strings.HasPrefix(string(rec.Result), `{"ok_hold_by_id":{"hold":{"id":`) {
 		t.Errorf("the charge's record keeps %d bytes: %s", len(rec.Result), rec.Result)
+	}
+	if _, err := earlierVersionReplay[ChargeResult](rec.Result); err == nil {
+		t.Errorf("a version from before records kept holds by ID reads this record without an error: %s", rec.Result)
 	}
 	reserved, err := l.Reserve(ctx, ReserveRequest{Account: "a", Quote: video, Key: "job"})
 	if err != nil {
@@ -247,5 +251,53 @@ func TestFullRecordsStillReplay(t *testing.T) {
 	want.Replayed = true
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("replay of a full record = %+v, %v\nwant %+v", got, err, want)
+	}
+}
+
+// earlierVersionReplay is how a version from before records kept holds by
+// ID replays a record (mutate's replay branch and decodeResult's success
+// branch, as they were): it reads "ok" only. Such a version may still run
+// on the same database during a rolling deploy, or after a rollback. It
+// must fail on a record that keeps its hold by ID: read as a success, the
+// hold would be empty (no status, amount or quote), and Run, retried on
+// it, would run the job with that hold, fail to price its usage and
+// release the hold: a job done for free. (Found by review.)
+func earlierVersionReplay[R any](result []byte) (R, error) {
+	var (
+		r  R
+		rr struct {
+			OK    json.RawMessage `json:"ok,omitempty"`
+			Error string          `json:"error,omitempty"`
+		}
+	)
+	if err := json.Unmarshal(result, &rr); err != nil {
+		return r, err
+	}
+	if rr.Error != "" {
+		return r, errors.New(rr.Error)
+	}
+	return r, json.Unmarshal(rr.OK, &r)
+}
+
+// TestHoldFieldsKnownToReplays is a tripwire: a replay rebuilds a hold as
+// Reserve, Charge, Capture or Release left it by undoing what later
+// operations change (reservedHold, capturedHold, releasedHold). A field
+// added to Hold may be one that a later operation changes: check those
+// functions, then add it here.
+func TestHoldFieldsKnownToReplays(t *testing.T) {
+	known := []string{"ID", "Account", "Member", "Key", "Status", "Amount", "Captured", "Refunded", "Portions", "Quote", "CreatedAt", "Deadline", "SettledAt", "Metadata"}
+	var fields []string
+	for f := range reflect.TypeFor[Hold]().Fields() {
+		fields = append(fields, f.Name)
+	}
+	if !slices.Equal(fields, known) {
+		t.Errorf("Hold's fields are %v; replays know %v", fields, known)
+	}
+	var portion []string
+	for f := range reflect.TypeFor[Portion]().Fields() {
+		portion = append(portion, f.Name)
+	}
+	if want := []string{"Bucket", "Amount", "Captured", "Refunded"}; !slices.Equal(portion, want) {
+		t.Errorf("Portion's fields are %v; replays know %v", portion, want)
 	}
 }

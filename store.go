@@ -22,6 +22,10 @@ import (
 // against the same loaded state and write all their changes at once: apply
 // folds each successful change into the State it was given (and leaves it
 // untouched when it fails), so a later operation of the same batch sees it.
+//
+// A store keeps what it persisted for as long as the account: entries,
+// buckets, idempotency records and every hold, settled or not (a record
+// may name a hold that a replay rebuilds its result from).
 type Store interface {
 	// Update loads the state q names (see [Query]) under an exclusive lock
 	// on q.Account, held until the change is persisted or discarded, and
@@ -113,12 +117,14 @@ type Change struct {
 // account, and its result. It is kept for as long as the account.
 //
 // The result of an operation that made or settled a hold (Reserve, Charge,
-// Capture, Release) keeps that hold by its ID only: holds are kept as long
-// as their account too, and a replay rebuilds the hold as the operation
-// left it from the hold's row, which saves a charge writing its hold twice.
-// Records written by earlier versions, which kept the whole hold, replay as
-// they are. An earlier version would replay a new record with the hold's
-// ID alone: once this version has written records, do not roll back past it.
+// Capture, Release) keeps that hold by its ID only, and a replay rebuilds
+// the hold as the operation left it from the hold's row (so a store keeps
+// every hold, settled or not, as long as its account), which saves a
+// charge writing its hold twice. Records written by earlier versions, which
+// kept the whole hold, replay as they are. An earlier version that meets a
+// record kept this way (during a rolling deploy, or after a rollback) fails
+// that replay with a decode error and writes nothing; a retry on a server
+// running this version replays it.
 type Record struct {
 	// Key is the record's key on the account: a caller's key ("k:" and the
 	// key) or one the ledger derives ("capture:<hold>", "daily:<day>", …).

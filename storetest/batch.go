@@ -33,8 +33,9 @@ type Batcher interface {
 // An operation may call Update more than once (a replay whose record names
 // a hold its first load did not name loads it with a second call). Every
 // step's first call is made while the batch is held, before any call
-// returns; so a call made once the steps are all in is a repeat, whose
-// first call has already waited its turn: it runs without waiting.
+// returns, and Batch marks every step entered before it lets the batch
+// run; so a later call is a repeat, whose first call has already waited
+// its turn: it runs without waiting.
 type orderedStore struct {
 	Batcher
 
@@ -127,6 +128,11 @@ func (mc *machine) Batch(t *rapid.T) {
 			break
 		}
 	}
+	// Every step has made its first call or ended: any call from here on
+	// is a repeat (see orderedStore).
+	o.mu.Lock()
+	o.entered = n
+	o.mu.Unlock()
 	o.ResumeBatches()
 	held = false
 	for i := range done {
