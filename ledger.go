@@ -199,8 +199,8 @@ type operation struct {
 	// settled (Reserve, Charge, Capture, Release): the hold's row outlives
 	// the record, so the record keeps only the hold's ID, and a replay
 	// rebuilds the hold as the operation left it from the hold as it is
-	// now. Half the bytes a charge writes were that copy of its hold.
-	holdAt func(now Hold) Hold
+	// now. A quarter of the bytes a charge wrote were that copy of its hold.
+	holdAt func(current Hold) Hold
 }
 
 // heldResult is implemented by the results whose records keep only their
