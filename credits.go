@@ -124,9 +124,15 @@ func hugeExponent(s string) (c Credits, err error, ok bool) {
 	if i < 0 {
 		return Credits{}, nil, false
 	}
-	mantissa, exp := s[:i], s[i+1:]
-	digits := strings.TrimPrefix(strings.TrimPrefix(exp, "+"), "-")
-	if len(exp)-len(digits) > 1 || digits == "" || strings.Trim(digits, "0123456789") != "" {
+	mantissa, digits := s[:i], s[i+1:]
+	negative := false
+	for _, sign := range []string{"+", "-", "\u2212"} { // the decimal library reads "−" as a minus too
+		if rest, ok := strings.CutPrefix(digits, sign); ok {
+			digits, negative = rest, sign != "+"
+			break
+		}
+	}
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
 		return Credits{}, nil, false
 	}
 	m, merr := decimal.NewFromString(mantissa)
@@ -136,7 +142,7 @@ func hugeExponent(s string) (c Credits, err error, ok bool) {
 	switch {
 	case m.IsZero():
 		return Credits{}, nil, true
-	case exp[0] == '-':
+	case negative:
 		return Credits{}, fmt.Errorf("credits: %q has more than %d decimals: %w", s, Decimals, ErrInvalidAmount), true
 	default:
 		return Credits{}, fmt.Errorf("credits: %q: %w", s, ErrOverflow), true

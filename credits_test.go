@@ -35,7 +35,9 @@ func TestCreditsParseFormat(t *testing.T) {
 		{"-0", 0, "0"},
 		{"-0.0", 0, "0"},
 		{"0e99", 0, "0"},
-		{"0.0e99999999999", 0, "0"}, // an exponent beyond the decimal library: still zero
+		{"0.0e99999999999", 0, "0"},     // an exponent beyond the decimal library: still zero
+		{"0e\u221299999999999", 0, "0"}, // with the minus the decimal library also reads (found by review)
+		{"0e\u22125", 0, "0"},
 		{"7", 7000, "7"},
 		{"2.5", 2500, "2.5"},
 		{"0.125", 125, "0.125"},
@@ -108,6 +110,8 @@ func TestCreditsParseErrors(t *testing.T) {
 		{"1e2147483647", credits.ErrOverflow},
 		{"-2.5E+99999999999999999999", credits.ErrOverflow},
 		{"1e-2147483649", credits.ErrInvalidAmount},
+		{"1e\u221299999999999", credits.ErrInvalidAmount},
+		{"\u22121e99999999999", credits.ErrOverflow},
 		{"1e+-5", credits.ErrInvalidAmount},
 		{"1e5e99999999999", credits.ErrInvalidAmount},
 		{"xe99999999999", credits.ErrInvalidAmount},
