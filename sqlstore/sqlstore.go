@@ -504,12 +504,16 @@ func (s *Store) updateOptimistic(ctx context.Context, q credits.Query, apply fun
 		return false, nil
 	}
 	row := e.json([]accountRow{e.account(acct)})
+	var members string
+	if seen != nil {
+		members = e.json(seen.Members)
+	}
 	if e.err != nil {
 		return true, e.err
 	}
 	query := s.statement(guard, args)
 	var wrote int
-	err = s.db.QueryRowContext(ctx, query, q.Account, row, seq, args[0], args[1], args[2], args[3], args[4], args[5]).Scan(&wrote)
+	err = s.db.QueryRowContext(ctx, query, q.Account, row, seq, args[0], args[1], args[2], args[3], args[4], args[5], members).Scan(&wrote)
 	if err != nil {
 		return false, fmt.Errorf("sqlstore: write: %w: %w", credits.ErrTransient, err)
 	}

@@ -38,10 +38,16 @@ func randomName(prefix string) string {
 
 // newPostgres opens a store in a schema of its own, dropped at the end.
 func newPostgres(t testing.TB) *sqlstore.Store {
+	return newPostgresWith(t, sqlstore.Options{})
+}
+
+// newPostgresWith opens a store with opts in a schema of its own.
+func newPostgresWith(t testing.TB, opts sqlstore.Options) *sqlstore.Store {
 	dsn := postgresDSN(t)
 	schema := randomName("credits_test_")
+	opts.Schema = schema
 	ctx := context.Background()
-	s, err := sqlstore.Open(ctx, dsn, &sqlstore.Options{Schema: schema})
+	s, err := sqlstore.Open(ctx, dsn, &opts)
 	if err != nil {
 		t.Fatalf("open PostgreSQL: %v", err)
 	}
@@ -128,4 +134,15 @@ func fewerChecksUnderRace(t *testing.T) {
 func TestConformancePostgres(t *testing.T) {
 	postgresDSN(t)
 	storetest.Run(t, func(t *testing.T) credits.Store { return batching(t, newPostgres(t)) })
+}
+
+// Without group commit, every PostgreSQL operation first tries the
+// optimistic path (read, apply, write guarded by the account row), which
+// within one store group commit only takes when the account's committer
+// is idle. Writes computed on a stale load, and a hot account's retries.
+func TestOptimisticPostgres(t *testing.T) {
+	postgresDSN(t)
+	newStore := func(t *testing.T) credits.Store { return noBatcher{newPostgresWith(t, sqlstore.Options{NoGroupCommit: true})} }
+	t.Run("StaleLoads", func(t *testing.T) { storetest.RunStaleLoads(t, newStore) })
+	t.Run("Concurrency", func(t *testing.T) { storetest.RunConcurrency(t, newStore, 64) })
 }

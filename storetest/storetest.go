@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Concurrency", func(t *testing.T) { RunConcurrency(t, newStore, 64) })
 	t.Run("Faults", func(t *testing.T) { RunFaults(t, newStore) })
 	t.Run("Time", func(t *testing.T) { runTime(t, newStore) })
+	t.Run("StaleLoads", func(t *testing.T) { RunStaleLoads(t, newStore) })
 }
 
 // TB is the part of testing.TB (and of *rapid.T) the harness needs.
