@@ -142,7 +142,9 @@ func TestConformancePostgres(t *testing.T) {
 // is idle. Writes computed on a stale load, and a hot account's retries.
 func TestOptimisticPostgres(t *testing.T) {
 	postgresDSN(t)
-	newStore := func(t *testing.T) credits.Store { return noBatcher{newPostgresWith(t, sqlstore.Options{NoGroupCommit: true})} }
+	newStore := func(t *testing.T) credits.Store {
+		return noBatcher{newPostgresWith(t, sqlstore.Options{NoGroupCommit: true})}
+	}
 	t.Run("StaleLoads", func(t *testing.T) { storetest.RunStaleLoads(t, newStore) })
 	t.Run("Concurrency", func(t *testing.T) { storetest.RunConcurrency(t, newStore, 64) })
 }
