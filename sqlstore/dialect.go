@@ -51,8 +51,10 @@ type queries struct {
 	// account row (JSON array of one), $3 the Seq the snapshot saw, $4..$9
 	// buckets (new, updated), holds (new, updated), entries, records, $10
 	// the members the snapshot saw (a member change appends no entry, so
-	// it does not move the Seq). The guard (update if the Seq and the
-	// members are unchanged, or create if absent) returns
+	// it does not move the Seq), $11 the operations' latest Due (Unix
+	// nanoseconds) and $12 the open holds the snapshot has: no other open
+	// hold may be due by then (see "Kept states" in statecache.go). The
+	// guard (update if all that holds, or create if absent) returns
 	// the row it wrote; the statement returns 1 when it wrote, 0 when the
 	// account had moved on.
 	guardedParts             []string
@@ -260,16 +262,17 @@ func (d Dialect) queries(t tables) queries {
 		}
 		// args gives every parameter its type, whichever parts a statement
 		// leaves out; it is never executed.
-		q.guardedArgs = fmt.Sprintf("args AS (SELECT %s::text, %s::jsonb, %s::bigint, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::text)",
-			p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10))
+		q.guardedArgs = fmt.Sprintf("args AS (SELECT %s::text, %s::jsonb, %s::bigint, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::text, %s::bigint, %s::text[])",
+			p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11), p(12))
 		var names, vals []string
 		for _, c := range accountColumns[1:] {
 			names = append(names, c)
 			vals = append(vals, "j."+c)
 		}
 		q.guardUpdate = fmt.Sprintf(
-			"UPDATE %s t SET (%s) = (SELECT %s FROM jsonb_populate_recordset(NULL::%s, %s::jsonb) j WHERE j.id = t.id) WHERE t.id = %s AND t.seq = %s AND t.members = %s RETURNING 1",
-			t.accounts, strings.Join(names, ", "), strings.Join(vals, ", "), t.accounts, p(2), p(1), p(3), p(10))
+			"UPDATE %s t SET (%s) = (SELECT %s FROM jsonb_populate_recordset(NULL::%s, %s::jsonb) j WHERE j.id = t.id) WHERE t.id = %s AND t.seq = %s AND t.members = %s"+
+				" AND NOT EXISTS (SELECT 1 FROM %s h WHERE h.account = %s AND h.status = 'open' AND h.deadline <= %s AND NOT h.id = ANY(%s::text[])) RETURNING 1",
+			t.accounts, strings.Join(names, ", "), strings.Join(vals, ", "), t.accounts, p(2), p(1), p(3), p(10), t.holds, p(1), p(11), p(12))
 		q.guardCreate = d.insert(t.accounts, p(2)) + " ON CONFLICT (id) DO NOTHING RETURNING 1"
 	}
 	return q

@@ -66,6 +66,12 @@ type Stats struct {
 	// callers; MaxCommitTime the longest.
 	CommitTime, MaxCommitTime time.Duration
 	Queued                    int // operations waiting now
+	// KeptRuns counts lone operations and one-account batches that ran on
+	// a kept state, without reading the account (see Options.KeptStates);
+	// KeptStale those of them whose write the account had moved on from
+	// (another process or transaction wrote it), which then read it and
+	// ran again.
+	KeptRuns, KeptStale int64
 }
 
 // MeanBatch is the mean number of operations per batch.
@@ -95,6 +101,9 @@ func (s *Store) Stats() Stats {
 		c.mu.Lock()
 		st.Queued += len(c.queue)
 		c.mu.Unlock()
+	}
+	if s.kept != nil {
+		st.KeptRuns, st.KeptStale = s.kept.hits.Load(), s.kept.stale.Load()
 	}
 	return st
 }
@@ -451,6 +460,9 @@ func (c *committer) commit(batch []*pending) {
 // unconfirmed; any other error when nothing was written.
 func (s *Store) runBatch(ctx context.Context, live []*pending) (err error) {
 	if s.dialect == Postgres {
+		if err, done := s.runBatchKept(ctx, live); done {
+			return err
+		}
 		if err, ok := s.runBatchPipelined(ctx, live); ok {
 			return err
 		}

@@ -157,10 +157,74 @@ func (s *Store) pipelined(ctx context.Context, pc *pgx.Conn, live []*pending) (e
 		return commitError(err) // it may or may not have committed
 	}
 	inTx = false
+	for account, st := range states {
+		s.kept.put(account, st)
+	}
 	if err := s.fault(true); err != nil {
 		return commitError(err)
 	}
 	return nil
+}
+
+// runBatchKept runs a batch whose operations are all on one account whose
+// state is kept (see "Kept states" in statecache.go) in one round trip:
+// it applies them to the kept state and writes all their changes in one
+// guarded autocommit statement. done is false when it wrote nothing and
+// the batch is to run on a read state (the account is not kept, or the
+// kept state turned out stale, or an operation is not to be trusted on
+// it); otherwise err is what runBatch returns.
+func (s *Store) runBatchKept(ctx context.Context, live []*pending) (err error, done bool) {
+	account := live[0].q.Account
+	for _, p := range live[1:] {
+		if p.q.Account != account {
+			return nil, false
+		}
+	}
+	qs := queriesOf(live)
+	st, known, ok := s.kept.get(account, qs)
+	if !ok {
+		return nil, false
+	}
+	seen := st.Account.Clone()
+	var rows changeRows
+	for _, p := range live {
+		ch, err := p.call(st)
+		if _, ok := err.(*panicked); ok {
+			p.answer(err) // its state may be half-changed: start again without it
+			return errRestart, true
+		}
+		if !trusted(p.q, ch, err) {
+			s.kept.drop(account, false)
+			return nil, false
+		}
+		p.err = nil
+		if err := rows.add(account, ch); err != nil {
+			p.answer(err) // folded into the state, but cannot be stored
+			return errRestart, true
+		}
+	}
+	if err := s.fault(false); err != nil {
+		s.kept.drop(account, false)
+		return commitError(err), true
+	}
+	wrote, err := s.writeGuarded(ctx, account, &seen, st.Account, &rows, latestDue(qs), known)
+	if err != nil {
+		s.kept.drop(account, false)
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			return nil, false // the server refused the statement: nothing written
+		}
+		return commitError(err), true // it may or may not have taken effect
+	}
+	if !wrote {
+		s.kept.drop(account, true)
+		return nil, false
+	}
+	s.kept.put(account, st)
+	if err := s.fault(true); err != nil {
+		return commitError(err), true
+	}
+	return nil, true
 }
 
 // readRows reads the next result of a batch, a query, row by row.

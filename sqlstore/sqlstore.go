@@ -44,6 +44,20 @@
 // batch sizes and commit times. Options.NoGroupCommit runs each operation
 // in a transaction of its own.
 //
+// # Kept states
+//
+// On PostgreSQL a store keeps the state it last wrote for up to
+// Options.KeptStates accounts (the account row, its live buckets and its
+// open holds, no records), so that the next lone operation, or batch on
+// that one account, skips reading it: it applies to the kept state and
+// writes in one autocommit statement that takes effect only if the account
+// is still as kept (the same Seq and members, no open hold due that the
+// state lacks) and the idempotency key is new (the records' primary key).
+// Otherwise nothing is written and the operation reads the account and runs
+// again, so any number of processes may write the same accounts. An
+// operation that fails on a kept state, or writes no record under its key,
+// runs again on a read state too: a record might have answered it.
+//
 // # The caller's transaction
 //
 // [Store.WithTx] runs ledger operations inside a transaction the application
@@ -57,6 +71,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -64,6 +79,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" driver
 
@@ -105,6 +121,14 @@ type Options struct {
 	// 1, 2, 4, 8 and 16 on the 2-core machine of the README's figures) and
 	// 1 on SQLite (one writer).
 	Committers int
+	// KeptStates is how many accounts' states a PostgreSQL store keeps
+	// after writing them, so that the next operation on one of them skips
+	// reading it (one round trip instead of two for a lone operation, and
+	// for a batch on one account); its write takes effect only if the
+	// account is still as kept, and otherwise reads and runs again, so
+	// other processes may write the same accounts. Zero means 1024;
+	// negative keeps none. SQLite keeps none.
+	KeptStates int
 	// MaxBatch caps the operations of one transaction. Zero means 64.
 	MaxBatch int
 	// CommitTimeout bounds a batch's transaction, which runs on no
@@ -158,6 +182,7 @@ type Store struct {
 	closed    atomic.Bool
 	group     *group
 	contended contention
+	kept      *stateCache // nil: none (SQLite, or Options.KeptStates < 0)
 	// commitFault, set by tests, fails a commit (see fault).
 	commitFault func(committed bool) error
 	statements  sync.Map // statementKey → the write statement of that shape
@@ -324,6 +349,12 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts *Options) (*Stor
 	}
 	s := &Store{db: db, dialect: dialect, t: t, q: dialect.queries(t), opts: o, log: o.Logger}
 	s.group = newGroup(s, o.Committers)
+	if dialect == Postgres && o.KeptStates == 0 {
+		o.KeptStates, s.opts.KeptStates = 1024, 1024
+	}
+	if dialect == Postgres {
+		s.kept = newStateCache(o.KeptStates)
+	}
 	if err := db.PingContext(ctx); err != nil {
 		return nil, fmt.Errorf("sqlstore: connect: %w", err)
 	}
@@ -458,12 +489,38 @@ func (s *Store) updateAlone(ctx context.Context, q credits.Query, apply func(*cr
 
 // updateOptimistic reports whether it applied the operation (or apply
 // refused it); false means the account moved on between the read and the
-// write, and nothing was written.
+// write, and nothing was written. When the account's state is kept (see
+// "Kept states" in statecache.go) it first runs on that state, without
+// reading; if that state turns out stale, it reads and runs again.
 func (s *Store) updateOptimistic(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) (bool, error) {
+	if st, known, ok := s.kept.get(q.Account, []credits.Query{q}); ok {
+		if done, err := s.applyGuarded(ctx, q, apply, st, known, true); done {
+			return true, err
+		}
+	}
 	st, err := s.view(ctx, s.db, q)
 	if err != nil {
 		return false, err
 	}
+	return s.applyGuarded(ctx, q, apply, st, openHolds(st), false)
+}
+
+// openHolds are the IDs of the open holds of a loaded state.
+func openHolds(st *credits.State) []string {
+	ids := []string{}
+	for id, h := range st.Holds {
+		if h.Status == credits.HoldOpen {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// applyGuarded applies the operation to st, read or kept, and writes its
+// change guarded by what st saw (see writeGuarded). done is false when
+// nothing was written and the operation is to run again: on a read state
+// under a lock, on a kept one on a read state.
+func (s *Store) applyGuarded(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error), st *credits.State, known []string, kept bool) (done bool, err error) {
 	// What the snapshot saw, before apply folds its change into st.
 	var seen *credits.Account
 	if st.Account != nil {
@@ -471,6 +528,10 @@ func (s *Store) updateOptimistic(ctx context.Context, q credits.Query, apply fun
 		seen = &a
 	}
 	ch, err := apply(st)
+	if kept && !trusted(q, ch, err) {
+		s.kept.drop(q.Account, false)
+		return false, nil
+	}
 	if err != nil || ch == nil {
 		return true, err
 	}
@@ -481,46 +542,80 @@ func (s *Store) updateOptimistic(ctx context.Context, q credits.Query, apply fun
 	if err := rows.add(q.Account, ch); err != nil {
 		return true, err
 	}
-	args, err := rows.guardedJSON()
-	if err != nil {
-		return true, err
-	}
-	var e encoder
-	acct := ch.Account
-	guard := s.q.guardUpdate
-	var seq int64
+	final := ch.Account
 	switch {
 	case ch.AccountCreated:
-		guard = s.q.guardCreate
+		seen = nil
 	case seen == nil:
 		return false, nil
-	case acct == nil:
-		acct = seen // a change without balances (a recorded refusal) still checks the row
-		seq = seen.Seq
-	default:
-		seq = seen.Seq
+	case final == nil:
+		final = seen // a change without balances (a recorded refusal) still checks the row
 	}
-	if acct == nil {
+	if final == nil {
 		return false, nil
 	}
-	row := e.json([]accountRow{e.account(acct)})
-	var members string
-	if seen != nil {
-		members = e.json(seen.Members)
-	}
-	if e.err != nil {
-		return true, e.err
-	}
-	query := s.statement(guard, args)
-	var wrote int
-	err = s.db.QueryRowContext(ctx, query, q.Account, row, seq, args[0], args[1], args[2], args[3], args[4], args[5], members).Scan(&wrote)
+	wrote, err := s.writeGuarded(ctx, q.Account, seen, final, &rows, latestDue([]credits.Query{q}), known)
 	if err != nil {
+		s.kept.drop(q.Account, false)
+		var pe *pgconn.PgError
+		if kept && errors.As(err, &pe) {
+			return false, nil // the server refused the statement: nothing written
+		}
 		return false, fmt.Errorf("sqlstore: write: %w: %w", credits.ErrTransient, err)
 	}
+	if !wrote {
+		s.kept.drop(q.Account, true)
+		return false, nil
+	}
+	s.kept.put(q.Account, st)
 	if err := s.fault(true); err != nil {
 		return true, fmt.Errorf("sqlstore: commit: %w: %w", credits.ErrTransient, err)
 	}
+	return true, nil
+}
+
+// writeGuarded writes rows and the account row final in one autocommit
+// statement that takes effect only if the account is still as seen (nil:
+// final is a new account, created only if absent): same Seq, same members,
+// and no open hold due by due other than known. It reports whether it
+// wrote; an error may come before or after the statement took effect,
+// except a *pgconn.PgError, which says the server refused it.
+func (s *Store) writeGuarded(ctx context.Context, account string, seen, final *credits.Account, rows *changeRows, due int64, known []string) (bool, error) {
+	args, err := rows.guardedJSON()
+	if err != nil {
+		return false, err
+	}
+	var e encoder
+	guard, seq, members := s.q.guardCreate, int64(0), ""
+	if seen != nil {
+		guard, seq, members = s.q.guardUpdate, seen.Seq, e.json(seen.Members)
+	}
+	row := e.json([]accountRow{e.account(final)})
+	if e.err != nil {
+		return false, e.err
+	}
+	query := s.statement(guard, args)
+	var wrote int
+	err = s.db.QueryRowContext(ctx, query, account, row, seq, args[0], args[1], args[2], args[3], args[4], args[5], members, due, known).Scan(&wrote)
+	if err != nil {
+		return false, err
+	}
 	return wrote == 1, nil
+}
+
+// latestDue is the latest Due of the queries in Unix nanoseconds (the
+// smallest int64 when none has one).
+func latestDue(qs []credits.Query) int64 {
+	due := int64(math.MinInt64)
+	for _, q := range qs {
+		if q.Due.IsZero() {
+			continue
+		}
+		if n, err := nanos(q.Due); err == nil && n > due {
+			due = n
+		}
+	}
+	return due
 }
 
 func (s *Store) updateOnce(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) (err error) {

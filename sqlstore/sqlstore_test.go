@@ -104,7 +104,7 @@ func batching(t *testing.T, s *sqlstore.Store) *sqlstore.Store {
 	if strings.Contains(t.Name(), "/StateMachine") || strings.Contains(t.Name(), "/Concurrency") || strings.Contains(t.Name(), "/Faults/Concurrent") {
 		t.Cleanup(func() {
 			st := s.Stats()
-			t.Logf("group commit: %d operations in %d batches, largest %d, sizes %v", st.Operations, st.Batches, st.MaxBatch, st.BatchSizes)
+			t.Logf("group commit: %d operations in %d batches, largest %d, sizes %v; %d runs on a kept state, %d of them stale", st.Operations, st.Batches, st.MaxBatch, st.BatchSizes, st.KeptRuns, st.KeptStale)
 			if st.MaxBatch < 2 {
 				t.Errorf("no operations shared a batch: %+v", st)
 			}

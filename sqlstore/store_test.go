@@ -152,6 +152,29 @@ func TestTwoAppServers(t *testing.T) {
 	})
 }
 
+// The state machine on two app servers: on PostgreSQL each keeps the
+// states it wrote last, which the other's writes make stale; every such
+// write must be refused and run again on a read state.
+func TestStateMachineTwoAppServers(t *testing.T) {
+	postgresDSN(t)
+	var first, other *sqlstore.Store
+	storetest.RunStateMachine(t, func(t *testing.T) credits.Store {
+		first = newPostgres(t)
+		o, err := sqlstore.Open(context.Background(), postgresDSN(t), &sqlstore.Options{Schema: schemaOf(first)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = o.Close() })
+		other = o
+		return &alternating{stores: [2]credits.Store{first, other}}
+	})
+	st1, st2 := first.Stats(), other.Stats()
+	t.Logf("kept-state runs %d / %d, stale %d / %d", st1.KeptRuns, st2.KeptRuns, st1.KeptStale, st2.KeptStale)
+	if st1.KeptStale+st2.KeptStale == 0 {
+		t.Error("no write on a kept state was found stale: the test did not cover the guard")
+	}
+}
+
 // A process that dies between Reserve and Capture: the reservation is
 // whole (committed) or absent (its transaction never committed), and its
 // deadline gives the credits back to a later process.
@@ -497,4 +520,65 @@ func TestNoMigrateRefusesOtherSchemas(t *testing.T) {
 		})
 		check(t, postgresDSN(t), sqlstore.Options{Schema: schema})
 	})
+}
+
+// A kept state knows only the open holds its account's last load brought
+// (the due ones and the ones named): a hold that another server made, not
+// due then, can fall due while the state is kept. The kept write must be
+// refused (no open hold may be due that the state does not have), and the
+// charge run again on a read state that expires the hold first — here,
+// only the expired hold's credits pay for the charge.
+func TestKeptStateUnknownHoldFallsDue(t *testing.T) {
+	postgresDSN(t)
+	a := newPostgres(t)
+	b, err := sqlstore.Open(context.Background(), postgresDSN(t), &sqlstore.Options{Schema: schemaOf(a)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	h := storetest.NewHarness(t, a, func(c *credits.Config) { c.Signup = credits.Reward{} })
+	lb, err := credits.NewLedger(b, &credits.Config{Now: h.Clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := h.Ctx
+	h.Account(t, credits.CreateAccountRequest{ID: "acct"})
+	if _, err := h.Ledger.Grant(ctx, credits.GrantRequest{Account: "acct", Amount: credits.Whole(70), Kind: credits.KindPurchase, Key: "g"}); err != nil {
+		t.Fatal(err)
+	}
+	// An image costs 7.
+	eight := h.Quote(t, credits.QuoteRequest{Tool: "image", Images: 8})
+	one := h.Quote(t, credits.QuoteRequest{Tool: "image"})
+	seven := h.Quote(t, credits.QuoteRequest{Tool: "image", Images: 7})
+	if eight.Total != credits.Whole(56) || one.Total != credits.Whole(7) {
+		t.Fatalf("quotes %s and %s, want 56 and 7", eight.Total, one.Total)
+	}
+	// The other server holds 56 for a minute.
+	if _, err := lb.Reserve(ctx, credits.ReserveRequest{Account: "acct", Quote: eight, TTL: time.Minute, Key: "hold"}); err != nil {
+		t.Fatal(err)
+	}
+	// This server reads the account (the hold is not due: not loaded),
+	// charges 7 and keeps the state; 7 are left.
+	if _, err := h.Ledger.Charge(ctx, credits.ChargeRequest{Account: "acct", Quote: one, Key: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	before := a.Stats()
+	h.Clock.Advance(2 * time.Minute)
+	// 7 available, 56 held past their deadline: 49 can be charged only
+	// once the hold has expired.
+	if _, err := h.Ledger.Charge(ctx, credits.ChargeRequest{Account: "acct", Quote: seven, Key: "c2"}); err != nil {
+		t.Fatalf("charge of 49 after the 56 held fell due: %v", err)
+	}
+	after := a.Stats()
+	if after.KeptRuns == before.KeptRuns || after.KeptStale == before.KeptStale {
+		t.Fatalf("the charge did not run on the kept state and find it stale: %+v → %+v", before, after)
+	}
+	hist := h.History(t, "acct")
+	if n := len(hist); n < 2 || hist[n-2].Type != credits.EntryHoldExpired || hist[n-1].Type != credits.EntryCharge {
+		t.Fatalf("history ends %+v, want the hold's expiry then the charge", hist[max(0, len(hist)-2):])
+	}
+	if bal := h.Balance(t, "acct"); bal.Available != credits.Whole(14) || !bal.Held.IsZero() {
+		t.Fatalf("balance %+v, want 14 available, none held", bal)
+	}
+	storetest.CheckInvariants(t, h, "acct")
 }

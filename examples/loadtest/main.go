@@ -53,6 +53,7 @@ type config struct {
 	committers int
 	maxBatch   int
 	noGroup    bool
+	keptStates int
 	hot        bool
 	cpuProfile string
 }
@@ -70,6 +71,7 @@ func main() {
 	flag.IntVar(&c.committers, "committers", 0, "sqlstore Options.Committers (0: the default)")
 	flag.IntVar(&c.maxBatch, "max-batch", 0, "sqlstore Options.MaxBatch (0: the default)")
 	flag.BoolVar(&c.noGroup, "no-group-commit", false, "run every operation in a transaction of its own")
+	flag.IntVar(&c.keptStates, "kept-states", 0, "sqlstore Options.KeptStates (0: the default; -1: keep none, read every account)")
 	flag.BoolVar(&c.hot, "hot", true, "measure the hot account (false: only the many accounts)")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the measurements (not the set-up) to this file")
 	flag.Parse()
@@ -160,8 +162,8 @@ func run(ctx context.Context, c config) error {
 		defer pprof.StopCPUProfile()
 	}
 	fmt.Printf("credits load test: %s, %s, %s per measurement, %s\n\n", describe(store), c.workload, c.duration, grouping(store.Options()))
-	const row = "%9s %7s %12s %11s %7s %7s %7s %9s %9s %9s %10s %9s\n"
-	fmt.Printf(row, "accounts", "callers", "ledger ops/s", "naive ops/s", "x naive", "p50 ms", "p99 ms", "naive p50", "naive p99", "ops/batch", "WAL B/op", "naive WAL")
+	const row = "%9s %7s %12s %11s %7s %7s %7s %9s %9s %9s %6s %10s %9s\n"
+	fmt.Printf(row, "accounts", "callers", "ledger ops/s", "naive ops/s", "x naive", "p50 ms", "p99 ms", "naive p50", "naive p99", "ops/batch", "kept", "WAL B/op", "naive WAL")
 	for _, l := range lines {
 		for _, n := range c.callers {
 			if err := ctx.Err(); err != nil {
@@ -173,10 +175,11 @@ func run(ctx context.Context, c config) error {
 			}
 			fmt.Printf(row, l.name, fmt.Sprint(n), fmt.Sprintf("%.0f", r.ops), fmt.Sprintf("%.0f", r.naiveOps), fmt.Sprintf("%.2f", r.ops/r.naiveOps),
 				fmt.Sprintf("%.2f", r.p50), fmt.Sprintf("%.2f", r.p99), fmt.Sprintf("%.2f", r.naiveP50), fmt.Sprintf("%.2f", r.naiveP99), fmt.Sprintf("%.1f", r.perBatch),
-				walColumn(r.wal), walColumn(r.naiveWal))
+				fmt.Sprintf("%.0f%%", r.kept), walColumn(r.wal), walColumn(r.naiveWal))
 		}
 	}
 	fmt.Println("\nx naive: ledger ops/s ÷ naive ops/s, same database, same run (above 1: faster than the bare UPDATE).")
+	fmt.Println("kept: share of the batches that ran on a kept state, without reading the account (sqlstore Options.KeptStates).")
 	if store.Dialect() == sqlstore.Postgres {
 		fmt.Println("WAL B/op: bytes of write-ahead log the server wrote per operation (what a commit flushes and replication ships; other")
 		fmt.Println("activity on the server in the same seconds counts too).")
@@ -190,7 +193,7 @@ func run(ctx context.Context, c config) error {
 // PostgreSQL, a table prefix of their own on SQLite (a new file in the
 // temp dir unless -db names one).
 func placement(c config, suffix string) (string, *sqlstore.Options, func(), error) {
-	opts := &sqlstore.Options{Committers: c.committers, MaxBatch: c.maxBatch, NoGroupCommit: c.noGroup}
+	opts := &sqlstore.Options{Committers: c.committers, MaxBatch: c.maxBatch, NoGroupCommit: c.noGroup, KeptStates: c.keptStates}
 	dsn := c.dsn
 	cleanup := func() {}
 	switch {
@@ -331,6 +334,7 @@ type result struct {
 	p50, p99           float64 // ms
 	naiveP50, naiveP99 float64
 	perBatch           float64
+	kept               float64 // % of batches run on a kept state
 	wal, naiveWal      float64 // bytes of WAL per operation (PostgreSQL; -1: not measured)
 }
 
@@ -402,6 +406,7 @@ func (b *bench) measure(ctx context.Context, ids []string, callers int) (result,
 	r.wal = walPerOp(wal, b.walPosition(ctx), ended)
 	if batches := after.Batches - before.Batches; batches > 0 {
 		r.perBatch = float64(after.Operations-before.Operations) / float64(batches)
+		r.kept = 100 * float64((after.KeptRuns-before.KeptRuns)-(after.KeptStale-before.KeptStale)) / float64(batches)
 	}
 	return r, nil
 }
