@@ -45,18 +45,19 @@ type queries struct {
 	// arrays (see pgarrays.go).
 	rowUpdates [8]string
 	rowInserts [8][]string
-	// The optimistic path writes a change set computed on an unlocked
-	// snapshot in one autocommit statement that applies it only if the
-	// account row is still the one the snapshot saw: $1 account ID, $2 the
-	// account row (JSON array of one), $3 the Seq the snapshot saw, $4..$9
-	// buckets (new, updated), holds (new, updated), entries, records, $10
-	// the members the snapshot saw (a member change appends no entry, so
-	// it does not move the Seq), $11 the operations' latest Due (Unix
-	// nanoseconds) and $12 the open holds the snapshot has: no other open
-	// hold may be due by then (see "Kept states" in statecache.go). The
-	// guard (update if all that holds, or create if absent) returns
-	// the row it wrote; the statement returns 1 when it wrote, 0 when the
-	// account had moved on.
+	// The optimistic path (and a batch on kept states) writes change sets
+	// computed on unlocked or kept states in one autocommit statement that
+	// applies them only if every account is still as those states saw it:
+	// $1 the guards, a JSON array of {id, seq, members, known}: the Seq
+	// and members the state had (a member change appends no entry, so it
+	// does not move the Seq) and the open holds it had (no other open hold
+	// may be due: see "Kept states" in statecache.go); $2 the account rows
+	// to write (JSON array); $3 how many; $4..$9 buckets (new, updated),
+	// holds (new, updated), entries, records; $10 the operations' latest
+	// Due (Unix nanoseconds). The guard updates each account whose guard
+	// holds (or creates the one new account, if absent) and returns a row
+	// for it; the statement returns how many, or fails with
+	// division_by_zero (22012), writing nothing, unless it is all of them.
 	guardedParts             []string
 	guardedArgs              string
 	guardUpdate, guardCreate string
@@ -73,7 +74,9 @@ func guardedStatement(args, guard string, parts []string, present func(i int) bo
 			ctes = append(ctes, fmt.Sprintf("w%d AS (%s)", i, w))
 		}
 	}
-	return "WITH " + strings.Join(ctes, ",\n") + "\nSELECT count(*) FROM guard"
+	// All or nothing: a guard that did not hold for every account makes the
+	// statement fail (division by zero), so nothing of it is written.
+	return "WITH " + strings.Join(ctes, ",\n") + "\nSELECT count(*) / (count(*) = $3)::int FROM guard"
 }
 
 func (d Dialect) placeholder(i int) string {
@@ -262,17 +265,19 @@ func (d Dialect) queries(t tables) queries {
 		}
 		// args gives every parameter its type, whichever parts a statement
 		// leaves out; it is never executed.
-		q.guardedArgs = fmt.Sprintf("args AS (SELECT %s::text, %s::jsonb, %s::bigint, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::text, %s::bigint, %s::text[])",
-			p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11), p(12))
+		q.guardedArgs = fmt.Sprintf("args AS (SELECT %s::jsonb, %s::jsonb, %s::bigint, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::bigint)",
+			p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10))
 		var names, vals []string
 		for _, c := range accountColumns[1:] {
 			names = append(names, c)
 			vals = append(vals, "j."+c)
 		}
 		q.guardUpdate = fmt.Sprintf(
-			"UPDATE %s t SET (%s) = (SELECT %s FROM jsonb_populate_recordset(NULL::%s, %s::jsonb) j WHERE j.id = t.id) WHERE t.id = %s AND t.seq = %s AND t.members = %s"+
-				" AND NOT EXISTS (SELECT 1 FROM %s h WHERE h.account = %s AND h.status = 'open' AND h.deadline <= %s AND NOT h.id = ANY(%s::text[])) RETURNING 1",
-			t.accounts, strings.Join(names, ", "), strings.Join(vals, ", "), t.accounts, p(2), p(1), p(3), p(10), t.holds, p(1), p(11), p(12))
+			"UPDATE %s t SET (%s) = (SELECT %s FROM jsonb_populate_recordset(NULL::%s, %s::jsonb) j WHERE j.id = t.id)"+
+				" FROM jsonb_to_recordset(%s::jsonb) AS g(id text, seq bigint, members text, known text[])"+
+				" WHERE t.id = g.id AND t.seq = g.seq AND t.members = g.members"+
+				" AND NOT EXISTS (SELECT 1 FROM %s h WHERE h.account = t.id AND h.status = 'open' AND h.deadline <= %s AND NOT h.id = ANY(coalesce(g.known, '{}'))) RETURNING 1",
+			t.accounts, strings.Join(names, ", "), strings.Join(vals, ", "), t.accounts, p(2), p(1), t.holds, p(10))
 		q.guardCreate = d.insert(t.accounts, p(2)) + " ON CONFLICT (id) DO NOTHING RETURNING 1"
 	}
 	return q

@@ -66,11 +66,11 @@ type Stats struct {
 	// callers; MaxCommitTime the longest.
 	CommitTime, MaxCommitTime time.Duration
 	Queued                    int // operations waiting now
-	// KeptRuns counts lone operations and one-account batches that ran on
-	// a kept state, without reading the account (see Options.KeptStates);
-	// KeptStale those of them whose write the account had moved on from
-	// (another process or transaction wrote it), which then read it and
-	// ran again.
+	// KeptRuns counts lone operations and batches that ran on kept
+	// states, without reading their accounts (see Options.KeptStates);
+	// KeptStale those of them whose write an account had moved on from
+	// (another process or transaction wrote it), which then read and ran
+	// again.
 	KeptRuns, KeptStale int64
 }
 

@@ -166,50 +166,68 @@ func (s *Store) pipelined(ctx context.Context, pc *pgx.Conn, live []*pending) (e
 	return nil
 }
 
-// runBatchKept runs a batch whose operations are all on one account whose
-// state is kept (see "Kept states" in statecache.go) in one round trip:
-// it applies them to the kept state and writes all their changes in one
-// guarded autocommit statement. done is false when it wrote nothing and
-// the batch is to run on a read state (the account is not kept, or the
-// kept state turned out stale, or an operation is not to be trusted on
-// it); otherwise err is what runBatch returns.
+// runBatchKept runs a batch whose accounts' states are all kept (see "Kept
+// states" in statecache.go) in one round trip: it applies the operations to
+// the kept states and writes all their changes in one guarded autocommit
+// statement. done is false when it wrote nothing and the batch is to run
+// on read states (an account is not kept, or a kept state turned out
+// stale, or an operation is not to be trusted on it); otherwise err is
+// what runBatch returns.
 func (s *Store) runBatchKept(ctx context.Context, live []*pending) (err error, done bool) {
-	account := live[0].q.Account
-	for _, p := range live[1:] {
-		if p.q.Account != account {
-			return nil, false
-		}
-	}
-	qs := queriesOf(live)
-	st, known, ok := s.kept.get(account, qs)
-	if !ok {
+	if s.kept == nil {
 		return nil, false
 	}
-	seen := st.Account.Clone()
+	byAccount := map[string][]credits.Query{}
+	var accounts []string
+	for _, p := range live {
+		if _, ok := byAccount[p.q.Account]; !ok {
+			accounts = append(accounts, p.q.Account)
+		}
+		byAccount[p.q.Account] = append(byAccount[p.q.Account], p.q)
+	}
+	states := make(map[string]*credits.State, len(accounts))
+	writes := make([]guarded, len(accounts))
+	for i, a := range accounts {
+		st, known, ok := s.kept.get(a, byAccount[a])
+		if !ok {
+			return nil, false
+		}
+		seen := st.Account.Clone()
+		states[a], writes[i] = st, guarded{seen: &seen, known: known}
+	}
+	s.kept.ran()
 	var rows changeRows
 	for _, p := range live {
-		ch, err := p.call(st)
+		ch, err := p.call(states[p.q.Account])
 		if _, ok := err.(*panicked); ok {
 			p.answer(err) // its state may be half-changed: start again without it
 			return errRestart, true
 		}
 		if !trusted(p.q, ch, err) {
-			s.kept.drop(account, false)
+			s.kept.drop(p.q.Account, false)
 			return nil, false
 		}
 		p.err = nil
-		if err := rows.add(account, ch); err != nil {
+		if err := rows.add(p.q.Account, ch); err != nil {
 			p.answer(err) // folded into the state, but cannot be stored
 			return errRestart, true
 		}
 	}
+	for i, a := range accounts {
+		writes[i].final = states[a].Account
+	}
+	dropAll := func(stale bool) {
+		for _, a := range accounts {
+			s.kept.drop(a, stale)
+		}
+	}
 	if err := s.fault(false); err != nil {
-		s.kept.drop(account, false)
+		dropAll(false)
 		return commitError(err), true
 	}
-	wrote, err := s.writeGuarded(ctx, account, &seen, st.Account, &rows, latestDue(qs), known)
+	wrote, err := s.writeGuarded(ctx, writes, &rows, latestDue(queriesOf(live)))
 	if err != nil {
-		s.kept.drop(account, false)
+		dropAll(false)
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) {
 			return nil, false // the server refused the statement: nothing written
@@ -217,10 +235,13 @@ func (s *Store) runBatchKept(ctx context.Context, live []*pending) (err error, d
 		return commitError(err), true // it may or may not have taken effect
 	}
 	if !wrote {
-		s.kept.drop(account, true)
+		dropAll(false)
+		s.kept.stale.Add(1)
 		return nil, false
 	}
-	s.kept.put(account, st)
+	for _, a := range accounts {
+		s.kept.put(a, states[a])
+	}
 	if err := s.fault(true); err != nil {
 		return commitError(err), true
 	}

@@ -122,11 +122,14 @@ type Options struct {
 	// 1 on SQLite (one writer).
 	Committers int
 	// KeptStates is how many accounts' states a PostgreSQL store keeps
-	// after writing them, so that the next operation on one of them skips
-	// reading it (one round trip instead of two for a lone operation, and
-	// for a batch on one account); its write takes effect only if the
-	// account is still as kept, and otherwise reads and runs again, so
-	// other processes may write the same accounts. Zero means 1024;
+	// after writing them, so that the next operation on them skips reading
+	// them: one round trip instead of two for a lone operation, and for a
+	// batch whose accounts are all kept (see "Kept states" above). Their
+	// write takes effect only if the accounts are still as kept, and
+	// otherwise reads and runs again, so other processes may write the same
+	// accounts. A kept account costs about 1 KB, plus its live buckets and
+	// open holds (at most 64 of them, 16 per account on average across the
+	// store); past that, accounts are dropped at random. Zero means 1024;
 	// negative keeps none. SQLite keeps none.
 	KeptStates int
 	// MaxBatch caps the operations of one transaction. Zero means 64.
@@ -494,6 +497,7 @@ func (s *Store) updateAlone(ctx context.Context, q credits.Query, apply func(*cr
 // reading; if that state turns out stale, it reads and runs again.
 func (s *Store) updateOptimistic(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) (bool, error) {
 	if st, known, ok := s.kept.get(q.Account, []credits.Query{q}); ok {
+		s.kept.ran()
 		if done, err := s.applyGuarded(ctx, q, apply, st, known, true); done {
 			return true, err
 		}
@@ -554,7 +558,7 @@ func (s *Store) applyGuarded(ctx context.Context, q credits.Query, apply func(*c
 	if final == nil {
 		return false, nil
 	}
-	wrote, err := s.writeGuarded(ctx, q.Account, seen, final, &rows, latestDue([]credits.Query{q}), known)
+	wrote, err := s.writeGuarded(ctx, []guarded{{seen: seen, final: final, known: known}}, &rows, latestDue([]credits.Query{q}))
 	if err != nil {
 		s.kept.drop(q.Account, false)
 		var pe *pgconn.PgError
@@ -574,33 +578,65 @@ func (s *Store) applyGuarded(ctx context.Context, q credits.Query, apply func(*c
 	return true, nil
 }
 
-// writeGuarded writes rows and the account row final in one autocommit
-// statement that takes effect only if the account is still as seen (nil:
-// final is a new account, created only if absent): same Seq, same members,
-// and no open hold due by due other than known. It reports whether it
-// wrote; an error may come before or after the statement took effect,
-// except a *pgconn.PgError, which says the server refused it.
-func (s *Store) writeGuarded(ctx context.Context, account string, seen, final *credits.Account, rows *changeRows, due int64, known []string) (bool, error) {
+// guarded is one account of a guarded write: final is its row after the
+// operations, seen the row they ran on (nil: final is a new account,
+// created only if absent; then it is the write's only account) and known
+// the open holds their state had.
+type guarded struct {
+	seen, final *credits.Account
+	known       []string
+}
+
+// guardRow is how a guard travels to the server (see queries.guardUpdate).
+type guardRow struct {
+	ID      string   `json:"id"`
+	Seq     int64    `json:"seq"`
+	Members string   `json:"members"`
+	Known   []string `json:"known"`
+}
+
+// writeGuarded writes rows and the accounts' final rows in one autocommit
+// statement that takes effect only if every account is still as its
+// operations saw it: same Seq, same members, and no open hold due by due
+// other than the known ones (or, for a new account, if it is still
+// absent). It reports whether it wrote; an error may come before or after
+// the statement took effect, except a *pgconn.PgError, which says the
+// server refused it and nothing was written.
+func (s *Store) writeGuarded(ctx context.Context, accounts []guarded, rows *changeRows, due int64) (bool, error) {
 	args, err := rows.guardedJSON()
 	if err != nil {
 		return false, err
 	}
 	var e encoder
-	guard, seq, members := s.q.guardCreate, int64(0), ""
-	if seen != nil {
-		guard, seq, members = s.q.guardUpdate, seen.Seq, e.json(seen.Members)
+	guard := s.q.guardUpdate
+	finals := make([]accountRow, len(accounts))
+	guards := make([]guardRow, 0, len(accounts))
+	for i, a := range accounts {
+		finals[i] = e.account(a.final)
+		if a.seen == nil {
+			if len(accounts) != 1 {
+				return false, errors.New("sqlstore: internal error: an account created in a guarded write of several")
+			}
+			guard = s.q.guardCreate
+			continue
+		}
+		guards = append(guards, guardRow{ID: a.seen.ID, Seq: a.seen.Seq, Members: e.json(a.seen.Members), Known: emptyIfNil(a.known)})
 	}
-	row := e.json([]accountRow{e.account(final)})
+	guardArg, finalArg := e.json(guards), e.json(finals)
 	if e.err != nil {
 		return false, e.err
 	}
 	query := s.statement(guard, args)
 	var wrote int
-	err = s.db.QueryRowContext(ctx, query, account, row, seq, args[0], args[1], args[2], args[3], args[4], args[5], members, due, known).Scan(&wrote)
+	err = s.db.QueryRowContext(ctx, query, guardArg, finalArg, len(accounts), args[0], args[1], args[2], args[3], args[4], args[5], due).Scan(&wrote)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "22012" {
+		return false, nil // a guard did not hold: the statement wrote nothing
+	}
 	if err != nil {
 		return false, err
 	}
-	return wrote == 1, nil
+	return wrote == len(accounts), nil
 }
 
 // latestDue is the latest Due of the queries in Unix nanoseconds (the

@@ -33,17 +33,22 @@ import (
 // caller's own transaction or the database/sql path may write the account
 // meanwhile: the guard is what makes that safe, not the cache.
 
-// maxKeptRows bounds the buckets and holds a kept state may have; an
-// account with more is read every time.
-const maxKeptRows = 64
+// maxKeptRows bounds the buckets and holds a kept state may have (an
+// account with more is read every time), and rowsPerKept the rows of all
+// kept states: on average 16 per account kept.
+const (
+	maxKeptRows = 64
+	rowsPerKept = 16
+)
 
 // stateCache is the kept states, bounded; nil keeps none.
 type stateCache struct {
 	mu     sync.Mutex
-	max    int
+	max    int // accounts
+	rows   int // buckets and holds of all kept states
 	states map[string]*credits.State
 
-	hits, stale atomic.Int64
+	hits, stale atomic.Int64 // runs on kept states, and those found stale
 }
 
 func newStateCache(max int) *stateCache {
@@ -87,7 +92,6 @@ func (c *stateCache) get(account string, qs []credits.Query) (*credits.State, []
 		st.Holds[id] = &v
 		known = append(known, id)
 	}
-	c.hits.Add(1)
 	return st, known, true
 }
 
@@ -102,18 +106,30 @@ func (c *stateCache) put(account string, st *credits.State) {
 	k := keep(account, st)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.remove(account)
 	if k == nil {
-		delete(c.states, account)
 		return
 	}
-	if _, ok := c.states[account]; !ok && len(c.states) >= c.max {
-		for id := range c.states { // evict one, at random
-			delete(c.states, id)
+	n := len(k.Buckets) + len(k.Holds)
+	for id := range c.states { // evict at random until there is room
+		if len(c.states) < c.max && c.rows+n <= rowsPerKept*c.max {
 			break
 		}
+		c.remove(id)
 	}
 	c.states[account] = k
+	c.rows += n
 }
+
+func (c *stateCache) remove(account string) {
+	if k, ok := c.states[account]; ok {
+		c.rows -= len(k.Buckets) + len(k.Holds)
+		delete(c.states, account)
+	}
+}
+
+// ran counts an operation or a batch run on kept states.
+func (c *stateCache) ran() { c.hits.Add(1) }
 
 // drop forgets account's state: the guard refused a write computed on it,
 // or a write's outcome is unknown.
@@ -125,7 +141,7 @@ func (c *stateCache) drop(account string, stale bool) {
 		c.stale.Add(1)
 	}
 	c.mu.Lock()
-	delete(c.states, account)
+	c.remove(account)
 	c.mu.Unlock()
 }
 

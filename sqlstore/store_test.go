@@ -582,3 +582,91 @@ func TestKeptStateUnknownHoldFallsDue(t *testing.T) {
 	}
 	storetest.CheckInvariants(t, h, "acct")
 }
+
+// A batch on several kept accounts writes all of them or none: when one
+// account's kept state is stale (another server changed its members, which
+// moves no Seq, so nothing else of the write collides), the whole guarded
+// write is refused — the fresh account's charges too — and the batch runs
+// again on read states; every charge then takes effect once, and is no
+// replay.
+func TestKeptBatchAllOrNothing(t *testing.T) {
+	postgresDSN(t)
+	a := newPostgresWith(t, sqlstore.Options{Committers: 1}) // x and y in one batch
+	b, err := sqlstore.Open(context.Background(), postgresDSN(t), &sqlstore.Options{Schema: schemaOf(a)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	h := storetest.NewHarness(t, a, nil)
+	lb, err := credits.NewLedger(b, &credits.Config{Now: h.Clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := h.Ctx
+	q := h.Quote(t, credits.QuoteRequest{Tool: "image"})
+	for _, id := range []string{"x", "y"} {
+		h.Account(t, credits.CreateAccountRequest{ID: id, Team: true, Members: []string{"m"}})
+		if _, err := h.Ledger.Grant(ctx, credits.GrantRequest{Account: id, Amount: credits.Whole(100), Kind: credits.KindPurchase, Key: "g"}); err != nil {
+			t.Fatal(err)
+		}
+		// A charge of this server's: its state is kept.
+		if _, err := h.Ledger.Charge(ctx, credits.ChargeRequest{Account: id, Member: "m", Quote: q, Key: "first"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := lb.UpdateMembers(ctx, credits.MembersRequest{Account: "y", Add: []string{"n"}}); err != nil {
+		t.Fatal(err)
+	}
+	before := a.Stats()
+	a.HoldBatches()
+	var wg sync.WaitGroup
+	for i, id := range []string{"x", "y", "x", "y"} {
+		wg.Go(func() {
+			res, err := h.Ledger.Charge(ctx, credits.ChargeRequest{Account: id, Member: "m", Quote: q, Key: fmt.Sprint("batch", i)})
+			if err != nil || res.Replayed {
+				// A replay would mean a refused guarded write had written
+				// part of the batch, which its rerun then found recorded.
+				t.Errorf("charge %d on %s: replayed %v, %v", i, id, res.Replayed, err)
+			}
+		})
+		waitQueued(t, a, i+1)
+	}
+	a.ResumeBatches()
+	wg.Wait()
+	after := a.Stats()
+	if after.KeptRuns-before.KeptRuns != 1 || after.KeptStale-before.KeptStale != 1 || after.MaxBatch < 4 {
+		t.Fatalf("want one batch of 4 on kept states, found stale: %+v → %+v", before, after)
+	}
+	for id, charges := range map[string]int{"x": 3, "y": 3} {
+		want, _ := q.Total.Mul(int64(charges))
+		if bal := h.Balance(t, id); bal.Spent != want {
+			t.Errorf("%s: spent %s, want %d charges, %s", id, bal.Spent, charges, want)
+		}
+		n := 0
+		for _, e := range h.History(t, id) {
+			if e.Type == credits.EntryCharge {
+				n++
+			}
+		}
+		if n != charges {
+			t.Errorf("%s: %d charge entries, want %d", id, n, charges)
+		}
+		storetest.CheckInvariants(t, h, id)
+	}
+	// Both are kept again: the next batch on them runs without reading.
+	before = a.Stats()
+	a.HoldBatches()
+	for i, id := range []string{"x", "y"} {
+		wg.Go(func() {
+			if _, err := h.Ledger.Charge(ctx, credits.ChargeRequest{Account: id, Member: "m", Quote: q, Key: fmt.Sprint("again", i)}); err != nil {
+				t.Errorf("charge on %s: %v", id, err)
+			}
+		})
+		waitQueued(t, a, i+1)
+	}
+	a.ResumeBatches()
+	wg.Wait()
+	if after := a.Stats(); after.KeptRuns-before.KeptRuns != 1 || after.KeptStale != before.KeptStale {
+		t.Fatalf("want one batch on kept states, not stale: %+v → %+v", before, after)
+	}
+}
