@@ -56,8 +56,9 @@ type queries struct {
 	// holds (new, updated), entries, records; $10 the operations' latest
 	// Due (Unix nanoseconds). The guard updates each account whose guard
 	// holds (or creates the one new account, if absent) and returns a row
-	// for it; the statement returns how many, or fails with
-	// division_by_zero (22012), writing nothing, unless it is all of them.
+	// for it; the statement returns how many, or, when there are several
+	// and some guard did not hold, fails with division_by_zero (22012),
+	// writing nothing.
 	guardedParts             []string
 	guardedArgs              string
 	guardUpdate, guardCreate string
@@ -74,9 +75,11 @@ func guardedStatement(args, guard string, parts []string, present func(i int) bo
 			ctes = append(ctes, fmt.Sprintf("w%d AS (%s)", i, w))
 		}
 	}
-	// All or nothing: a guard that did not hold for every account makes the
-	// statement fail (division by zero), so nothing of it is written.
-	return "WITH " + strings.Join(ctes, ",\n") + "\nSELECT count(*) / (count(*) = $3)::int FROM guard"
+	// All or nothing: when the write has several accounts, a guard that
+	// did not hold for every one makes the statement fail (division by
+	// zero), so nothing of it is written. With one account the guard
+	// alone decides, and the statement returns 0.
+	return "WITH " + strings.Join(ctes, ",\n") + "\nSELECT count(*) / (count(*) = $3 OR $3 = 1)::int FROM guard"
 }
 
 func (d Dialect) placeholder(i int) string {

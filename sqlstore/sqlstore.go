@@ -80,8 +80,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
-	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+	"github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"           // registers the "sqlite" driver
 
 	"github.com/creditkit/credits"
 )
@@ -130,7 +130,8 @@ type Options struct {
 	// accounts. A kept account costs about 1 KB, plus its live buckets and
 	// open holds (at most 64 of them, 16 per account on average across the
 	// store); past that, accounts are dropped at random. Zero means 1024;
-	// negative keeps none. SQLite keeps none.
+	// negative keeps none. SQLite, and PostgreSQL through a driver other
+	// than pgx, keep none.
 	KeptStates int
 	// MaxBatch caps the operations of one transaction. Zero means 64.
 	MaxBatch int
@@ -355,7 +356,9 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts *Options) (*Stor
 	if dialect == Postgres && o.KeptStates == 0 {
 		o.KeptStates, s.opts.KeptStates = 1024, 1024
 	}
-	if dialect == Postgres {
+	if _, pgx := db.Driver().(*stdlib.Driver); dialect == Postgres && pgx {
+		// Kept states need pgx's errors to tell a refused write (nothing
+		// written: read and run again) from a lost one.
 		s.kept = newStateCache(o.KeptStates)
 	}
 	if err := db.PingContext(ctx); err != nil {

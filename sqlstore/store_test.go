@@ -2,6 +2,8 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/creditkit/credits"
 	"github.com/creditkit/credits/sqlstore"
@@ -668,5 +672,50 @@ func TestKeptBatchAllOrNothing(t *testing.T) {
 	wg.Wait()
 	if after := a.Stats(); after.KeptRuns-before.KeptRuns != 1 || after.KeptStale != before.KeptStale {
 		t.Fatalf("want one batch on kept states, not stale: %+v → %+v", before, after)
+	}
+}
+
+// otherConnector makes a pgx connection pool look like another driver's.
+type otherConnector struct{ driver.Connector }
+type otherDriver struct{ driver.Driver }
+
+func (c otherConnector) Driver() driver.Driver { return otherDriver{c.Connector.Driver()} }
+
+// Kept states tell a refused write from a lost one by pgx's error type:
+// through another driver a store keeps none, and every operation reads.
+func TestKeptStatesNeedPgx(t *testing.T) {
+	dsn := sqlstore.PostgresDSN(postgresDSN(t))
+	for _, other := range []bool{false, true} {
+		conn, err := stdlib.GetDefaultDriver().(driver.DriverContext).OpenConnector(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var db *sql.DB
+		if other {
+			db = sql.OpenDB(otherConnector{conn})
+		} else {
+			db = sql.OpenDB(conn)
+		}
+		schema := randomName("credits_test_")
+		s, err := sqlstore.New(context.Background(), db, sqlstore.Postgres, &sqlstore.Options{Schema: schema, Migrate: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_, _ = db.ExecContext(context.Background(), `DROP SCHEMA "`+schema+`" CASCADE`)
+			_ = db.Close()
+		})
+		h := storetest.NewHarness(t, s, nil)
+		h.Account(t, credits.CreateAccountRequest{ID: "a"})
+		q := h.Quote(t, credits.QuoteRequest{Tool: "image"})
+		for i := range 3 {
+			if _, err := h.Ledger.Charge(h.Ctx, credits.ChargeRequest{Account: "a", Quote: q, Key: fmt.Sprint(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if kept := s.Stats().KeptRuns; (kept > 0) == other {
+			t.Errorf("another driver: %v, runs on kept states: %d", other, kept)
+		}
+		storetest.CheckInvariants(t, h, "a")
 	}
 }
