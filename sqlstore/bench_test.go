@@ -508,6 +508,7 @@ func openCounting(tb testing.TB) *sqlFixture {
 		_, _ = db.ExecContext(context.Background(), `DROP SCHEMA "`+schema+`" CASCADE`)
 		_ = db.Close()
 	})
+	store.KeepStatesForTest(1024) // the counting driver is pgx's, wrapped
 	f := newSQLFixture(tb, store, schema)
 	f.counts = &cc.c
 	return f

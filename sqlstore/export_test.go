@@ -43,3 +43,8 @@ func (s *Store) MigrateToForTest(ctx context.Context, v int) error {
 		}
 	}
 }
+
+// KeepStatesForTest turns kept states on for a store whose driver wraps
+// pgx's (its errors are still pgx's), as the benchmarks' counting driver
+// does.
+func (s *Store) KeepStatesForTest(n int) { s.kept = newStateCache(n) }
