@@ -48,10 +48,11 @@ type queries struct {
 	// The optimistic path (and a batch on kept states) writes change sets
 	// computed on unlocked or kept states in one autocommit statement that
 	// applies them only if every account is still as those states saw it:
-	// $1 the guards, a JSON array of {id, seq, members, known}: the Seq
-	// and members the state had (a member change appends no entry, so it
-	// does not move the Seq) and the open holds it had (no other open hold
-	// may be due: see "Kept states" in statecache.go); $2 the account rows
+	// $1 the guards, a JSON array of the account rows the states had (the
+	// whole row must be unchanged: a member change appends no entry, so it
+	// does not move the Seq) each with "known", the open holds the state
+	// had (no other open hold may be due: see "Kept states" in
+	// statecache.go); $2 the account rows
 	// to write (JSON array); $3 how many; $4..$9 buckets (new, updated),
 	// holds (new, updated), entries, records; $10 the operations' latest
 	// Due (Unix nanoseconds). The guard updates each account whose guard
@@ -275,12 +276,21 @@ func (d Dialect) queries(t tables) queries {
 			names = append(names, c)
 			vals = append(vals, "j."+c)
 		}
+		// A guard row is the account row as the state saw it and the open
+		// holds it had; the whole row must be unchanged.
+		var gcols, tcols, gvals []string
+		for i, c := range accountColumns {
+			gcols = append(gcols, c+" "+accountTypes[i])
+			tcols = append(tcols, "t."+c)
+			gvals = append(gvals, "g."+c)
+		}
 		q.guardUpdate = fmt.Sprintf(
 			"UPDATE %s t SET (%s) = (SELECT %s FROM jsonb_populate_recordset(NULL::%s, %s::jsonb) j WHERE j.id = t.id)"+
-				" FROM jsonb_to_recordset(%s::jsonb) AS g(id text, seq bigint, members text, known text[])"+
-				" WHERE t.id = g.id AND t.seq = g.seq AND t.members = g.members"+
+				" FROM jsonb_to_recordset(%s::jsonb) AS g(%s, known text[])"+
+				" WHERE t.id = g.id AND (%s) = (%s)"+
 				" AND NOT EXISTS (SELECT 1 FROM %s h WHERE h.account = t.id AND h.status = 'open' AND h.deadline <= %s AND NOT h.id = ANY(coalesce(g.known, '{}'))) RETURNING 1",
-			t.accounts, strings.Join(names, ", "), strings.Join(vals, ", "), t.accounts, p(2), p(1), t.holds, p(10))
+			t.accounts, strings.Join(names, ", "), strings.Join(vals, ", "), t.accounts, p(2), p(1), strings.Join(gcols, ", "),
+			strings.Join(tcols[1:], ", "), strings.Join(gvals[1:], ", "), t.holds, p(10))
 		q.guardCreate = d.insert(t.accounts, p(2)) + " ON CONFLICT (id) DO NOTHING RETURNING 1"
 	}
 	return q

@@ -483,6 +483,46 @@ func (p *cutProxy) serve() {
 	}
 }
 
+// openViaProxy opens a store on PostgreSQL, in a schema of its own, whose
+// connections go through a cutProxy that loses the next reply carrying tag
+// once armed.
+func openViaProxy(t *testing.T, opts sqlstore.Options, tag string) (*sqlstore.Store, *cutProxy) {
+	u, err := url.Parse(postgresDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	p := &cutProxy{ln: ln, target: u.Host, tag: []byte(tag)}
+	go p.serve()
+	u.Host = ln.Addr().String()
+	schema := randomName("credits_test_")
+	opts.Schema = schema
+	s, err := sqlstore.Open(context.Background(), u.String(), &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = s.DB().ExecContext(context.Background(), `DROP SCHEMA "`+schema+`" CASCADE`)
+		_ = s.Close()
+	})
+	return s, p
+}
+
+// bump is a store-level operation that is not idempotent: one more unit
+// of threshold each time it is applied.
+func bump(st *credits.State) (*credits.Change, error) {
+	a := st.Account.Clone()
+	a.LowBalanceThreshold, _ = a.LowBalanceThreshold.Add(credits.FromUnits(1))
+	a.Seq++
+	ch := &credits.Change{Account: &a}
+	st.Fold(ch)
+	return ch, nil
+}
+
 // The connection dies after the server committed a batch but before the
 // store heard it: every operation of the batch gets an error wrapping
 // ErrTransient (it may have happened), and the batch is not run again.
@@ -503,42 +543,10 @@ func TestGroupCommitLostCommitReply(t *testing.T) {
 }
 
 func lostCommitReply(t *testing.T, opts sqlstore.Options, tag string) {
-	u, err := url.Parse(postgresDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	p := &cutProxy{ln: ln, target: u.Host, tag: []byte(tag)}
-	go p.serve()
-	u.Host = ln.Addr().String()
-
+	s, p := openViaProxy(t, opts, tag)
 	ctx := context.Background()
-	schema := randomName("credits_test_")
-	opts.Schema = schema
-	s, err := sqlstore.Open(ctx, u.String(), &opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = s.DB().ExecContext(context.Background(), `DROP SCHEMA "`+schema+`" CASCADE`)
-		_ = s.Close()
-	})
 	h := storetest.NewHarness(t, s, nil)
 	h.Account(t, credits.CreateAccountRequest{ID: "a"})
-	// A store-level operation that is not idempotent: one more unit of
-	// threshold each time it is applied.
-	bump := func(st *credits.State) (*credits.Change, error) {
-		a := st.Account.Clone()
-		a.LowBalanceThreshold, _ = a.LowBalanceThreshold.Add(credits.FromUnits(1))
-		a.Seq++
-		ch := &credits.Change{Account: &a}
-		st.Fold(ch)
-		return ch, nil
-	}
 	s.SetCommitFault(func(committed bool) error {
 		if !committed && p.cut.Load() == 0 {
 			p.armed.Store(true) // the next reply carrying COMMIT is lost
@@ -576,6 +584,56 @@ func lostCommitReply(t *testing.T, opts sqlstore.Options, tag string) {
 	}
 	if kept := opts.KeptStates >= 0; kept != (st.KeptRuns > 0) {
 		t.Fatalf("KeptStates %d, yet %d runs on a kept state", opts.KeptStates, st.KeptRuns)
+	}
+}
+
+// A lone operation on a kept state whose write's reply is lost (found by a
+// review: the store then read the account and applied it a second time).
+// The write took effect; the caller gets ErrTransient, the operation is
+// applied once, and a ledger call in that spot is no replay.
+func TestKeptLoneLostReply(t *testing.T) {
+	for _, opts := range []sqlstore.Options{{}, {NoGroupCommit: true}} {
+		t.Run(fmt.Sprint("NoGroupCommit=", opts.NoGroupCommit), func(t *testing.T) {
+			s, p := openViaProxy(t, opts, "SELECT 1\x00")
+			ctx := context.Background()
+			h := storetest.NewHarness(t, s, nil)
+			h.Account(t, credits.CreateAccountRequest{ID: "a"}) // written, so kept
+			before := s.Stats().KeptRuns
+			p.armed.Store(true)
+			err := s.Update(ctx, credits.Query{Account: "a"}, bump)
+			if p.cut.Load() != 1 || s.Stats().KeptRuns == before {
+				t.Fatalf("the proxy cut %d replies, %d runs on a kept state", p.cut.Load(), s.Stats().KeptRuns-before)
+			}
+			if !errors.Is(err, credits.ErrTransient) {
+				t.Errorf("Update whose reply was lost: %v, want ErrTransient", err)
+			}
+			var threshold int64
+			if err := s.DB().QueryRowContext(ctx, "SELECT low_balance_threshold FROM "+s.TableName("accounts")+" WHERE id = 'a'").Scan(&threshold); err != nil {
+				t.Fatal(err)
+			}
+			if threshold != 1 {
+				t.Fatalf("threshold %d after one bump whose reply was lost, want 1", threshold)
+			}
+
+			q := h.Quote(t, credits.QuoteRequest{Tool: "image"})
+			if _, err := h.Ledger.Charge(ctx, credits.ChargeRequest{Account: "a", Quote: q, Key: "c0"}); err != nil {
+				t.Fatal(err)
+			}
+			p.armed.Store(true)
+			res, err := h.Ledger.Charge(ctx, credits.ChargeRequest{Account: "a", Quote: q, Key: "c1"})
+			if !errors.Is(err, credits.ErrTransient) || res.Replayed {
+				t.Fatalf("first call of c1, its reply lost: replayed %v, %v; want ErrTransient", res.Replayed, err)
+			}
+			res, err = h.Ledger.Charge(ctx, credits.ChargeRequest{Account: "a", Quote: q, Key: "c1"})
+			if err != nil || !res.Replayed {
+				t.Fatalf("retry of c1: replayed %v, %v; want the first call's charge, replayed", res.Replayed, err)
+			}
+			want, _ := q.Total.Mul(2)
+			if b := h.Balance(t, "a"); b.Spent != want {
+				t.Fatalf("spent %s after c0 and c1, want %s", b.Spent, want)
+			}
+			// (No CheckInvariants: bump moved the Seq without an entry.)
+		})
 	}
 }
 

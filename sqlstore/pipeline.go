@@ -198,19 +198,18 @@ func (s *Store) runBatchKept(ctx context.Context, live []*pending) (err error, d
 	s.kept.ran()
 	var rows changeRows
 	for _, p := range live {
+		// Whatever goes wrong on a kept state (a panic, a change that
+		// cannot be stored too) runs again on a read state: a record might
+		// answer it there.
 		ch, err := p.call(states[p.q.Account])
-		if _, ok := err.(*panicked); ok {
-			p.answer(err) // its state may be half-changed: start again without it
-			return errRestart, true
-		}
 		if !trusted(p.q, ch, err) {
 			s.kept.drop(p.q.Account, false)
 			return nil, false
 		}
 		p.err = nil
 		if err := rows.add(p.q.Account, ch); err != nil {
-			p.answer(err) // folded into the state, but cannot be stored
-			return errRestart, true
+			s.kept.drop(p.q.Account, false)
+			return nil, false
 		}
 	}
 	for i, a := range accounts {
@@ -228,9 +227,8 @@ func (s *Store) runBatchKept(ctx context.Context, live []*pending) (err error, d
 	wrote, err := s.writeGuarded(ctx, writes, &rows, latestDue(queriesOf(live)))
 	if err != nil {
 		dropAll(false)
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) {
-			return nil, false // the server refused the statement: nothing written
+		if refused(err) {
+			return nil, false // nothing written: run again on read states
 		}
 		return commitError(err), true // it may or may not have taken effect
 	}

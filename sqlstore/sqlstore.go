@@ -47,16 +47,17 @@
 // # Kept states
 //
 // On PostgreSQL a store keeps the state it last wrote for up to
-// Options.KeptStates accounts (the account row, its live buckets and its
-// open holds, no records), so that the next lone operation, or batch on
-// that one account, skips reading it: it applies to the kept state and
-// writes in one autocommit statement that takes effect only if the account
-// is still as kept (the same Seq and members, no open hold due that the
-// state lacks) and the idempotency key is new (the records' primary key).
-// Otherwise nothing is written and the operation reads the account and runs
-// again, so any number of processes may write the same accounts. An
-// operation that fails on a kept state, or writes no record under its key,
-// runs again on a read state too: a record might have answered it.
+// Options.KeptStates accounts (the account row, its live buckets and the
+// open holds it knows of, no records), so that the next lone operation, or
+// batch whose accounts are all kept, skips reading them: it applies to the
+// kept states and writes in one autocommit statement that takes effect only
+// if every account is still as kept (the same account row, Seq included,
+// and no open hold due that the state lacks) and every idempotency key is
+// new (the records' primary key); all or nothing. Otherwise nothing is
+// written and the operations read their accounts and run again, so any
+// number of processes may write the same accounts. An operation that fails
+// on a kept state, or writes no record under its key, runs again on a read
+// state too: a record might have answered it.
 //
 // # The caller's transaction
 //
@@ -106,8 +107,8 @@ type Options struct {
 	// another (serialization failure, deadlock). Zero means 8.
 	MaxAttempts int
 	// NoOptimistic turns off, on PostgreSQL, the optimistic first attempt
-	// (read, apply, write-if-unchanged: two round trips), so that every
-	// operation locks its account row in a transaction (five round trips).
+	// (read, apply, write-if-unchanged: two round trips) and kept states,
+	// so that every operation locks its account rows in a transaction.
 	NoOptimistic bool
 	// NoGroupCommit runs every operation in a transaction of its own, on
 	// the caller's goroutine, instead of grouping concurrent operations
@@ -130,8 +131,8 @@ type Options struct {
 	// accounts. A kept account costs about 1 KB, plus its live buckets and
 	// open holds (at most 64 of them, 16 per account on average across the
 	// store); past that, accounts are dropped at random. Zero means 1024;
-	// negative keeps none. SQLite, and PostgreSQL through a driver other
-	// than pgx, keep none.
+	// negative keeps none. SQLite, PostgreSQL through a driver other than
+	// pgx, and a store with NoOptimistic keep none.
 	KeptStates int
 	// MaxBatch caps the operations of one transaction. Zero means 64.
 	MaxBatch int
@@ -356,7 +357,7 @@ func New(ctx context.Context, db *sql.DB, dialect Dialect, opts *Options) (*Stor
 	if dialect == Postgres && o.KeptStates == 0 {
 		o.KeptStates, s.opts.KeptStates = 1024, 1024
 	}
-	if _, pgx := db.Driver().(*stdlib.Driver); dialect == Postgres && pgx {
+	if _, pgx := db.Driver().(*stdlib.Driver); dialect == Postgres && pgx && !o.NoOptimistic {
 		// Kept states need pgx's errors to tell a refused write (nothing
 		// written: read and run again) from a lost one.
 		s.kept = newStateCache(o.KeptStates)
@@ -501,7 +502,9 @@ func (s *Store) updateAlone(ctx context.Context, q credits.Query, apply func(*cr
 func (s *Store) updateOptimistic(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) (bool, error) {
 	if st, known, ok := s.kept.get(q.Account, []credits.Query{q}); ok {
 		s.kept.ran()
-		if done, err := s.applyGuarded(ctx, q, apply, st, known, true); done {
+		if done, err := s.applyGuarded(ctx, q, apply, st, known, true); done || err != nil {
+			// An error here is a write whose outcome is unknown: running
+			// it again could apply it twice.
 			return true, err
 		}
 	}
@@ -547,6 +550,10 @@ func (s *Store) applyGuarded(ctx context.Context, q credits.Query, apply func(*c
 	}
 	var rows changeRows
 	if err := rows.add(q.Account, ch); err != nil {
+		if kept {
+			s.kept.drop(q.Account, false)
+			return false, nil // on a read state, a record might answer it
+		}
 		return true, err
 	}
 	final := ch.Account
@@ -564,9 +571,8 @@ func (s *Store) applyGuarded(ctx context.Context, q credits.Query, apply func(*c
 	wrote, err := s.writeGuarded(ctx, []guarded{{seen: seen, final: final, known: known}}, &rows, latestDue([]credits.Query{q}))
 	if err != nil {
 		s.kept.drop(q.Account, false)
-		var pe *pgconn.PgError
-		if kept && errors.As(err, &pe) {
-			return false, nil // the server refused the statement: nothing written
+		if kept && refused(err) {
+			return false, nil // nothing written: run again on a read state
 		}
 		return false, fmt.Errorf("sqlstore: write: %w: %w", credits.ErrTransient, err)
 	}
@@ -581,6 +587,16 @@ func (s *Store) applyGuarded(ctx context.Context, q credits.Query, apply func(*c
 	return true, nil
 }
 
+// refused reports whether err says the server refused an autocommit
+// statement, so that nothing of it was written: an error the server
+// reported for the statement. A FATAL or PANIC one ends the session and may
+// come after the statement committed (a backend terminated just then), so
+// it says nothing, as a lost connection does not.
+func refused(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Severity != "FATAL" && pe.Severity != "PANIC"
+}
+
 // guarded is one account of a guarded write: final is its row after the
 // operations, seen the row they ran on (nil: final is a new account,
 // created only if absent; then it is the write's only account) and known
@@ -590,19 +606,18 @@ type guarded struct {
 	known       []string
 }
 
-// guardRow is how a guard travels to the server (see queries.guardUpdate).
+// guardRow is how a guard travels to the server (see queries.guardUpdate):
+// the account row as the state saw it, and the open holds it had.
 type guardRow struct {
-	ID      string   `json:"id"`
-	Seq     int64    `json:"seq"`
-	Members string   `json:"members"`
-	Known   []string `json:"known"`
+	accountRow
+	Known []string `json:"known"`
 }
 
 // writeGuarded writes rows and the accounts' final rows in one autocommit
 // statement that takes effect only if every account is still as its
-// operations saw it: same Seq, same members, and no open hold due by due
-// other than the known ones (or, for a new account, if it is still
-// absent). It reports whether it wrote; an error may come before or after
+// operations saw it: the same row (Seq, members, every column), and no
+// open hold due by due other than the known ones (or, for a new account,
+// if it is still absent). It reports whether it wrote; an error may come before or after
 // the statement took effect, except a *pgconn.PgError, which says the
 // server refused it and nothing was written.
 func (s *Store) writeGuarded(ctx context.Context, accounts []guarded, rows *changeRows, due int64) (bool, error) {
@@ -623,7 +638,7 @@ func (s *Store) writeGuarded(ctx context.Context, accounts []guarded, rows *chan
 			guard = s.q.guardCreate
 			continue
 		}
-		guards = append(guards, guardRow{ID: a.seen.ID, Seq: a.seen.Seq, Members: e.json(a.seen.Members), Known: emptyIfNil(a.known)})
+		guards = append(guards, guardRow{accountRow: e.account(a.seen), Known: emptyIfNil(a.known)})
 	}
 	guardArg, finalArg := e.json(guards), e.json(finals)
 	if e.err != nil {

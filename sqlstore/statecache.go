@@ -10,16 +10,16 @@ import (
 // # Kept states
 //
 // On PostgreSQL a store keeps, for the accounts it wrote last, the state its
-// write left (the account row, its live buckets, its open holds and the
-// buckets they took from), so that the next operation on such an account
-// skips reading it: the operation applies to the kept state and its write,
-// one autocommit statement, takes effect only if the account is still as
-// kept. The write's guard checks what could have changed without this
-// store knowing:
+// write left (the account row, its live buckets, the open holds it knows of
+// and the buckets they took from), so that the next operation on such an
+// account skips reading it: the operation applies to the kept state and its
+// write, one autocommit statement, takes effect only if the account is
+// still as kept. The write's guard checks what could have changed without
+// this store knowing:
 //
-//   - the account row's Seq (every change of a balance, a bucket or a hold
-//     appends an entry, which moves it) and its members (a member change
-//     appends none);
+//   - the whole account row: its Seq (every change of a balance, a bucket
+//     or a hold appends an entry, which moves it) and every other column (a
+//     member change appends no entry; an operator may UPDATE a column);
 //   - that no open hold is due that the kept state does not have (a hold
 //     the load did not bring because it was not due then);
 //   - the idempotency key: a kept state has no records, so the operation

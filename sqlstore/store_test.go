@@ -682,10 +682,14 @@ type otherDriver struct{ driver.Driver }
 func (c otherConnector) Driver() driver.Driver { return otherDriver{c.Connector.Driver()} }
 
 // Kept states tell a refused write from a lost one by pgx's error type:
-// through another driver a store keeps none, and every operation reads.
+// through another driver a store keeps none, and every operation reads; nor
+// does a store told NoOptimistic (every operation locks).
 func TestKeptStatesNeedPgx(t *testing.T) {
 	dsn := sqlstore.PostgresDSN(postgresDSN(t))
-	for _, other := range []bool{false, true} {
+	for _, tc := range []struct {
+		other, noOptimistic, kept bool
+	}{{false, false, true}, {true, false, false}, {false, true, false}} {
+		other := tc.other
 		conn, err := stdlib.GetDefaultDriver().(driver.DriverContext).OpenConnector(dsn)
 		if err != nil {
 			t.Fatal(err)
@@ -697,7 +701,7 @@ func TestKeptStatesNeedPgx(t *testing.T) {
 			db = sql.OpenDB(conn)
 		}
 		schema := randomName("credits_test_")
-		s, err := sqlstore.New(context.Background(), db, sqlstore.Postgres, &sqlstore.Options{Schema: schema, Migrate: true})
+		s, err := sqlstore.New(context.Background(), db, sqlstore.Postgres, &sqlstore.Options{Schema: schema, Migrate: true, NoOptimistic: tc.noOptimistic})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -713,9 +717,42 @@ func TestKeptStatesNeedPgx(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if kept := s.Stats().KeptRuns; (kept > 0) == other {
-			t.Errorf("another driver: %v, runs on kept states: %d", other, kept)
+		if kept := s.Stats().KeptRuns; (kept > 0) != tc.kept {
+			t.Errorf("another driver: %v, NoOptimistic: %v; runs on kept states: %d", other, tc.noOptimistic, kept)
 		}
 		storetest.CheckInvariants(t, h, "a")
 	}
+}
+
+// The guard compares the whole account row, not only what the ledger
+// changes with an entry: a change made outside the ledger (here an
+// operator's UPDATE of the low-balance threshold, which moves no Seq) is not
+// overwritten by a write computed on a state kept from before it.
+func TestKeptStateSeesOutsideChanges(t *testing.T) {
+	s := newPostgres(t)
+	h := storetest.NewHarness(t, s, nil)
+	ctx := h.Ctx
+	h.Account(t, credits.CreateAccountRequest{ID: "a"})
+	q := h.Quote(t, credits.QuoteRequest{Tool: "image"})
+	if _, err := h.Ledger.Charge(ctx, credits.ChargeRequest{Account: "a", Quote: q, Key: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().ExecContext(ctx, "UPDATE "+s.TableName("accounts")+" SET low_balance_threshold = 12345 WHERE id = 'a'"); err != nil {
+		t.Fatal(err)
+	}
+	before := s.Stats()
+	if _, err := h.Ledger.Charge(ctx, credits.ChargeRequest{Account: "a", Quote: q, Key: "c2"}); err != nil {
+		t.Fatal(err)
+	}
+	if after := s.Stats(); after.KeptRuns == before.KeptRuns || after.KeptStale == before.KeptStale {
+		t.Fatalf("the charge did not run on the kept state and find it stale: %+v → %+v", before, after)
+	}
+	var threshold int64
+	if err := s.DB().QueryRowContext(ctx, "SELECT low_balance_threshold FROM "+s.TableName("accounts")+" WHERE id = 'a'").Scan(&threshold); err != nil {
+		t.Fatal(err)
+	}
+	if threshold != 12345 {
+		t.Fatalf("threshold %d after a charge on a state kept from before the UPDATE, want 12345", threshold)
+	}
+	storetest.CheckInvariants(t, h, "a")
 }
