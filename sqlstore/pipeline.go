@@ -14,7 +14,8 @@ import (
 	"github.com/creditkit/credits"
 )
 
-// On PostgreSQL a batch takes two round trips, pipelined through pgx: one
+// On PostgreSQL a batch whose accounts are not all kept (see runBatchKept)
+// takes two round trips, pipelined through pgx: one
 // sends BEGIN, the query that locks the batch's accounts and the queries
 // that load their holds, buckets and records, and reads their results; the
 // other sends the write and COMMIT. (The loads run after the lock, in
