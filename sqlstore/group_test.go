@@ -512,6 +512,17 @@ func openViaProxy(t *testing.T, opts sqlstore.Options, tag string) (*sqlstore.St
 	return s, p
 }
 
+// storedThreshold reads account's low-balance threshold straight from its
+// row.
+func storedThreshold(t *testing.T, s *sqlstore.Store, account string) int64 {
+	t.Helper()
+	var threshold int64
+	if err := s.DB().QueryRowContext(context.Background(), "SELECT low_balance_threshold FROM "+s.TableName("accounts")+" WHERE id = $1", account).Scan(&threshold); err != nil {
+		t.Fatal(err)
+	}
+	return threshold
+}
+
 // bump is a store-level operation that is not idempotent: one more unit
 // of threshold each time it is applied.
 func bump(st *credits.State) (*credits.Change, error) {
@@ -571,10 +582,7 @@ func lostCommitReply(t *testing.T, opts sqlstore.Options, tag string) {
 			t.Errorf("operation %d: %v, want an error wrapping ErrTransient", i, err)
 		}
 	}
-	var threshold int64
-	if err := s.DB().QueryRowContext(ctx, "SELECT low_balance_threshold FROM "+s.TableName("accounts")+" WHERE id = 'a'").Scan(&threshold); err != nil {
-		t.Fatal(err)
-	}
+	threshold := storedThreshold(t, s, "a")
 	if threshold != 2 {
 		t.Fatalf("threshold %d after one committed batch of two bumps, want 2", threshold)
 	}
@@ -607,10 +615,7 @@ func TestKeptLoneLostReply(t *testing.T) {
 			if !errors.Is(err, credits.ErrTransient) {
 				t.Errorf("Update whose reply was lost: %v, want ErrTransient", err)
 			}
-			var threshold int64
-			if err := s.DB().QueryRowContext(ctx, "SELECT low_balance_threshold FROM "+s.TableName("accounts")+" WHERE id = 'a'").Scan(&threshold); err != nil {
-				t.Fatal(err)
-			}
+			threshold := storedThreshold(t, s, "a")
 			if threshold != 1 {
 				t.Fatalf("threshold %d after one bump whose reply was lost, want 1", threshold)
 			}

@@ -747,10 +747,7 @@ func TestKeptStateSeesOutsideChanges(t *testing.T) {
 	if after := s.Stats(); after.KeptRuns == before.KeptRuns || after.KeptStale == before.KeptStale {
 		t.Fatalf("the charge did not run on the kept state and find it stale: %+v → %+v", before, after)
 	}
-	var threshold int64
-	if err := s.DB().QueryRowContext(ctx, "SELECT low_balance_threshold FROM "+s.TableName("accounts")+" WHERE id = 'a'").Scan(&threshold); err != nil {
-		t.Fatal(err)
-	}
+	threshold := storedThreshold(t, s, "a")
 	if threshold != 12345 {
 		t.Fatalf("threshold %d after a charge on a state kept from before the UPDATE, want 12345", threshold)
 	}
