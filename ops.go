@@ -39,6 +39,16 @@ func checkText(field, s string, max int, required bool) error {
 	return nil
 }
 
+// CheckID returns nil when the ledger accepts id as an account, member or
+// hold ID: not empty, at most [MaxIDLength] bytes, valid UTF-8, no U+FFFD
+// and no control character other than '\n' and '\t'. Otherwise it returns
+// the error the ledger returns for such an ID, which wraps
+// [ErrInvalidRequest]. A store or test suite that needs to know whether an
+// ID can reach it asks this function rather than restating the rule.
+func CheckID(id string) error { return checkRef("ID", id) }
+
+// checkRef checks a required ID in the named request field; it is the rule
+// [CheckID] states.
 func checkRef(field, s string) error { return checkText(field, s, MaxIDLength, true) }
 
 func checkKey(k string) error { return checkText("Key", k, MaxKeyLength, true) }

@@ -63,7 +63,7 @@ func (l *Ledger) Balance(ctx context.Context, account string) (Balance, error) {
 		Low: a.LowBalanceThreshold.IsPositive() && a.Available.Less(a.LowBalanceThreshold),
 	}
 	for _, bk := range t.visibleBuckets() {
-		if !bk.Remaining.IsPositive() {
+		if !bk.Live() {
 			continue
 		}
 		if bk.Kind.Paid() {

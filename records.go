@@ -96,10 +96,23 @@ type Bucket struct {
 	Note         string `json:"note,omitempty"`
 }
 
-// expiredAt reports whether b has expired at t.
+// expiredAt reports whether b's expiry, if it has one, is at or before t,
+// whatever b still holds (a bucket emptied by a hold may still have
+// expired when the hold gives its credits back).
 func (b *Bucket) expiredAt(t time.Time) bool {
 	return !b.ExpiresAt.IsZero() && !t.Before(b.ExpiresAt)
 }
+
+// Live reports whether b still holds credits: its Remaining is positive.
+// Only live buckets can be spent from or expire. Stores index the live
+// buckets and load every one of them for every operation (see [State]).
+func (b *Bucket) Live() bool { return b.Remaining.IsPositive() }
+
+// DueAt reports whether b's expiry has fallen due at t: b is live, its
+// ExpiresAt is set, and ExpiresAt is at or before t. A bucket that is due
+// can no longer be spent from; the ledger expires its remainder. Stores use
+// it to decide which accounts [Store.DueAccounts] returns.
+func (b *Bucket) DueAt(t time.Time) bool { return b.Live() && b.expiredAt(t) }
 
 // HoldStatus is the state of a hold.
 type HoldStatus string
@@ -137,6 +150,15 @@ type Hold struct {
 	Deadline  time.Time         `json:"deadline"`
 	SettledAt time.Time         `json:"settled_at,omitzero"`
 	Metadata  map[string]string `json:"metadata,omitempty"`
+}
+
+// DueAt reports whether h's deadline has passed at t: h is open
+// ([HoldOpen]) and its Deadline is at or before t. A due hold can no longer
+// be captured or released; the ledger expires it and gives its credits back.
+// Stores use it to decide which holds a [Query.Due] loads and which accounts
+// [Store.DueAccounts] returns.
+func (h *Hold) DueAt(t time.Time) bool {
+	return h.Status == HoldOpen && !t.Before(h.Deadline)
 }
 
 // Clone returns a deep copy of h.

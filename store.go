@@ -60,8 +60,9 @@ type Store interface {
 
 	// DueAccounts returns up to limit IDs of accounts that have an open hold
 	// whose Deadline is at or before now, or a bucket with a positive
-	// Remaining whose ExpiresAt is set and at or before now. Sweeping calls
-	// it; it may return an account that is no longer due.
+	// Remaining whose ExpiresAt is set and at or before now ([Hold.DueAt] or
+	// [Bucket.DueAt] at now). Sweeping calls it; it may return an account
+	// that is no longer due.
 	DueAccounts(ctx context.Context, now time.Time, limit int) ([]string, error)
 }
 
@@ -75,13 +76,13 @@ type Query struct {
 	// Keys are idempotency keys; each one recorded on Account is loaded.
 	Keys []string
 	// Due, when not zero, also loads every open hold of Account whose
-	// Deadline is at or before Due.
+	// Deadline is at or before Due ([Hold.DueAt] at Due).
 	Due time.Time
 }
 
 // State is what a Store loads for a Query.
 //
-// Buckets holds every bucket of the account with a positive Remaining, and
+// Buckets holds every live bucket of the account ([Bucket.Live]), and
 // every bucket named by a Portion of a loaded hold. Holds holds the holds
 // the Query named and the due holds. Records holds the idempotency records
 // of the Query's keys. Maps are keyed by ID (Records by Key); a store may

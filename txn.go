@@ -207,7 +207,7 @@ func (t *txn) take(amount Credits) ([]Portion, error) {
 	}
 	var live []*Bucket
 	for _, b := range t.visibleBuckets() {
-		if b.Remaining.IsPositive() && !b.expiredAt(t.now) {
+		if b.Live() && !b.DueAt(t.now) {
 			live = append(live, b)
 		}
 	}
@@ -267,13 +267,13 @@ func (t *txn) expire() {
 	for t.err == nil {
 		var due *Bucket
 		for _, b := range t.visibleBuckets() {
-			if b.Remaining.IsPositive() && b.expiredAt(t.now) && (due == nil || expiryOrder(b, due) < 0) {
+			if b.DueAt(t.now) && (due == nil || expiryOrder(b, due) < 0) {
 				due = b
 			}
 		}
 		var hold *Hold
 		for _, h := range t.visibleHolds() {
-			if h.Status == HoldOpen && !t.now.Before(h.Deadline) && (hold == nil || deadlineOrder(h, hold) < 0) {
+			if h.DueAt(t.now) && (hold == nil || deadlineOrder(h, hold) < 0) {
 				hold = h
 			}
 		}

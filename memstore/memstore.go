@@ -104,13 +104,13 @@ func (a *account) load(q credits.Query) *credits.State {
 	}
 	if !q.Due.IsZero() {
 		for _, h := range a.open {
-			if !q.Due.Before(h.Deadline) {
+			if h.DueAt(q.Due) {
 				addHold(h)
 			}
 		}
 	}
 	for id, b := range a.buckets {
-		if b.Remaining.IsPositive() {
+		if b.Live() {
 			c := *b
 			st.Buckets[id] = &c
 		}
@@ -333,12 +333,12 @@ func (s *Store) DueAccounts(ctx context.Context, now time.Time, limit int) ([]st
 
 func (a *account) due(now time.Time) bool {
 	for _, h := range a.open {
-		if !now.Before(h.Deadline) {
+		if h.DueAt(now) {
 			return true
 		}
 	}
 	for _, b := range a.buckets {
-		if b.Remaining.IsPositive() && !b.ExpiresAt.IsZero() && !now.Before(b.ExpiresAt) {
+		if b.DueAt(now) {
 			return true
 		}
 	}

@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -382,19 +380,9 @@ func withoutRecords(s snapshot) snapshot {
 	return out
 }
 
-// storable reports whether s passes the ledger's rules for an ID, so that
-// the suite may ask a store about it.
-func storable(s string) bool {
-	if s == "" || len(s) > credits.MaxIDLength || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) || r == utf8.RuneError {
-			return false
-		}
-	}
-	return true
-}
+// storable reports whether s passes the ledger's rules for an ID
+// ([credits.CheckID]), so that the suite may ask a store about it.
+func storable(s string) bool { return credits.CheckID(s) == nil }
 
 func (f *badFixture) run(t *testing.T, c badCase) {
 	parent := f.t

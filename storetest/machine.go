@@ -596,7 +596,7 @@ func (mc *machine) Sweep(t *rapid.T) {
 			return t.UnixNano()
 		}
 		for _, b := range st.Buckets {
-			if b.Remaining.IsPositive() {
+			if b.Live() {
 				got = append(got, bucketKey{b.Kind, b.Remaining.Units(), unix(b.ExpiresAt)})
 			}
 		}

@@ -78,7 +78,7 @@ func remainders(t *testing.T, h *Harness, account string) map[string]credits.Cre
 	}
 	out := map[string]credits.Credits{}
 	for id, b := range st.Buckets {
-		if b.Remaining.IsPositive() {
+		if b.Live() {
 			out[id] = b.Remaining
 		}
 	}
