@@ -30,7 +30,6 @@ package sqlstore_test
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -42,10 +41,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/creditkit/credits"
 	"github.com/creditkit/credits/sqlstore"
+	"github.com/creditkit/credits/sqlstore/postgres"
 )
 
 // benchBalance is what every benchmark account starts with: far more than
@@ -146,7 +147,7 @@ func newSQLFixture(b testing.TB, store *sqlstore.Store, schema string) *sqlFixtu
 	}
 	f := &sqlFixture{store: store, schema: schema, db: store.DB(), ledger: l, naive: randomName("naive_")}
 	p1, p2 := "$1", "$2"
-	if store.Dialect() == sqlstore.SQLite {
+	if store.Dialect() == "sqlite" {
 		p1, p2 = "?1", "?2"
 	}
 	f.update = fmt.Sprintf("UPDATE %s SET balance = balance - %s WHERE id = %s AND balance >= %s", f.naive, p1, p2, p1)
@@ -484,22 +485,21 @@ func BenchmarkRoundTrips(b *testing.B) {
 	}
 }
 
-// openCounting opens a store on PostgreSQL, in a schema of its own, through
-// the counting driver.
+// openCounting opens a store on PostgreSQL, in a schema of its own, on
+// pgx connections that count their round trips.
 func openCounting(tb testing.TB) *sqlFixture {
 	ctx := context.Background()
-	// As sqlstore.Open sets it up.
-	dsn := sqlstore.PostgresDSN(postgresDSN(tb))
-	conn, err := stdlib.GetDefaultDriver().(driver.DriverContext).OpenConnector(dsn)
+	cfg, err := pgx.ParseConfig(postgres.DSN(postgresDSN(tb))) // as postgres.Open sets it up
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cc := &countingConnector{Connector: conn}
-	db := sql.OpenDB(cc)
-	db.SetMaxOpenConns(16) // as sqlstore.Open
+	tr := &tracer{}
+	cfg.Tracer = tr
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(16) // as postgres.Open
 	db.SetMaxIdleConns(16)
 	schema := randomName("credits_bench_")
-	store, err := sqlstore.New(ctx, db, sqlstore.Postgres, &sqlstore.Options{Schema: schema, Migrate: true})
+	store, err := postgres.New(ctx, db, &postgres.Options{Schema: schema, Migrate: true})
 	if err != nil {
 		_ = db.Close()
 		tb.Fatal(err)
@@ -508,9 +508,8 @@ func openCounting(tb testing.TB) *sqlFixture {
 		_, _ = db.ExecContext(context.Background(), `DROP SCHEMA "`+schema+`" CASCADE`)
 		_ = db.Close()
 	})
-	store.KeepStatesForTest(1024) // the counting driver is pgx's, wrapped
 	f := newSQLFixture(tb, store, schema)
-	f.counts = &cc.c
+	f.counts = &tr.c
 	return f
 }
 
@@ -546,25 +545,24 @@ func (f *sqlFixture) countTrips(b *testing.B, w sqlWorkload, callers int) {
 	n := float64(b.N)
 	perOp := func(k callKind) float64 { return float64(led.calls[k]) / n }
 	b.ReportMetric(float64(led.trips())/n, "roundtrips/op")
-	b.ReportMetric(perOp(callBegin), "begins/op") // the locking transaction
-	b.ReportMetric(perOp(callQuery)+perOp(callWrite), "queries/op")
-	b.ReportMetric(perOp(callExec), "execs/op")
+	b.ReportMetric(perOp(callBatch), "pipelined/op")
+	b.ReportMetric(perOp(callWrite), "guarded-writes/op") // one autocommit statement on kept states
+	b.ReportMetric(perOp(callQuery)+perOp(callExec)+perOp(callBegin)+perOp(callCommit), "other/op")
 	b.ReportMetric(float64(nv.trips())/n, "naive-roundtrips/op")
 	if callers > 1 {
 		return // concurrent calls overlap: no split of the time
 	}
 	perOpMs := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 / n }
 	b.ReportMetric(perOpMs(led.wait()), "wait-ms/op")
-	b.ReportMetric(perOpMs(led.time[callQuery]), "read-ms/op")
-	b.ReportMetric(perOpMs(led.time[callWrite]+led.time[callExec]), "write-ms/op")
-	b.ReportMetric(perOpMs(led.time[callCommit]), "commit-ms/op")
+	b.ReportMetric(perOpMs(led.time[callBatch]), "pipelined-ms/op")
+	b.ReportMetric(perOpMs(led.time[callWrite]), "guarded-write-ms/op")
 	b.ReportMetric(perOpMs(elapsed-led.wait()), "client-ms/op")
 	b.ReportMetric(perOpMs(elapsed), "ms/op")
 	b.ReportMetric(perOpMs(naiveElapsed), "naive-ms/op")
 }
 
-// A database/sql driver around pgx's that counts and times every call that
-// is a round trip to the server.
+// A pgx tracer that counts and times every round trip to the server: a
+// statement sent alone, or a pipelined batch of them.
 
 type callKind int
 
@@ -572,11 +570,10 @@ const (
 	callBegin callKind = iota
 	callExec
 	callQuery // a read
-	callWrite // a query that writes (WITH … INSERT/UPDATE … SELECT): the optimistic write
+	callWrite // a statement that writes (WITH … INSERT/UPDATE …)
+	callBatch // a pipelined batch: BEGIN + lock + loads, or write + COMMIT
 	callCommit
 	callRollback
-	callPrepare
-	callPing
 	numCalls
 )
 
@@ -628,114 +625,48 @@ func (s callSnapshot) wait() time.Duration {
 	return d
 }
 
-type countingConnector struct {
-	driver.Connector
-	c callCounts
+// tracer implements pgx.QueryTracer and pgx.BatchTracer.
+type tracer struct{ c callCounts }
+
+type traceStart struct{}
+
+type started struct {
+	at   time.Time
+	kind callKind
 }
 
-func (cc *countingConnector) Connect(ctx context.Context) (driver.Conn, error) {
-	conn, err := cc.Connector.Connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &countingConn{Conn: conn, c: &cc.c}, nil
-}
-
-func (cc *countingConnector) Driver() driver.Driver { return countingDriver{cc} }
-
-type countingDriver struct{ cc *countingConnector }
-
-func (d countingDriver) Open(string) (driver.Conn, error) {
-	return d.cc.Connect(context.Background())
-}
-
-// countingConn delegates to a pgx stdlib connection, which implements the
-// optional interfaces used here (all but driver.Validator).
-type countingConn struct {
-	driver.Conn
-	c *callCounts
-}
-
-var (
-	_ driver.ConnBeginTx        = (*countingConn)(nil)
-	_ driver.ExecerContext      = (*countingConn)(nil)
-	_ driver.QueryerContext     = (*countingConn)(nil)
-	_ driver.ConnPrepareContext = (*countingConn)(nil)
-	_ driver.Pinger             = (*countingConn)(nil)
-	_ driver.SessionResetter    = (*countingConn)(nil)
-	_ driver.Validator          = (*countingConn)(nil)
-	_ driver.NamedValueChecker  = (*countingConn)(nil)
-)
-
-func (c *countingConn) Begin() (driver.Tx, error) {
-	return c.BeginTx(context.Background(), driver.TxOptions{})
-}
-
-func (c *countingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	defer c.c.add(callBegin, time.Now())
-	tx, err := c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	return &countingTx{tx: tx, c: c.c}, nil
-}
-
-func (c *countingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	defer c.c.add(callExec, time.Now())
-	return c.Conn.(driver.ExecerContext).ExecContext(ctx, query, args)
-}
-
-func (c *countingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	kind := callQuery
-	if strings.HasPrefix(query, "WITH") && (strings.Contains(query, "INSERT") || strings.Contains(query, "UPDATE")) {
+func (t *tracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	q := strings.ToUpper(strings.TrimSpace(d.SQL))
+	kind := callExec
+	switch {
+	case strings.HasPrefix(q, "BEGIN"):
+		kind = callBegin
+	case strings.HasPrefix(q, "COMMIT"):
+		kind = callCommit
+	case strings.HasPrefix(q, "ROLLBACK"):
+		kind = callRollback
+	case strings.HasPrefix(q, "WITH") && (strings.Contains(q, "INSERT") || strings.Contains(q, "UPDATE")):
 		kind = callWrite
+	case strings.HasPrefix(q, "SELECT"):
+		kind = callQuery
 	}
-	defer c.c.add(kind, time.Now())
-	return c.Conn.(driver.QueryerContext).QueryContext(ctx, query, args)
+	return context.WithValue(ctx, traceStart{}, started{time.Now(), kind})
 }
 
-func (c *countingConn) Prepare(query string) (driver.Stmt, error) {
-	return c.PrepareContext(context.Background(), query)
-}
-
-func (c *countingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	defer c.c.add(callPrepare, time.Now())
-	return c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, query)
-}
-
-func (c *countingConn) Ping(ctx context.Context) error {
-	defer c.c.add(callPing, time.Now())
-	return c.Conn.(driver.Pinger).Ping(ctx)
-}
-
-// ResetSession is not counted: pgx pings in it only after a second idle.
-func (c *countingConn) ResetSession(ctx context.Context) error {
-	return c.Conn.(driver.SessionResetter).ResetSession(ctx)
-}
-
-func (c *countingConn) IsValid() bool {
-	v, ok := c.Conn.(driver.Validator)
-	return !ok || v.IsValid()
-}
-
-func (c *countingConn) CheckNamedValue(v *driver.NamedValue) error {
-	if nvc, ok := c.Conn.(driver.NamedValueChecker); ok {
-		return nvc.CheckNamedValue(v)
+func (t *tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+	if s, ok := ctx.Value(traceStart{}).(started); ok {
+		t.c.add(s.kind, s.at)
 	}
-	return driver.ErrSkip
 }
 
-type countingTx struct {
-	tx driver.Tx
-	c  *callCounts
+func (t *tracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return context.WithValue(ctx, traceStart{}, started{time.Now(), callBatch})
 }
 
-func (t *countingTx) Commit() error {
-	defer t.c.add(callCommit, time.Now())
-	return t.tx.Commit()
-}
+func (t *tracer) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
 
-func (t *countingTx) Rollback() error {
-	defer t.c.add(callRollback, time.Now())
-	return t.tx.Rollback()
+func (t *tracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchEndData) {
+	if s, ok := ctx.Value(traceStart{}).(started); ok {
+		t.c.add(s.kind, s.at)
+	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/creditkit/credits"
 	"github.com/creditkit/credits/sqlstore"
+	"github.com/creditkit/credits/sqlstore/internal/core"
 	"github.com/creditkit/credits/storetest"
 )
 
@@ -28,9 +29,9 @@ import (
 func waitQueued(t *testing.T, s *sqlstore.Store, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for s.Queued() != n {
+	for s.Stats().Queued != n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d operations queued, want %d", s.Queued(), n)
+			t.Fatalf("%d operations queued, want %d", s.Stats().Queued, n)
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
@@ -61,7 +62,7 @@ func TestGroupCommitFailedCommits(t *testing.T) {
 		// Every fourth commit fails before it (nothing is written), and
 		// every fifth of the others after it (written, reported failed).
 		var before, after, failedBefore, failedAfter atomic.Int64
-		s.SetCommitFault(func(committed bool) error {
+		core.SetCommitFault(s, func(committed bool) error {
 			if !committed && before.Add(1)%4 == 0 {
 				failedBefore.Add(1)
 				return errors.New("injected failure before the commit")
@@ -127,7 +128,7 @@ func TestGroupCommitFailedCommits(t *testing.T) {
 		for err := range errs {
 			t.Error(err)
 		}
-		s.SetCommitFault(nil)
+		core.SetCommitFault(s, nil)
 		st := s.Stats()
 		t.Logf("%d failed before the commit, %d after it; %+v", failedBefore.Load(), failedAfter.Load(), st)
 		if failedBefore.Load() == 0 || failedAfter.Load() == 0 || st.Failed == 0 || st.MaxBatch < 2 {
@@ -169,7 +170,7 @@ func TestGroupCommitCloseDrains(t *testing.T) {
 		}
 		q := h.Quote(t, credits.QuoteRequest{Tool: "upscale"})
 		const n = 40
-		s2.HoldBatches()
+		core.PauseBatches(s2, true)
 		var wg sync.WaitGroup
 		var ok atomic.Int64
 		for i := range n {
@@ -215,7 +216,7 @@ func TestGroupCommitCancellation(t *testing.T) {
 		before := h.Balance(t, "a")
 
 		// Queued, then cancelled: removed, nothing written.
-		s.HoldBatches()
+		core.PauseBatches(s, true)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
@@ -227,10 +228,10 @@ func TestGroupCommitCancellation(t *testing.T) {
 		if err := <-done; !errors.Is(err, context.Canceled) {
 			t.Fatalf("cancelled while queued: %v, want context.Canceled", err)
 		}
-		if n := s.Queued(); n != 0 {
+		if n := s.Stats().Queued; n != 0 {
 			t.Fatalf("%d operations still queued after the cancellation", n)
 		}
-		s.ResumeBatches()
+		core.PauseBatches(s, false)
 		if b := h.Balance(t, "a"); b.Available != before.Available || b.Spent != before.Spent || len(h.History(t, "a")) != 1 {
 			t.Fatalf("a cancelled, never-run charge changed the account: %+v", b)
 		}
@@ -242,22 +243,22 @@ func TestGroupCommitCancellation(t *testing.T) {
 		// gets the commit's outcome (here a success) and the charge stands.
 		inCommit, release := make(chan struct{}), make(chan struct{})
 		var once sync.Once
-		s.SetCommitFault(func(bool) error {
+		core.SetCommitFault(s, func(bool) error {
 			once.Do(func() {
 				close(inCommit)
 				<-release
 			})
 			return nil
 		})
-		defer s.SetCommitFault(nil)
+		defer core.SetCommitFault(s, nil)
 		ctx, cancel = context.WithCancel(context.Background())
-		s.HoldBatches() // queued, so that a committer takes it (an idle one would let the caller run it on its own context)
+		core.PauseBatches(s, true) // queued, so that a committer takes it (an idle one would let the caller run it on its own context)
 		go func() {
 			_, err := h.Ledger.Charge(ctx, credits.ChargeRequest{Account: "a", Quote: q, Key: "taken"})
 			done <- err
 		}()
 		waitQueued(t, s, 1)
-		s.ResumeBatches()
+		core.PauseBatches(s, false)
 		<-inCommit
 		cancel()
 		close(release)
@@ -293,7 +294,7 @@ func TestGroupCommitOneBatch(t *testing.T) {
 			{Account: "a", Quote: image, Key: "k3"},
 		}
 		calls := make([]call, len(reqs))
-		s.HoldBatches()
+		core.PauseBatches(s, true)
 		var wg sync.WaitGroup
 		for i, r := range reqs {
 			wg.Go(func() {
@@ -302,7 +303,7 @@ func TestGroupCommitOneBatch(t *testing.T) {
 			waitQueued(t, s, i+1) // arrival order is the order given
 		}
 		batches := s.Stats().Batches
-		s.ResumeBatches()
+		core.PauseBatches(s, false)
 		wg.Wait()
 		if st := s.Stats(); st.Batches != batches+1 || st.MaxBatch < len(reqs) {
 			t.Fatalf("the calls did not share one batch: %+v", st)
@@ -340,7 +341,7 @@ func TestGroupCommitOneBadOperation(t *testing.T) {
 		q := h.Quote(t, credits.QuoteRequest{Tool: "upscale"})
 		ctx := context.Background()
 
-		s.HoldBatches()
+		core.PauseBatches(s, true)
 		var wg sync.WaitGroup
 		good := func(key string) {
 			wg.Go(func() {
@@ -372,7 +373,7 @@ func TestGroupCommitOneBadOperation(t *testing.T) {
 		waitQueued(t, s, 4)
 		good("g3")
 		waitQueued(t, s, 5)
-		s.ResumeBatches()
+		core.PauseBatches(s, false)
 		wg.Wait()
 		if p, _ := panicked.Load().(string); p != "boom" {
 			t.Fatalf("the panicking operation's caller recovered %q, want boom", p)
@@ -414,20 +415,6 @@ func TestWithTxBypassesGrouping(t *testing.T) {
 		if b := h.Balance(t, "a"); b.Granted != credits.Whole(53) {
 			t.Fatalf("granted %s, want 53", b.Granted)
 		}
-	})
-}
-
-// With NoGroupCommit every operation runs alone, and the suite's
-// guarantees still hold (the conformance suite covers it on SQLite).
-func TestConformanceNoGroupCommit(t *testing.T) {
-	fewerChecksUnderRace(t)
-	storetest.Run(t, func(t *testing.T) credits.Store {
-		s, err := sqlstore.Open(context.Background(), "file:"+filepath.Join(t.TempDir(), "credits.db"), &sqlstore.Options{NoGroupCommit: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		return noBatcher{s}
 	})
 }
 
@@ -558,21 +545,21 @@ func lostCommitReply(t *testing.T, opts sqlstore.Options, tag string) {
 	ctx := context.Background()
 	h := storetest.NewHarness(t, s, nil)
 	h.Account(t, credits.CreateAccountRequest{ID: "a"})
-	s.SetCommitFault(func(committed bool) error {
+	core.SetCommitFault(s, func(committed bool) error {
 		if !committed && p.cut.Load() == 0 {
 			p.armed.Store(true) // the next reply carrying COMMIT is lost
 		}
 		return nil
 	})
-	defer s.SetCommitFault(nil)
-	s.HoldBatches()
+	defer core.SetCommitFault(s, nil)
+	core.PauseBatches(s, true)
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	for i := range errs {
 		wg.Go(func() { errs[i] = s.Update(ctx, credits.Query{Account: "a"}, bump) })
 		waitQueued(t, s, i+1)
 	}
-	s.ResumeBatches()
+	core.PauseBatches(s, false)
 	wg.Wait()
 	if p.cut.Load() != 1 {
 		t.Fatal("the proxy did not cut a COMMIT reply")

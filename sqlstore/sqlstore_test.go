@@ -5,11 +5,14 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/creditkit/credits"
 	"github.com/creditkit/credits/sqlstore"
@@ -87,20 +90,142 @@ func newSQLiteMemory(t testing.TB) *sqlstore.Store {
 	return s
 }
 
+// The configurations that select a different code path of the store, each
+// run through the whole conformance suite on every database:
+//
+//   - GroupCommit: operations queue on the committers and share batches
+//     (on PostgreSQL, batches on kept states too): the default;
+//   - NoGroupCommit: every operation a batch of one on its caller's
+//     goroutine and context;
+//   - NoKeptStates (PostgreSQL): every batch locks and loads its accounts;
+//   - WithTx: every operation inside a transaction of the caller's
+//     (Store.WithTx), whose statements run one by one.
+var configs = []struct {
+	name   string
+	opts   sqlstore.Options
+	withTx bool
+	pgOnly bool
+}{
+	{name: "GroupCommit"},
+	{name: "NoGroupCommit", opts: sqlstore.Options{NoGroupCommit: true}},
+	{name: "NoKeptStates", opts: sqlstore.Options{KeptStates: -1}, pgOnly: true},
+	{name: "WithTx", withTx: true},
+}
+
+// conformance runs the suite on stores open makes, in each configuration.
+func conformance(t *testing.T, pg bool, open func(t *testing.T, opts sqlstore.Options) *sqlstore.Store) {
+	for _, c := range configs {
+		if c.pgOnly && !pg {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) credits.Store {
+				s := open(t, c.opts)
+				switch {
+				case c.withTx:
+					return &callerTx{Store: s}
+				case c.opts.NoGroupCommit:
+					return noBatcher{s}
+				}
+				return batching(t, s)
+			})
+		})
+	}
+}
+
 func TestConformanceSQLiteMemory(t *testing.T) {
 	fewerChecksUnderRace(t)
-	storetest.Run(t, func(t *testing.T) credits.Store { return newSQLiteMemory(t) })
+	conformance(t, false, func(t *testing.T, opts sqlstore.Options) *sqlstore.Store {
+		return openSQLiteWith(t, ":memory:", opts)
+	})
 }
 
 func TestConformanceSQLiteFile(t *testing.T) {
 	fewerChecksUnderRace(t)
-	storetest.Run(t, func(t *testing.T) credits.Store { return batching(t, newSQLiteFile(t)) })
+	conformance(t, false, func(t *testing.T, opts sqlstore.Options) *sqlstore.Store {
+		return openSQLiteWith(t, "file:"+filepath.Join(t.TempDir(), "credits.db"), opts)
+	})
+}
+
+func TestConformancePostgres(t *testing.T) {
+	postgresDSN(t)
+	conformance(t, true, func(t *testing.T, opts sqlstore.Options) *sqlstore.Store { return newPostgresWith(t, opts) })
+}
+
+func openSQLiteWith(t testing.TB, dsn string, opts sqlstore.Options) *sqlstore.Store {
+	s, err := sqlstore.Open(context.Background(), dsn, &opts)
+	if err != nil {
+		t.Fatalf("open SQLite: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// callerTx runs every operation in a transaction of its own that it
+// begins, hands to the store through WithTx, and commits, as an
+// application does: a collision is the caller's to retry, and it does.
+type callerTx struct{ *sqlstore.Store }
+
+func (c *callerTx) Update(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) error {
+	for attempt := 1; ; attempt++ {
+		tx, err := c.DB().BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("%w: %w", credits.ErrTransient, err)
+		}
+		err = c.WithTx(tx).Update(ctx, q, apply)
+		if err == nil {
+			if err = tx.Commit(); err != nil {
+				return fmt.Errorf("%w: commit: %w", credits.ErrTransient, err)
+			}
+			return nil
+		}
+		_ = tx.Rollback()
+		var se interface{ SQLState() string }
+		if attempt < 8 && errors.As(err, &se) && (se.SQLState() == "40001" || se.SQLState() == "40P01" || se.SQLState() == "23505") {
+			continue
+		}
+		return err
+	}
+}
+
+func (c *callerTx) View(ctx context.Context, q credits.Query) (*credits.State, error) {
+	var st *credits.State
+	err := c.inTx(ctx, func(s credits.Store) (err error) { st, err = s.View(ctx, q); return err })
+	return st, err
+}
+
+func (c *callerTx) HoldAccount(ctx context.Context, id string) (string, error) {
+	var a string
+	err := c.inTx(ctx, func(s credits.Store) (err error) { a, err = s.HoldAccount(ctx, id); return err })
+	return a, err
+}
+
+func (c *callerTx) Entries(ctx context.Context, f credits.EntryFilter) ([]credits.Entry, error) {
+	var es []credits.Entry
+	err := c.inTx(ctx, func(s credits.Store) (err error) { es, err = s.Entries(ctx, f); return err })
+	return es, err
+}
+
+func (c *callerTx) DueAccounts(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	var ids []string
+	err := c.inTx(ctx, func(s credits.Store) (err error) { ids, err = s.DueAccounts(ctx, now, limit); return err })
+	return ids, err
+}
+
+// inTx runs a read inside a transaction of the caller's.
+func (c *callerTx) inTx(ctx context.Context, read func(credits.Store) error) error {
+	tx, err := c.DB().BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	return read(c.WithTx(tx))
 }
 
 // batching checks, at the end of a state machine or concurrency test, that
 // the store did run operations in shared batches: the suite then covered
 // group commit, not only batches of one.
-func batching(t *testing.T, s *sqlstore.Store) *sqlstore.Store {
+func batching(t *testing.T, s *sqlstore.Store) batcher {
 	if strings.Contains(t.Name(), "/StateMachine") || strings.Contains(t.Name(), "/Concurrency") || strings.Contains(t.Name(), "/Faults/Concurrent") {
 		t.Cleanup(func() {
 			st := s.Stats()
@@ -110,7 +235,7 @@ func batching(t *testing.T, s *sqlstore.Store) *sqlstore.Store {
 			}
 		})
 	}
-	return s
+	return batcher{s}
 }
 
 // fewerChecksUnderRace: modernc's SQLite is C translated to Go, and under
@@ -129,22 +254,4 @@ func fewerChecksUnderRace(t *testing.T) {
 	}
 	_ = f.Value.Set("20")
 	t.Cleanup(func() { _ = f.Value.Set(f.DefValue) })
-}
-
-func TestConformancePostgres(t *testing.T) {
-	postgresDSN(t)
-	storetest.Run(t, func(t *testing.T) credits.Store { return batching(t, newPostgres(t)) })
-}
-
-// Without group commit, every PostgreSQL operation first tries the
-// optimistic path (read, apply, write guarded by the account row), which
-// within one store group commit only takes when the account's committer
-// is idle. Writes computed on a stale load, and a hot account's retries.
-func TestOptimisticPostgres(t *testing.T) {
-	postgresDSN(t)
-	newStore := func(t *testing.T) credits.Store {
-		return noBatcher{newPostgresWith(t, sqlstore.Options{NoGroupCommit: true})}
-	}
-	t.Run("StaleLoads", func(t *testing.T) { storetest.RunStaleLoads(t, newStore) })
-	t.Run("Concurrency", func(t *testing.T) { storetest.RunConcurrency(t, newStore, 64) })
 }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/creditkit/credits"
 	"github.com/creditkit/credits/sqlstore"
+	"github.com/creditkit/credits/sqlstore/internal/core"
+	"github.com/creditkit/credits/sqlstore/postgres"
 	"github.com/creditkit/credits/storetest"
 )
 
@@ -79,7 +81,7 @@ func TestMigrate(t *testing.T) {
 		}
 		wg.Wait()
 		// A database from a newer version of the code is refused.
-		if err := s.SetVersionForTest(ctx, s.SchemaVersion()+1); err != nil {
+		if err := core.SetVersionForTest(ctx, s, s.SchemaVersion()+1); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Migrate(ctx); !errors.Is(err, sqlstore.ErrSchemaTooNew) {
@@ -293,7 +295,7 @@ func TestWithTx(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := tx.ExecContext(ctx, "INSERT INTO "+jobs+" (id, hold) VALUES ("+s.Placeholder(1)+", "+s.Placeholder(2)+")", fmt.Sprint("job-", i), res.Hold.ID); err != nil {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO "+jobs+" (id, hold) VALUES ("+placeholder(s)(1)+", "+placeholder(s)(2)+")", fmt.Sprint("job-", i), res.Hold.ID); err != nil {
 				t.Fatal(err)
 			}
 			if commit {
@@ -370,10 +372,10 @@ func TestConcurrentFirstMigration(t *testing.T) {
 func TestMigrateFromV1(t *testing.T) {
 	run := func(t *testing.T, s *sqlstore.Store) {
 		ctx := context.Background()
-		if err := s.MigrateToForTest(ctx, 1); err != nil {
+		if err := core.MigrateTo(ctx, s, 1); err != nil {
 			t.Fatal(err)
 		}
-		p := s.Placeholder
+		p := placeholder(s)
 		now := storetest.Epoch.UnixNano()
 		exec := func(q string, args ...any) {
 			t.Helper()
@@ -385,11 +387,10 @@ func TestMigrateFromV1(t *testing.T) {
 		exec("INSERT INTO "+s.TableName("accounts")+" (id, created_at, team, members, low_balance_threshold, available, held, granted, spent, expired, seq, metadata) VALUES ('a', "+p(1)+", 0, 'null', 0, 30000, 0, 40000, 0, 10000, 3, 'null')", now)
 		exec("INSERT INTO "+s.TableName("buckets")+" (id, account, kind, amount, remaining, expired, expires_at, created_at, seq, restored_from, note) VALUES ('b1', 'a', 'purchase', 30000, 30000, 0, NULL, "+p(1)+", 1, '', ''), ('b2', 'a', 'promo', 10000, 0, 10000, "+p(1)+", "+p(1)+", 2, '', '')", now)
 		exec("INSERT INTO "+s.TableName("entries")+" (account, seq, type, amount, available, held, at, hold, bucket, kind, tool, member, key, note) VALUES ('a', 1, 'grant', 30000, 30000, 0, "+p(1)+", '', 'b1', 'purchase', '', '', '', ''), ('a', 2, 'grant', 10000, 40000, 0, "+p(1)+", '', 'b2', 'promo', '', '', '', ''), ('a', 3, 'expiry', 10000, 30000, 0, "+p(1)+", '', 'b2', 'promo', '', '', '', '')", now)
-		if err := s.Migrate(ctx); err != nil {
-			t.Fatalf("migrate v1 → v%d: %v", s.SchemaVersion(), err)
-		}
-		if v, err := s.Version(ctx); err != nil || v != s.SchemaVersion() {
-			t.Fatalf("version %d (%v), want %d", v, err, s.SchemaVersion())
+		// v1 → v2; the step's rolling upgrade (v1 servers still writing) is
+		// checked at v2, whose triggers serve it.
+		if err := core.MigrateTo(ctx, s, 2); err != nil {
+			t.Fatalf("migrate v1 → v2: %v", err)
 		}
 		rows, err := s.DB().QueryContext(ctx, "SELECT id, live FROM "+s.TableName("buckets")+" ORDER BY id")
 		if err != nil {
@@ -410,7 +411,7 @@ func TestMigrateFromV1(t *testing.T) {
 		}
 		// A server still on v1 (it does not know the column) writes during
 		// a rolling upgrade: the flag stays right.
-		if s.Dialect() == sqlstore.Postgres {
+		if s.Dialect() == "postgres" {
 			// v1 inserted whole rows from JSON: the new column comes as NULL.
 			exec("INSERT INTO " + s.TableName("buckets") + " SELECT * FROM jsonb_populate_recordset(NULL::" + s.TableName("buckets") + `, '[{"id":"v1","account":"x","kind":"promo","amount":5000,"remaining":5000,"expired":0,"expires_at":null,"created_at":1,"seq":1,"restored_from":"","note":""}]')`)
 		} else {
@@ -427,6 +428,42 @@ func TestMigrateFromV1(t *testing.T) {
 			t.Fatalf("a bucket a v1 server emptied: live = %d (%v), want 0", live, err)
 		}
 
+		// v2 → v3: accounts get the version the store owns.
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatalf("migrate v2 → v%d: %v", s.SchemaVersion(), err)
+		}
+		if v, err := s.Version(ctx); err != nil || v != s.SchemaVersion() {
+			t.Fatalf("version %d (%v), want %d", v, err, s.SchemaVersion())
+		}
+		version := func(id string) int64 {
+			t.Helper()
+			var v int64
+			if err := s.DB().QueryRowContext(ctx, "SELECT version FROM "+s.TableName("accounts")+" WHERE id = "+p(1), id).Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		if v := version("a"); v != 0 {
+			t.Fatalf("an account from before v3 has version %d, want 0", v)
+		}
+		// A server still on v2 (it does not know the column) writes an
+		// account during the rolling upgrade: on PostgreSQL a whole row from
+		// JSON (the column comes as NULL), on SQLite with its columns named.
+		if s.Dialect() == "postgres" {
+			exec("INSERT INTO " + s.TableName("accounts") + " SELECT * FROM jsonb_populate_recordset(NULL::" + s.TableName("accounts") + `, '[{"id":"v2","created_at":1,"team":0,"members":"null","low_balance_threshold":0,"available":0,"held":0,"granted":0,"spent":0,"expired":0,"seq":0,"metadata":"null"}]')`)
+			// Its UPDATE moves the version (a trigger), so a state another
+			// server kept from before it is refused.
+			exec("UPDATE " + s.TableName("accounts") + " SET low_balance_threshold = 5000 WHERE id = 'a'")
+			if v := version("a"); v != 1 {
+				t.Fatalf("an UPDATE that leaves the version out: version %d, want 1", v)
+			}
+		} else {
+			exec("INSERT INTO " + s.TableName("accounts") + " (id, created_at, team, members, low_balance_threshold, available, held, granted, spent, expired, seq, metadata) VALUES ('v2', 1, 0, 'null', 0, 0, 0, 0, 0, 0, 0, 'null')")
+		}
+		if v := version("v2"); v != 0 {
+			t.Fatalf("an account a v2 server created: version %d, want 0", v)
+		}
+
 		h := storetest.NewHarness(t, s, nil)
 		q := h.Quote(t, credits.QuoteRequest{Tool: "image"})
 		res, err := h.Ledger.Charge(ctx, credits.ChargeRequest{Account: "a", Quote: q, Key: "after-upgrade"})
@@ -436,7 +473,7 @@ func TestMigrateFromV1(t *testing.T) {
 		storetest.CheckInvariants(t, h, "a")
 	}
 	t.Run("sqlite", func(t *testing.T) {
-		s, err := sqlstore.OpenUncheckedForTest(context.Background(), "file:"+filepath.Join(t.TempDir(), "v1.db"), sqlstore.Options{})
+		s, err := openUnchecked(context.Background(), "file:"+filepath.Join(t.TempDir(), "v1.db"), sqlstore.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -445,7 +482,7 @@ func TestMigrateFromV1(t *testing.T) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		schema := randomName("credits_test_")
-		s, err := sqlstore.OpenUncheckedForTest(context.Background(), postgresDSN(t), sqlstore.Options{Schema: schema})
+		s, err := openUnchecked(context.Background(), postgresDSN(t), sqlstore.Options{Schema: schema})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -472,13 +509,13 @@ func TestNoMigrateRefusesOtherSchemas(t *testing.T) {
 		if _, err := sqlstore.Open(ctx, dsn, &noMigrate); !errors.Is(err, sqlstore.ErrSchemaOutdated) {
 			t.Fatalf("NoMigrate on an empty database: %v, want ErrSchemaOutdated", err)
 		}
-		old, err := sqlstore.OpenUncheckedForTest(ctx, dsn, opts)
+		old, err := openUnchecked(ctx, dsn, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer old.Close()
 		// New on the application's own *sql.DB, without Migrate: the same.
-		if _, err := sqlstore.New(ctx, old.DB(), old.Dialect(), &opts); !errors.Is(err, sqlstore.ErrSchemaOutdated) {
+		if _, err := newOn(ctx, old.DB(), old.Dialect(), &opts); !errors.Is(err, sqlstore.ErrSchemaOutdated) {
 			t.Fatalf("New without Migrate on an empty database: %v, want ErrSchemaOutdated", err)
 		}
 		if _, err := old.Version(ctx); err == nil {
@@ -489,7 +526,7 @@ func TestNoMigrateRefusesOtherSchemas(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := old.MigrateToForTest(ctx, 1); err != nil {
+		if err := core.MigrateTo(ctx, old, 1); err != nil {
 			t.Fatal(err)
 		}
 		_, err = sqlstore.Open(ctx, dsn, &noMigrate)
@@ -507,7 +544,7 @@ func TestNoMigrateRefusesOtherSchemas(t *testing.T) {
 			t.Fatalf("NoMigrate on a current database: %v", err)
 		}
 		_ = s.Close()
-		if err := old.SetVersionForTest(ctx, old.SchemaVersion()+1); err != nil {
+		if err := core.SetVersionForTest(ctx, old, old.SchemaVersion()+1); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := sqlstore.Open(ctx, dsn, &noMigrate); !errors.Is(err, sqlstore.ErrSchemaTooNew) {
@@ -622,7 +659,7 @@ func TestKeptBatchAllOrNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := a.Stats()
-	a.HoldBatches()
+	core.PauseBatches(a, true)
 	var wg sync.WaitGroup
 	for i, id := range []string{"x", "y", "x", "y"} {
 		wg.Go(func() {
@@ -635,7 +672,7 @@ func TestKeptBatchAllOrNothing(t *testing.T) {
 		})
 		waitQueued(t, a, i+1)
 	}
-	a.ResumeBatches()
+	core.PauseBatches(a, false)
 	wg.Wait()
 	after := a.Stats()
 	if after.KeptRuns-before.KeptRuns != 1 || after.KeptStale-before.KeptStale != 1 || after.MaxBatch < 4 {
@@ -659,7 +696,7 @@ func TestKeptBatchAllOrNothing(t *testing.T) {
 	}
 	// Both are kept again: the next batch on them runs without reading.
 	before = a.Stats()
-	a.HoldBatches()
+	core.PauseBatches(a, true)
 	for i, id := range []string{"x", "y"} {
 		wg.Go(func() {
 			if _, err := h.Ledger.Charge(ctx, credits.ChargeRequest{Account: id, Member: "m", Quote: q, Key: fmt.Sprint("again", i)}); err != nil {
@@ -668,7 +705,7 @@ func TestKeptBatchAllOrNothing(t *testing.T) {
 		})
 		waitQueued(t, a, i+1)
 	}
-	a.ResumeBatches()
+	core.PauseBatches(a, false)
 	wg.Wait()
 	if after := a.Stats(); after.KeptRuns-before.KeptRuns != 1 || after.KeptStale != before.KeptStale {
 		t.Fatalf("want one batch on kept states, not stale: %+v → %+v", before, after)
@@ -681,34 +718,41 @@ type otherDriver struct{ driver.Driver }
 
 func (c otherConnector) Driver() driver.Driver { return otherDriver{c.Connector.Driver()} }
 
-// Kept states tell a refused write from a lost one by pgx's error type:
-// through another driver a store keeps none, and every operation reads; nor
-// does a store told NoOptimistic (every operation locks).
-func TestKeptStatesNeedPgx(t *testing.T) {
-	dsn := sqlstore.PostgresDSN(postgresDSN(t))
+// postgres.New takes a *sql.DB on pgx's driver only, and says so for any
+// other (here a pgx pool dressed as another driver, as an instrumenting
+// wrapper would be): the store pipelines on pgx's connection and sends
+// typed arrays. On pgx it keeps states unless told KeptStates: -1.
+func TestPostgresNewNeedsPgx(t *testing.T) {
+	dsn := postgres.DSN(postgresDSN(t))
 	for _, tc := range []struct {
-		other, noOptimistic, kept bool
-	}{{false, false, true}, {true, false, false}, {false, true, false}} {
-		other := tc.other
+		other bool
+		kept  int
+	}{{false, 0}, {true, 0}, {false, -1}} {
 		conn, err := stdlib.GetDefaultDriver().(driver.DriverContext).OpenConnector(dsn)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var db *sql.DB
-		if other {
+		if tc.other {
 			db = sql.OpenDB(otherConnector{conn})
 		} else {
 			db = sql.OpenDB(conn)
 		}
 		schema := randomName("credits_test_")
-		s, err := sqlstore.New(context.Background(), db, sqlstore.Postgres, &sqlstore.Options{Schema: schema, Migrate: true, NoOptimistic: tc.noOptimistic})
+		t.Cleanup(func() {
+			_, _ = db.ExecContext(context.Background(), `DROP SCHEMA IF EXISTS "`+schema+`" CASCADE`)
+			_ = db.Close()
+		})
+		s, err := postgres.New(context.Background(), db, &sqlstore.Options{Schema: schema, Migrate: true, KeptStates: tc.kept})
+		if tc.other {
+			if err == nil || !strings.Contains(err.Error(), "pgx") {
+				t.Fatalf("New on another driver: %v, want a refusal that names pgx", err)
+			}
+			continue
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() {
-			_, _ = db.ExecContext(context.Background(), `DROP SCHEMA "`+schema+`" CASCADE`)
-			_ = db.Close()
-		})
 		h := storetest.NewHarness(t, s, nil)
 		h.Account(t, credits.CreateAccountRequest{ID: "a"})
 		q := h.Quote(t, credits.QuoteRequest{Tool: "image"})
@@ -717,8 +761,8 @@ func TestKeptStatesNeedPgx(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if kept := s.Stats().KeptRuns; (kept > 0) != tc.kept {
-			t.Errorf("another driver: %v, NoOptimistic: %v; runs on kept states: %d", other, tc.noOptimistic, kept)
+		if kept := s.Stats().KeptRuns; (kept > 0) != (tc.kept >= 0) {
+			t.Errorf("KeptStates %d: %d runs on kept states", tc.kept, kept)
 		}
 		storetest.CheckInvariants(t, h, "a")
 	}

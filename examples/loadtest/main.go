@@ -180,7 +180,7 @@ func run(ctx context.Context, c config) error {
 	}
 	fmt.Println("\nx naive: ledger ops/s ÷ naive ops/s, same database, same run (above 1: faster than the bare UPDATE).")
 	fmt.Println("kept: share of the batches that ran on a kept state, without reading the account (sqlstore Options.KeptStates).")
-	if store.Dialect() == sqlstore.Postgres {
+	if store.Dialect() == "postgres" {
 		fmt.Println("WAL B/op: bytes of write-ahead log the server wrote per operation (what a commit flushes and replication ships; other")
 		fmt.Println("activity on the server in the same seconds counts too).")
 	} else {
@@ -215,7 +215,7 @@ func placement(c config, suffix string) (string, *sqlstore.Options, func(), erro
 
 func describe(s *sqlstore.Store) string {
 	ctx := context.Background()
-	if s.Dialect() == sqlstore.Postgres {
+	if s.Dialect() == "postgres" {
 		var v string
 		_ = s.DB().QueryRowContext(ctx, "SHOW server_version").Scan(&v)
 		return "PostgreSQL " + v
@@ -236,7 +236,7 @@ func grouping(o sqlstore.Options) string {
 func (b *bench) setUp(ctx context.Context, suffix string) error {
 	p1, p2 := "$1", "$2"
 	b.naive = b.store.TableName("naive")
-	if b.store.Dialect() == sqlstore.SQLite {
+	if b.store.Dialect() == "sqlite" {
 		p1, p2 = "?1", "?2"
 	}
 	b.update = fmt.Sprintf("UPDATE %s SET balance = balance - %s WHERE id = %s AND balance >= %s", b.naive, p1, p2, p1)
@@ -304,7 +304,7 @@ func (b *bench) accounts(ctx context.Context, n int) ([]string, error) {
 		fmt.Fprintf(os.Stderr, "set up %d accounts in %s\n", n, time.Since(start).Round(time.Millisecond))
 	}
 	// Fresh statistics, as a database in service would have.
-	if b.store.Dialect() == sqlstore.Postgres {
+	if b.store.Dialect() == "postgres" {
 		for _, t := range []string{"accounts", "buckets", "holds", "entries", "records", "naive"} {
 			if _, err := b.store.DB().ExecContext(ctx, "ANALYZE "+b.store.TableName(t)); err != nil {
 				return nil, err
@@ -322,7 +322,7 @@ func (b *bench) account(ctx context.Context, id string) error {
 		return err
 	}
 	p1, p2 := "$1", "$2"
-	if b.store.Dialect() == sqlstore.SQLite {
+	if b.store.Dialect() == "sqlite" {
 		p1, p2 = "?1", "?2"
 	}
 	_, err := b.store.DB().ExecContext(ctx, "INSERT INTO "+b.naive+" (id, balance) VALUES ("+p1+", "+p2+")", id, b.balance.Units())
@@ -349,7 +349,7 @@ func walColumn(b float64) string {
 // walPosition is the server's current WAL position in bytes, or -1 when
 // the database is not PostgreSQL or does not say.
 func (b *bench) walPosition(ctx context.Context) float64 {
-	if b.store.Dialect() != sqlstore.Postgres {
+	if b.store.Dialect() != "postgres" {
 		return -1
 	}
 	var pos float64

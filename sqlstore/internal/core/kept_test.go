@@ -1,4 +1,4 @@
-package sqlstore
+package core
 
 import (
 	"fmt"
@@ -36,9 +36,12 @@ func keptFixture(id string, holds int) *credits.State {
 // those the open holds took from, no records; and what get hands out is a
 // copy.
 func TestKeptStateShape(t *testing.T) {
-	c := newStateCache(4)
-	c.put("a", keptFixture("a", 1))
-	st, known, ok := c.get("a", nil)
+	c := newKeptStates(4)
+	c.put("a", keptFixture("a", 1), 1)
+	st, version, known, ok := c.get("a", nil)
+	if version != 1 {
+		t.Fatalf("kept version %d, want 1", version)
+	}
 	if !ok {
 		t.Fatal("not kept")
 	}
@@ -64,19 +67,19 @@ func TestKeptStateShape(t *testing.T) {
 	st.Account.Members[0] = "changed"
 	st.Holds["open0"].Portions[0].Amount = credits.Whole(99)
 	st.Buckets["live"].Remaining = credits.Whole(0)
-	again, _, _ := c.get("a", nil)
+	again, _, _, _ := c.get("a", nil)
 	if again.Account.Members[0] != "m" || again.Holds["open0"].Portions[0].Amount != credits.Whole(1) || again.Buckets["live"].Remaining != credits.Whole(5) {
 		t.Fatal("changing a state get returned changed the kept state")
 	}
 	// A query naming a hold the state does not keep is not served.
-	if _, _, ok := c.get("a", []credits.Query{{Account: "a", Holds: []string{"done"}}}); ok {
+	if _, _, _, ok := c.get("a", []string{"done"}); ok {
 		t.Fatal("served a query naming a settled hold the state does not keep")
 	}
 	// A hold whose bucket the state lacks: not kept at all.
 	bad := keptFixture("b", 1)
 	delete(bad.Buckets, "drawn")
-	c.put("b", bad)
-	if _, _, ok := c.get("b", nil); ok {
+	c.put("b", bad, 1)
+	if _, _, _, ok := c.get("b", nil); ok {
 		t.Fatal("kept a state whose open hold names a bucket it does not have")
 	}
 }
@@ -84,34 +87,34 @@ func TestKeptStateShape(t *testing.T) {
 // The cache stays within its accounts and rows, and a nil cache keeps
 // nothing.
 func TestKeptStateBounds(t *testing.T) {
-	c := newStateCache(8)
+	c := newKeptStates(8)
 	for i := range 100 {
-		c.put(fmt.Sprint("acct", i), keptFixture(fmt.Sprint("acct", i), 0))
+		c.put(fmt.Sprint("acct", i), keptFixture(fmt.Sprint("acct", i), 0), 1)
 		if len(c.states) > 8 {
 			t.Fatalf("%d accounts kept, at most 8", len(c.states))
 		}
 	}
 	// 20 rows each: the row budget (16 × 8) holds 6.
 	for i := range 10 {
-		c.put(fmt.Sprint("big", i), keptFixture(fmt.Sprint("big", i), 18))
+		c.put(fmt.Sprint("big", i), keptFixture(fmt.Sprint("big", i), 18), 1)
 		if c.rows > rowsPerKept*8 {
 			t.Fatalf("%d rows kept, at most %d", c.rows, rowsPerKept*8)
 		}
 	}
 	rows := 0
 	for _, k := range c.states {
-		rows += len(k.Buckets) + len(k.Holds)
+		rows += len(k.st.Buckets) + len(k.st.Holds)
 	}
 	if rows != c.rows {
 		t.Fatalf("row count %d, the states have %d", c.rows, rows)
 	}
-	c.put("huge", keptFixture("huge", maxKeptRows))
-	if _, _, ok := c.get("huge", nil); ok {
+	c.put("huge", keptFixture("huge", maxKeptRows), 1)
+	if _, _, _, ok := c.get("huge", nil); ok {
 		t.Fatal("kept a state of more than maxKeptRows rows")
 	}
-	var none *stateCache
-	none.put("a", keptFixture("a", 0))
-	if _, _, ok := none.get("a", nil); ok || newStateCache(-1) != nil {
+	var none *keptStates
+	none.put("a", keptFixture("a", 0), 1)
+	if _, _, _, ok := none.get("a", nil); ok || newKeptStates(-1) != nil {
 		t.Fatal("a disabled cache kept a state")
 	}
 }

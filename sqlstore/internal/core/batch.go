@@ -1,0 +1,317 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/creditkit/credits"
+)
+
+// The executor. Every operation runs as part of a batch — alone (a batch
+// of one), grouped with concurrent operations by a committer, or inside
+// the caller's transaction — through the same steps:
+//
+//  1. state: the kept states of the batch's accounts when every one is
+//     kept (PostgreSQL, see kept.go); otherwise BEGIN, lock the accounts'
+//     rows in ID order and load their state (Tx.Load);
+//  2. apply every operation in Go, in arrival order, against that state (a
+//     failing operation leaves it untouched, so no SAVEPOINT);
+//  3. merge the changes into rows (collector) and write them: on kept
+//     states, one autocommit statement guarded by the accounts' versions;
+//     otherwise the write and COMMIT;
+//  4. answer each caller with its own result, once the commit is durable.
+//
+// Failures: a collision (serialization failure, deadlock, two processes
+// creating one account) runs the batch again on fresh state; a kept state
+// found stale runs it again on a loaded one. A failure before the commit
+// (a lost connection, a statement the database refuses) wrote nothing: the
+// operations run again one by one, so one bad operation fails alone. A
+// failed or unconfirmed commit fails every operation of the batch with an
+// error wrapping credits.ErrTransient: it may or may not have taken
+// effect, and a retry with the same idempotency key converges to exactly
+// one effect.
+
+// pending is one operation.
+type pending struct {
+	ctx   context.Context // the caller's: values only, once taken
+	q     credits.Query
+	apply func(*credits.State) (*credits.Change, error)
+	done  chan error // receives the outcome, once
+	state pendingState
+	// direct: run by its caller on an idle committer, on the caller's context
+	direct bool
+
+	err      error // apply's error in the current run of the batch
+	answered bool  // its outcome is settled
+	outcome  error
+}
+
+// answer settles p's outcome; the first one settled counts.
+func (p *pending) answer(err error) {
+	if !p.answered {
+		p.answered = true
+		p.outcome = err
+	}
+}
+
+// result is p's outcome for its caller: a panic of apply panics again.
+func (p *pending) result() error {
+	if pe, ok := p.outcome.(*panicked); ok {
+		panic(pe.value)
+	}
+	return p.outcome
+}
+
+// panicked carries a panic of apply to the caller's goroutine.
+type panicked struct{ value any }
+
+func (p *panicked) Error() string { return fmt.Sprint("sqlstore: operation panicked: ", p.value) }
+
+// call runs apply, turning a panic into a *panicked error.
+func (p *pending) call(st *credits.State) (ch *credits.Change, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			ch, err = nil, &panicked{value: v}
+		}
+	}()
+	return p.apply(st)
+}
+
+// errRestart says an operation was answered with its own error after it had
+// changed the batch's shared state: the batch runs again without it.
+var errRestart = errors.New("sqlstore: restart the batch")
+
+// errUnanswered would reach a caller whose operation a batch left without an
+// outcome: a bug in this package, never a silent success.
+var errUnanswered = errors.New("sqlstore: internal error: the batch gave no outcome")
+
+// commitFailed is a commit that failed or went unconfirmed.
+type commitFailed struct{ err error }
+
+func (e *commitFailed) Error() string { return e.err.Error() }
+func (e *commitFailed) Unwrap() error { return e.err }
+
+func commitError(err error) error {
+	return &commitFailed{err: fmt.Errorf("sqlstore: commit: %w: %w", credits.ErrTransient, err)}
+}
+
+// nothingWritten is a commit that failed before anything was written.
+type nothingWritten struct{ err error }
+
+func (e *nothingWritten) Error() string { return e.err.Error() }
+func (e *nothingWritten) Unwrap() error { return e.err }
+
+// WroteNothing marks an error of Tx.Commit that says nothing was written
+// (the server refused the write sent with the COMMIT): the batch's
+// operations may then run again one by one. Any other error of Commit may
+// have come after the commit took effect.
+func WroteNothing(err error) error { return &nothingWritten{err: Transient("write", err)} }
+
+// Transient wraps a failure to talk to the database.
+func Transient(what string, err error) error {
+	return fmt.Errorf("sqlstore: %s: %w: %w", what, credits.ErrTransient, err)
+}
+
+// run runs the batch to its end and settles every operation's outcome. It
+// reports how many times the batch collided and ran again, and whether it
+// failed as a whole.
+func (s *Store) run(ctx context.Context, batch []*pending) (retries int, failed bool) {
+	defer func() {
+		if v := recover(); v != nil { // a bug in this package: tell every caller
+			for _, p := range batch {
+				p.answer(&panicked{value: v})
+			}
+		}
+		for _, p := range batch {
+			p.answer(errUnanswered) // no effect on a settled outcome
+		}
+	}()
+	live := slices.Clone(batch) // DeleteFunc below must not clear batch's tail
+	for {
+		err := s.attempt(ctx, live)
+		var cf *commitFailed
+		switch {
+		case err == nil:
+			for _, p := range live {
+				p.answer(p.err)
+			}
+			return retries, false
+		case errors.Is(err, errRestart):
+			live = slices.DeleteFunc(live, func(p *pending) bool { return p.answered })
+			if len(live) == 0 {
+				return retries, false
+			}
+		case errors.As(err, &cf):
+			for _, p := range live {
+				p.answer(err)
+			}
+			return retries, true
+		case s.driver.Collided(err) && retries+1 < s.opts.MaxAttempts:
+			retries++
+			s.log.DebugContext(ctx, "sqlstore: retrying a colliding batch", "operations", len(live), "attempt", retries, "err", err)
+			if !sleep(ctx, backoff(retries)) {
+				for _, p := range live {
+					p.answer(Transient("retry", errors.Join(ctx.Err(), err)))
+				}
+				return retries, true
+			}
+		case len(live) > 1:
+			// Nothing was written. Run the operations one by one, so that
+			// one bad operation fails alone.
+			s.log.DebugContext(ctx, "sqlstore: batch failed before its commit; running its operations one by one", "operations", len(live), "err", err)
+			failed = true
+			for _, p := range live {
+				r, f := s.run(ctx, []*pending{p})
+				retries += r
+				failed = failed && f
+			}
+			return retries, failed
+		default:
+			live[0].answer(err)
+			return retries, errors.Is(err, credits.ErrTransient)
+		}
+	}
+}
+
+// attempt runs the batch once: on kept states when it can, otherwise in a
+// transaction that locks and loads its accounts. It returns nil once the
+// batch committed (or had nothing to write), leaving each operation's own
+// error in its err; errRestart when an operation was answered early; a
+// *commitFailed when the commit failed or went unconfirmed; any other error
+// when nothing was written.
+func (s *Store) attempt(ctx context.Context, live []*pending) error {
+	if err, done := s.attemptKept(ctx, live); done {
+		return err
+	}
+	tx, err := s.driver.Begin(ctx, s.db, false)
+	if err != nil {
+		return Transient("begin", err)
+	}
+	defer tx.Rollback()
+	st, err := s.write(ctx, tx, live)
+	if err != nil || st == nil {
+		return err
+	}
+	if err := s.fault(false); err != nil {
+		return commitError(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		s.kept.forget(st.accounts())
+		var nw *nothingWritten
+		if errors.As(err, &nw) {
+			return err
+		}
+		return commitError(err)
+	}
+	s.kept.putAll(st)
+	if err := s.fault(true); err != nil {
+		return commitError(err)
+	}
+	return nil
+}
+
+// written is what a batch wrote: the states its operations left and the
+// accounts' new versions (for kept states).
+type written struct {
+	states   map[string]*credits.State
+	versions map[string]int64
+}
+
+func (w *written) accounts() []string {
+	out := make([]string, 0, len(w.states))
+	for a := range w.states {
+		out = append(out, a)
+	}
+	return out
+}
+
+// write locks and loads the batch's accounts in tx, applies its
+// operations and writes their changes, without committing. It returns nil
+// when there was nothing to write.
+func (s *Store) write(ctx context.Context, tx Tx, live []*pending) (*written, error) {
+	qs := make([]credits.Query, len(live))
+	for i, p := range live {
+		qs[i] = p.q
+	}
+	args := NewLoadArgs(qs)
+	l := NewLoad(args.Accounts)
+	if err := tx.Load(ctx, args, l, true); err != nil {
+		return nil, err
+	}
+	if err := l.Err(); err != nil {
+		return nil, err
+	}
+	c, err := applyAll(live, l.States)
+	if err != nil || c == nil {
+		return nil, err
+	}
+	w, versions, err := c.writes(l.Rows)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := tx.Write(ctx, w); err != nil {
+		return nil, err
+	}
+	return &written{states: l.States, versions: versions}, nil
+}
+
+// applyAll applies the operations in order to the states of their
+// accounts, leaving each one's error in its err, and merges their
+// changes: nil when nothing changed, errRestart when an operation was
+// answered early (see attempt).
+func applyAll(live []*pending, states map[string]*credits.State) (*collector, error) {
+	var c collector
+	changed := false
+	for _, p := range live {
+		ch, err := p.call(states[p.q.Account])
+		p.err = err
+		if _, ok := err.(*panicked); ok {
+			p.answer(err) // its state may be half-changed: start again without it
+			return nil, errRestart
+		}
+		if err != nil || ch == nil {
+			continue
+		}
+		if err := c.add(p.q.Account, ch); err != nil {
+			p.answer(err) // folded into the state, but cannot be stored
+			return nil, errRestart
+		}
+		changed = true
+	}
+	if !changed {
+		return nil, nil
+	}
+	return &c, nil
+}
+
+// fault is the test hook that makes a commit fail (committed false: before
+// it, so nothing is written) or go unconfirmed (true: after it).
+func (s *Store) fault(committed bool) error {
+	if s.commitFault == nil {
+		return nil
+	}
+	return s.commitFault(committed)
+}
+
+func backoff(attempt int) time.Duration {
+	return time.Duration(rand.Int64N(int64(time.Millisecond)<<min(attempt, 6))) + time.Millisecond
+}
+
+// sleep waits d, or less if ctx ends first; it reports whether it waited d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,524 @@
+// Package core is the driver-free part of the SQL stores: the executor that
+// runs every write (lock → load → apply → write), group commit, kept
+// states, change merging, the table descriptors and the migration runner.
+// The postgres and sqlite packages add what differs by database (see
+// [Driver]); applications use those.
+package core
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/creditkit/credits"
+)
+
+// Options configures a Store. A nil *Options means every default.
+type Options struct {
+	// TablePrefix starts every table name. Empty means "credits_". Lower
+	// case letters, digits and underscores only.
+	TablePrefix string
+	// Schema, on PostgreSQL, is the schema the tables live in (created if
+	// missing). Empty means the connection's search_path.
+	Schema string
+	// Migrate, for New, applies the embedded migrations before returning.
+	// Open always migrates unless NoMigrate is set. A store that does not
+	// migrate checks the schema's version instead and refuses an older one
+	// with ErrSchemaOutdated (a newer one with ErrSchemaTooNew).
+	Migrate   bool
+	NoMigrate bool
+	// MaxAttempts bounds the runs of a batch that collides with another
+	// transaction (serialization failure, deadlock). Zero means 8.
+	MaxAttempts int
+	// NoGroupCommit runs every operation in a transaction of its own, on
+	// the caller's goroutine, instead of grouping concurrent operations
+	// into shared transactions.
+	NoGroupCommit bool
+	// Committers is how many transactions run batches at once; an account
+	// always goes to the same one. Zero means 2 on PostgreSQL and 1 on
+	// SQLite (one writer).
+	Committers int
+	// KeptStates is how many accounts' states a PostgreSQL store keeps
+	// after writing them, so that the next batch on them skips reading
+	// them (one round trip instead of two). Zero means 1024; negative
+	// keeps none. SQLite keeps none.
+	KeptStates int
+	// MaxBatch caps the operations of one transaction. Zero means 64.
+	MaxBatch int
+	// CommitTimeout bounds a batch a committer runs on no caller's
+	// context. Zero means 30 seconds.
+	CommitTimeout time.Duration
+	// Logger receives debug lines (one per batch, and every retry). Nil
+	// means discard.
+	Logger *slog.Logger
+
+	skipSchemaCheck bool // tests that build an older schema by hand
+}
+
+// SkipSchemaCheck makes a store opened with o run on whatever schema it
+// finds: for tests that build an older schema with [MigrateTo].
+func SkipSchemaCheck(o *Options) { o.skipSchemaCheck = true }
+
+// Driver is what a database adds to the driver-free store: its statements
+// and how it sends them.
+type Driver interface {
+	// Name is "postgres" or "sqlite".
+	Name() string
+	// Begin starts a transaction on db for a batch (readOnly: for View,
+	// a consistent snapshot that locks nothing).
+	Begin(ctx context.Context, db *sql.DB, readOnly bool) (Tx, error)
+	// Join runs a batch's statements inside the caller's transaction.
+	Join(tx *sql.Tx) Tx
+	// Collided reports whether err says a transaction collided with
+	// another one (serialization failure, deadlock, two creations of one
+	// account): the batch may run again.
+	Collided(err error) bool
+	// Reads returns the statements of the single-statement reads.
+	Reads() Reads
+	// Migrations are the database's schema migrations.
+	Migrations() Migrations
+}
+
+// The rules a load states in SQL, written once for both databases (the Go
+// side of each is in the root package: Hold.DueAt, Bucket.Live,
+// Bucket.DueAt).
+
+// DueHold is the condition "the hold aliased h is open and due by the
+// instant param (Unix nanoseconds)".
+func DueHold(h, param string) string {
+	return h + ".status = 'open' AND " + h + ".deadline <= " + param
+}
+
+// LiveBucket is the condition "the bucket aliased b still holds credits",
+// through the flag its indexes look at.
+func LiveBucket(b string) string { return b + ".live = 1" }
+
+// DueBucket is the condition "the bucket aliased b is live and expires by
+// the instant param".
+func DueBucket(b, param string) string {
+	return LiveBucket(b) + " AND " + b + ".expires_at IS NOT NULL AND " + b + ".expires_at <= " + param
+}
+
+// Tx is one transaction of a batch.
+type Tx interface {
+	// Load loads the state of args' accounts (after locking their rows,
+	// in ID order, when lock) into l.
+	Load(ctx context.Context, args LoadArgs, l *Load, lock bool) error
+	// Write writes w. A driver may send it with the commit.
+	Write(ctx context.Context, w *Writes) error
+	// Commit commits the transaction (nothing, when joined). An error may
+	// come after the commit took effect.
+	Commit(ctx context.Context) error
+	// Rollback ends the transaction if it is still open (nothing, when
+	// joined); it runs even when ctx has ended.
+	Rollback()
+	// Querier runs reads inside the transaction.
+	Querier() Querier
+}
+
+// Guarded is what a driver that supports kept states adds (PostgreSQL).
+type Guarded interface {
+	// WriteGuarded writes w in one autocommit statement that takes effect
+	// only if every account of PartAccounts still has the version its row
+	// replaces and has no open hold due by due other than the known ones.
+	// It reports whether it wrote; an error for which Refused is true
+	// wrote nothing, any other may have come after the write took effect.
+	WriteGuarded(ctx context.Context, db *sql.DB, w *Writes, known []string, due int64) (bool, error)
+	// Refused reports whether err says the server refused a statement,
+	// so that nothing of it was written.
+	Refused(err error) bool
+}
+
+// Querier is what *sql.DB and *sql.Tx offer.
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Reads are the statements of the reads that take one statement.
+type Reads struct {
+	// HoldAccount: $1 a hold ID → its account.
+	HoldAccount string
+	// Exists: $1 an account ID → a row if it exists.
+	Exists string
+	// DueAccounts: $1 Unix nanoseconds, $2 a limit → account IDs with an
+	// open hold or a live bucket due by then.
+	DueAccounts string
+	// Entries: the entry columns from alias e, "FROM … e": the query that
+	// Entries completes with its conditions.
+	Entries string
+	// Param is the i-th parameter (from 1); List a list of strings as a
+	// parameter for In, the condition "expr is one of them".
+	Param func(i int) string
+	List  func([]string) any
+	In    func(expr, param string) string
+}
+
+// ErrClosed is returned by operations started after Close.
+var ErrClosed = errors.New("sqlstore: store closed")
+
+// ErrSchemaTooNew is returned when the database's schema is newer than this
+// code knows: upgrade the code, never the other way round.
+var ErrSchemaTooNew = errors.New("sqlstore: database schema is newer than this version of the code")
+
+// ErrSchemaOutdated is returned by a store that does not migrate (New
+// without Options.Migrate, Open with Options.NoMigrate) on a database whose
+// schema is older than the code: it never runs on it. Migrate brings it up
+// to date.
+var ErrSchemaOutdated = errors.New("sqlstore: database schema is older than this version of the code")
+
+// Store is a credits.Store on a SQL database. It is safe for concurrent use.
+type Store struct {
+	closed atomic.Bool
+	group  *group
+	kept   *keptStates // nil: none
+	// commitFault, set by tests, fails a commit (see fault).
+	commitFault func(committed bool) error
+	db          *sql.DB
+	owned       bool // Open made db: Close closes it
+	driver      Driver
+	guarded     Guarded // nil: no kept states
+	reads       Reads
+	names       Names
+	opts        Options
+	log         *slog.Logger
+}
+
+var _ credits.Store = (*Store)(nil)
+
+// Names are the table names as SQL writes them: prefixed and, on
+// PostgreSQL, schema-qualified.
+type Names struct {
+	Prefix string // the qualified prefix: `"billing".credits_`
+	Raw    string // the prefix alone: credits_
+	Schema string
+}
+
+// Table is the qualified name of a table ("accounts", …).
+func (n Names) Table(name string) string { return n.Prefix + name }
+
+var identRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,40}$`)
+
+// Resolve checks the options and fills in the defaults that do not depend
+// on the database (committers is the database's default). It returns the
+// table names.
+func Resolve(o *Options, committers int, schemas bool) (Names, error) {
+	if o.TablePrefix == "" {
+		o.TablePrefix = "credits_"
+	}
+	if !identRE.MatchString(o.TablePrefix) {
+		return Names{}, fmt.Errorf("sqlstore: table prefix %q: want lower-case letters, digits and underscores", o.TablePrefix)
+	}
+	if o.Schema != "" && (!schemas || !identRE.MatchString(o.Schema)) {
+		return Names{}, fmt.Errorf("sqlstore: schema %q: only on PostgreSQL, lower-case letters, digits and underscores", o.Schema)
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 8
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Committers <= 0 {
+		o.Committers = committers
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 64
+	}
+	if o.CommitTimeout <= 0 {
+		o.CommitTimeout = 30 * time.Second
+	}
+	n := Names{Prefix: o.TablePrefix, Raw: o.TablePrefix, Schema: o.Schema}
+	if o.Schema != "" {
+		n.Prefix = `"` + o.Schema + `".` + o.TablePrefix
+	}
+	return n, nil
+}
+
+// New returns a Store on db through driver, with options resolved by
+// [Resolve], and migrates or checks the schema.
+func New(ctx context.Context, db *sql.DB, driver Driver, names Names, o Options, owned bool) (*Store, error) {
+	s := &Store{db: db, owned: owned, driver: driver, reads: driver.Reads(), names: names, opts: o, log: o.Logger}
+	s.group = newGroup(s, o.Committers)
+	if g, ok := driver.(Guarded); ok && o.KeptStates >= 0 {
+		if o.KeptStates == 0 {
+			s.opts.KeptStates = 1024
+		}
+		s.guarded, s.kept = g, newKeptStates(s.opts.KeptStates)
+	} else {
+		s.opts.KeptStates = -1
+	}
+	if err := db.PingContext(ctx); err != nil {
+		return nil, fmt.Errorf("sqlstore: connect: %w", err)
+	}
+	if o.Migrate {
+		if err := s.Migrate(ctx); err != nil {
+			return nil, err
+		}
+	} else if !o.skipSchemaCheck {
+		if err := s.checkSchema(ctx); err != nil {
+			return nil, err
+		}
+	}
+	s.prepare(ctx)
+	return s, nil
+}
+
+// prepare lets a driver prepare its statements once the tables exist.
+func (s *Store) prepare(ctx context.Context) {
+	if p, ok := s.driver.(interface{ Prepare(context.Context) }); ok {
+		p.Prepare(ctx)
+	}
+}
+
+// Options returns the options the store runs with, defaults resolved.
+func (s *Store) Options() Options { return s.opts }
+
+// Dialect returns the store's database: "postgres" or "sqlite".
+func (s *Store) Dialect() string { return s.driver.Name() }
+
+// TableName returns the full name of one of the store's tables ("accounts",
+// "buckets", "holds", "entries", "records") as SQL should write it: with its
+// prefix and, on PostgreSQL, its schema. Reports can join on it.
+func (s *Store) TableName(table string) string { return s.names.Table(table) }
+
+// DB returns the database the store runs on.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Close makes later calls fail with [ErrClosed], waits for the operations
+// already queued to be committed and answered, and closes the database if
+// Open opened it (which waits for the statements under way).
+func (s *Store) Close() error {
+	s.closed.Store(true)
+	s.group.close()
+	if c, ok := s.driver.(interface{ Close() }); ok {
+		c.Close()
+	}
+	if s.owned {
+		return s.db.Close()
+	}
+	return nil
+}
+
+// Update implements credits.Store: the operation runs as a batch (see
+// [Store.run]), alone or grouped with other operations of concurrent
+// callers. If ctx ends while the operation still waits in a queue, it is
+// removed and Update returns ctx's error; once a committer has taken it,
+// Update returns what its batch's commit decided, whatever ctx does
+// meanwhile. An operation that finds its committer idle runs at once on
+// its caller's goroutine and context, as with Options.NoGroupCommit.
+func (s *Store) Update(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p := &pending{ctx: ctx, q: q, apply: apply, done: make(chan error, 1)}
+	if s.opts.NoGroupCommit {
+		s.run(ctx, []*pending{p})
+		return p.result()
+	}
+	return s.group.submit(ctx, p)
+}
+
+// View implements credits.Store: the state as one consistent snapshot.
+func (s *Store) View(ctx context.Context, q credits.Query) (*credits.State, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	tx, err := s.driver.Begin(ctx, s.db, true)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: view: %w", err)
+	}
+	defer tx.Rollback()
+	return s.view(ctx, tx, q)
+}
+
+func (s *Store) view(ctx context.Context, tx Tx, q credits.Query) (*credits.State, error) {
+	args := NewLoadArgs([]credits.Query{q})
+	l := NewLoad(args.Accounts)
+	if err := tx.Load(ctx, args, l, false); err != nil {
+		return nil, fmt.Errorf("sqlstore: view: %w", err)
+	}
+	if err := l.Err(); err != nil {
+		return nil, err
+	}
+	return l.States[q.Account], nil
+}
+
+// HoldAccount implements credits.Store.
+func (s *Store) HoldAccount(ctx context.Context, holdID string) (string, error) {
+	if s.closed.Load() {
+		return "", ErrClosed
+	}
+	return s.holdAccount(ctx, s.db, holdID)
+}
+
+func (s *Store) holdAccount(ctx context.Context, db Querier, holdID string) (string, error) {
+	var id string
+	err := db.QueryRowContext(ctx, s.reads.HoldAccount, holdID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("%w: %q", credits.ErrUnknownHold, holdID)
+	}
+	if err != nil {
+		return "", fmt.Errorf("sqlstore: hold account: %w", err)
+	}
+	return id, nil
+}
+
+// Entries implements credits.Store.
+func (s *Store) Entries(ctx context.Context, f credits.EntryFilter) ([]credits.Entry, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	return s.entries(ctx, s.db, f)
+}
+
+func (s *Store) entries(ctx context.Context, db Querier, f credits.EntryFilter) ([]credits.Entry, error) {
+	r := s.reads
+	args := []any{f.Account, f.AfterSeq}
+	where := []string{"e.account = " + r.Param(1), "e.seq > " + r.Param(2)}
+	for _, bound := range []struct {
+		t  time.Time
+		op string
+	}{{f.Since, ">="}, {f.Until, "<"}} {
+		if bound.t.IsZero() {
+			continue
+		}
+		n, err := Nanos(bound.t)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, n)
+		where = append(where, "e.at "+bound.op+" "+r.Param(len(args)))
+	}
+	if len(f.Types) > 0 {
+		types := make([]string, len(f.Types))
+		for i, t := range f.Types {
+			types[i] = string(t)
+		}
+		args = append(args, r.List(types))
+		where = append(where, r.In("e.type", r.Param(len(args))))
+	}
+	query := r.Entries + " WHERE " + strings.Join(where, " AND ") + " ORDER BY e.seq"
+	if f.Limit > 0 {
+		args = append(args, f.Limit)
+		query += " LIMIT " + r.Param(len(args))
+	}
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: entries: %w", err)
+	}
+	defer rows.Close()
+	var out []credits.Entry
+	vals, dest := Dest(len(Entries.Columns))
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("sqlstore: entries: %w", err)
+		}
+		e, err := DecodeEntry(vals)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlstore: entries: %w", err)
+	}
+	if len(out) == 0 {
+		var one int
+		switch err := db.QueryRowContext(ctx, r.Exists, f.Account).Scan(&one); {
+		case errors.Is(err, sql.ErrNoRows):
+			return nil, fmt.Errorf("%w: %q", credits.ErrUnknownAccount, f.Account)
+		case err != nil:
+			return nil, fmt.Errorf("sqlstore: entries: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// DueAccounts implements credits.Store.
+func (s *Store) DueAccounts(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	return s.dueAccounts(ctx, s.db, now, limit)
+}
+
+func (s *Store) dueAccounts(ctx context.Context, db Querier, now time.Time, limit int) ([]string, error) {
+	n, err := Nanos(now)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, s.reads.DueAccounts, n, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: due accounts: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("sqlstore: due accounts: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// WithTx returns a credits.Store that runs every operation inside tx, a
+// transaction the application began on the same database and owns: the
+// ledger's writes commit or roll back with the application's own. Use it
+// with credits.Ledger.WithStore:
+//
+//	tx, _ := db.BeginTx(ctx, nil)
+//	res, err := ledger.WithStore(store.WithTx(tx)).Reserve(ctx, req)
+//	// … insert the job row in tx …
+//	tx.Commit()
+//
+// An operation runs through the same lock → load → apply → write code as
+// any other, as a batch of one, and never commits, rolls back or retries:
+// a collision or an error is the caller's to handle (on PostgreSQL, a
+// failed statement aborts tx). The ledger's OnLowBalance hook runs before
+// the caller commits. On SQLite, tx must be a write transaction (the DSN's
+// _txlock=immediate, as Open sets).
+func (s *Store) WithTx(tx *sql.Tx) credits.Store { return &txStore{s: s, tx: s.driver.Join(tx)} }
+
+type txStore struct {
+	s  *Store
+	tx Tx
+}
+
+func (t *txStore) Update(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) error {
+	p := &pending{ctx: ctx, q: q, apply: apply}
+	_, err := t.s.write(ctx, t.tx, []*pending{p})
+	switch {
+	case errors.Is(err, errRestart): // answered early: a panic, or a change that cannot be stored
+		return p.result()
+	case err != nil:
+		return err
+	}
+	return p.err
+}
+
+func (t *txStore) View(ctx context.Context, q credits.Query) (*credits.State, error) {
+	return t.s.view(ctx, t.tx, q)
+}
+
+func (t *txStore) HoldAccount(ctx context.Context, holdID string) (string, error) {
+	return t.s.holdAccount(ctx, t.tx.Querier(), holdID)
+}
+
+func (t *txStore) Entries(ctx context.Context, f credits.EntryFilter) ([]credits.Entry, error) {
+	return t.s.entries(ctx, t.tx.Querier(), f)
+}
+
+func (t *txStore) DueAccounts(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	return t.s.dueAccounts(ctx, t.tx.Querier(), now, limit)
+}

@@ -1,0 +1,11 @@
+package sqlite
+
+import (
+	"embed"
+	"io/fs"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+var migrations, _ = fs.Sub(migrationFiles, "migrations")
