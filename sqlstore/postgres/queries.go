@@ -22,34 +22,26 @@ type queries struct {
 	names core.Names
 }
 
-func cols(alias string, t core.Described) string {
-	names := t.ColumnNames()
-	for i, c := range names {
-		names[i] = alias + "." + c
-	}
-	return strings.Join(names, ", ")
-}
-
 func newQueries(n core.Names) queries {
 	accounts, buckets, holds := n.Table("accounts"), n.Table("buckets"), n.Table("holds")
 	q := queries{names: n}
 	// The accounts are locked in ID order, so that two transactions
 	// locking overlapping sets never deadlock.
-	q.view = fmt.Sprintf("SELECT %s FROM %s a WHERE a.id = ANY($1::text[]) ORDER BY a.id", cols("a", core.Accounts), accounts)
+	q.view = fmt.Sprintf("SELECT %s FROM %s a WHERE a.id = ANY($1::text[]) ORDER BY a.id", core.Columns("a", core.Accounts), accounts)
 	q.lock = q.view + " FOR UPDATE"
 	// Each branch is a plain index lookup (no OR across indexes); a row two
 	// branches find comes back twice and is kept once.
 	named := "h.id = ANY($2::text[]) AND h.account = ANY($1::text[])"
 	due := "h.account = ANY($1::text[]) AND " + core.DueHold("h", "$3::bigint")
-	q.holds = fmt.Sprintf("SELECT %[1]s FROM %[2]s h WHERE %[3]s\nUNION ALL\nSELECT %[1]s FROM %[2]s h WHERE %[4]s", cols("h", core.Holds), holds, named, due)
+	q.holds = fmt.Sprintf("SELECT %[1]s FROM %[2]s h WHERE %[3]s\nUNION ALL\nSELECT %[1]s FROM %[2]s h WHERE %[4]s", core.Columns("h", core.Holds), holds, named, due)
 	portions := "SELECT (p.value->>'bucket') FROM %s h, jsonb_array_elements(h.portions::jsonb) p WHERE %s"
 	q.buckets = strings.Join([]string{
-		fmt.Sprintf("SELECT %s FROM %s b WHERE b.account = ANY($1::text[]) AND %s", cols("b", core.Buckets), buckets, core.LiveBucket("b")),
-		fmt.Sprintf("SELECT %s FROM %s b WHERE b.id = ANY(ARRAY(%s))", cols("b", core.Buckets), buckets, fmt.Sprintf(portions, holds, named)),
-		fmt.Sprintf("SELECT %s FROM %s b WHERE b.id = ANY(ARRAY(%s))", cols("b", core.Buckets), buckets, fmt.Sprintf(portions, holds, due)),
+		fmt.Sprintf("SELECT %s FROM %s b WHERE b.account = ANY($1::text[]) AND %s", core.Columns("b", core.Buckets), buckets, core.LiveBucket("b")),
+		fmt.Sprintf("SELECT %s FROM %s b WHERE b.id = ANY(ARRAY(%s))", core.Columns("b", core.Buckets), buckets, fmt.Sprintf(portions, holds, named)),
+		fmt.Sprintf("SELECT %s FROM %s b WHERE b.id = ANY(ARRAY(%s))", core.Columns("b", core.Buckets), buckets, fmt.Sprintf(portions, holds, due)),
 	}, "\nUNION ALL\n")
 	q.records = fmt.Sprintf("SELECT %s FROM unnest($1::text[], $2::text[]) k(account, key) JOIN %s r ON r.account = k.account AND r.key = k.key",
-		cols("r", core.Records), n.Table("records"))
+		core.Columns("r", core.Records), n.Table("records"))
 
 	q.holdAccount = fmt.Sprintf("SELECT account FROM %s WHERE id = $1", holds)
 	q.exists = fmt.Sprintf("SELECT 1 FROM %s WHERE id = $1", accounts)
@@ -58,7 +50,7 @@ func newQueries(n core.Names) queries {
 	UNION
 	SELECT b.account FROM %s b WHERE %s
 ) due ORDER BY account LIMIT $2`, holds, core.DueHold("h", "$1"), buckets, core.DueBucket("b", "$1"))
-	q.entries = fmt.Sprintf("SELECT %s FROM %s e", cols("e", core.Entries), n.Table("entries"))
+	q.entries = fmt.Sprintf("SELECT %s FROM %s e", core.Columns("e", core.Entries), n.Table("entries"))
 	return q
 }
 

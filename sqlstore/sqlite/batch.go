@@ -44,32 +44,24 @@ type queries struct {
 // batch's rows go in chunks of these sizes, largest first.
 var insertChunks = []int{16, 4, 1}
 
-func cols(alias string, t core.Described) string {
-	names := t.ColumnNames()
-	for i, c := range names {
-		names[i] = alias + "." + c
-	}
-	return strings.Join(names, ", ")
-}
-
 func newQueries(n core.Names) queries {
 	accounts, buckets, holds := n.Table("accounts"), n.Table("buckets"), n.Table("holds")
 	in := func(expr, p string) string { return expr + " IN (SELECT value FROM json_each(" + p + "))" }
 	var q queries
 	// The write transaction holds the database's one write lock: the
 	// accounts need no row lock.
-	q.lock = fmt.Sprintf("SELECT %s FROM %s a WHERE %s ORDER BY a.id", cols("a", core.Accounts), accounts, in("a.id", "?1"))
+	q.lock = fmt.Sprintf("SELECT %s FROM %s a WHERE %s ORDER BY a.id", core.Columns("a", core.Accounts), accounts, in("a.id", "?1"))
 	named := in("h.id", "?2") + " AND " + in("h.account", "?1")
 	due := in("h.account", "?1") + " AND " + core.DueHold("h", "?3")
-	q.holds = fmt.Sprintf("SELECT %[1]s FROM %[2]s h WHERE %[3]s\nUNION ALL\nSELECT %[1]s FROM %[2]s h WHERE %[4]s", cols("h", core.Holds), holds, named, due)
+	q.holds = fmt.Sprintf("SELECT %[1]s FROM %[2]s h WHERE %[3]s\nUNION ALL\nSELECT %[1]s FROM %[2]s h WHERE %[4]s", core.Columns("h", core.Holds), holds, named, due)
 	portions := "SELECT json_extract(p.value, '$.bucket') FROM %s h, json_each(h.portions) p WHERE %s"
 	q.buckets = strings.Join([]string{
-		fmt.Sprintf("SELECT %s FROM %s b WHERE %s AND %s", cols("b", core.Buckets), buckets, in("b.account", "?1"), core.LiveBucket("b")),
-		fmt.Sprintf("SELECT %s FROM %s b WHERE b.id IN (%s)", cols("b", core.Buckets), buckets, fmt.Sprintf(portions, holds, named)),
-		fmt.Sprintf("SELECT %s FROM %s b WHERE b.id IN (%s)", cols("b", core.Buckets), buckets, fmt.Sprintf(portions, holds, due)),
+		fmt.Sprintf("SELECT %s FROM %s b WHERE %s AND %s", core.Columns("b", core.Buckets), buckets, in("b.account", "?1"), core.LiveBucket("b")),
+		fmt.Sprintf("SELECT %s FROM %s b WHERE b.id IN (%s)", core.Columns("b", core.Buckets), buckets, fmt.Sprintf(portions, holds, named)),
+		fmt.Sprintf("SELECT %s FROM %s b WHERE b.id IN (%s)", core.Columns("b", core.Buckets), buckets, fmt.Sprintf(portions, holds, due)),
 	}, "\nUNION ALL\n")
 	q.records = fmt.Sprintf("SELECT %s FROM json_each(?1) k JOIN %s r ON r.account = json_extract(k.value, '$[0]') AND r.key = json_extract(k.value, '$[1]')",
-		cols("r", core.Records), n.Table("records"))
+		core.Columns("r", core.Records), n.Table("records"))
 	q.holdAccount = fmt.Sprintf("SELECT account FROM %s WHERE id = ?1", holds)
 	q.exists = fmt.Sprintf("SELECT 1 FROM %s WHERE id = ?1", accounts)
 	q.dueAccounts = fmt.Sprintf(`SELECT account FROM (
@@ -77,7 +69,7 @@ func newQueries(n core.Names) queries {
 	UNION
 	SELECT b.account FROM %s b WHERE %s
 ) due ORDER BY account LIMIT ?2`, holds, core.DueHold("h", "?1"), buckets, core.DueBucket("b", "?1"))
-	q.entries = fmt.Sprintf("SELECT %s FROM %s e", cols("e", core.Entries), n.Table("entries"))
+	q.entries = fmt.Sprintf("SELECT %s FROM %s e", core.Columns("e", core.Entries), n.Table("entries"))
 
 	for i, part := range core.Parts {
 		table, names := n.Table(part.Table.TableName()), part.Table.ColumnNames()

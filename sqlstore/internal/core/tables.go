@@ -3,6 +3,7 @@ package core
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/creditkit/credits"
@@ -67,6 +68,15 @@ func (t *Table[R]) ColumnKinds() []Kind {
 		out[i] = c.Kind
 	}
 	return out
+}
+
+// Columns lists t's columns qualified by alias: "a.id, a.seq, …".
+func Columns(alias string, t Described) string {
+	names := t.ColumnNames()
+	for i, c := range names {
+		names[i] = alias + "." + c
+	}
+	return strings.Join(names, ", ")
 }
 
 // encode returns r's values in column order.

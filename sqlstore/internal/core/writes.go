@@ -108,15 +108,7 @@ func (c *collector) add(account string, ch *credits.Change) error {
 		return cd.err
 	}
 
-	if c.accounts == nil {
-		c.accounts, c.at = map[string]*touched{}, map[rowKey]int{}
-	}
-	t := c.accounts[account]
-	if t == nil {
-		t = &touched{}
-		c.accounts[account] = t
-		c.order = append(c.order, account)
-	}
+	t := c.account(account)
 	if row != nil {
 		t.row, t.bump = row, true
 		t.created = t.created || ch.AccountCreated
@@ -134,7 +126,10 @@ func (c *collector) add(account string, ch *credits.Change) error {
 
 // touch makes the batch write account's row, moving its version on, even
 // if nothing of the account changed.
-func (c *collector) touch(account string) {
+func (c *collector) touch(account string) { c.account(account).bump = true }
+
+// account returns what the batch changed of account, first seen now if new.
+func (c *collector) account(account string) *touched {
 	if c.accounts == nil {
 		c.accounts, c.at = map[string]*touched{}, map[rowKey]int{}
 	}
@@ -144,7 +139,7 @@ func (c *collector) touch(account string) {
 		c.accounts[account] = t
 		c.order = append(c.order, account)
 	}
-	t.bump = true
+	return t
 }
 
 // put adds a row of a bucket or a hold, or replaces the row of the same ID
