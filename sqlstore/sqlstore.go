@@ -11,29 +11,15 @@
 // # One executor
 //
 // Every operation runs as a batch through the same steps, whether alone,
-// grouped with concurrent operations, or inside the caller's transaction
-// ([Store.WithTx]): lock the batch's accounts in ID order and load their
-// state (the account rows, live buckets, the holds the operations name and
-// those due, the idempotency records of their keys), apply every operation
-// in Go in arrival order (all the ledger's rules are in package credits; a
-// failing operation leaves the shared state untouched, so no SAVEPOINT),
-// merge their changes into one list of rows per table, write each list with
-// one set-based statement, commit once, and only then answer each caller.
-//
-// Group commit: Update queues its operation on one of the store's
-// committers (an account always goes to the same one); a committer takes
-// whatever is waiting, up to Options.MaxBatch, and runs it as one batch.
-// An operation that finds its committer idle runs at once, on its caller's
-// goroutine and context. Options.NoGroupCommit runs every operation as a
-// batch of one on its caller's goroutine.
-//
-// Kept states (PostgreSQL): a store keeps the state its last write of an
-// account left, with the account's version; a batch whose accounts are all
-// kept skips the load and writes in one autocommit statement that takes
-// effect only if every account still has that version (the store moves it
-// on every write of the account's row, buckets or holds, and a trigger on
-// any other UPDATE of the row) and no open hold the state lacks is due;
-// otherwise it writes nothing and runs again on loaded state.
+// grouped with concurrent operations (group commit: Options.NoGroupCommit
+// turns it off), or inside the caller's transaction ([Store.WithTx]): lock
+// the batch's accounts in ID order and load their state, apply every
+// operation in Go (all the ledger's rules are in package credits), write
+// the merged changes with one set-based statement per table, commit once,
+// and only then answer each caller. On PostgreSQL a batch whose accounts'
+// states the store kept from its last write of them skips the load and
+// writes in one statement guarded by each account's version (see
+// Options.KeptStates).
 //
 // Failures: a collision (serialization failure, deadlock, two processes
 // creating one account) runs the batch again; a failure before the commit

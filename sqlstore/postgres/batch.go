@@ -128,14 +128,7 @@ func readRows(br pgx.BatchResults, r load) error {
 		return err
 	}
 	defer rs.Close()
-	vals, dest := core.Dest(r.n)
-	for rs.Next() {
-		if err := rs.Scan(dest...); err != nil {
-			return err
-		}
-		r.row(vals)
-	}
-	return rs.Err()
+	return core.ScanRows(rs, r.n, r.row)
 }
 
 func (t *pgTx) Write(_ context.Context, w *core.Writes) error {
@@ -219,14 +212,7 @@ func queryRows(ctx context.Context, q core.Querier, r load) error {
 		return err
 	}
 	defer rows.Close()
-	vals, dest := core.Dest(r.n)
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return err
-		}
-		r.row(vals)
-	}
-	return rows.Err()
+	return core.ScanRows(rows, r.n, r.row)
 }
 
 func (j *joinedTx) Write(ctx context.Context, w *core.Writes) error {

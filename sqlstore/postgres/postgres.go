@@ -7,15 +7,9 @@
 //
 // or, on an *sql.DB the application opened with pgx's driver, [New].
 //
-// Every operation runs as a batch through one executor: alone, grouped
-// with concurrent operations into one transaction (group commit), or
-// inside the application's own transaction ([Store.WithTx]). A batch
-// takes two pipelined round trips — BEGIN, the accounts locked in ID order
-// and their state loaded as typed columns; then the write (one statement,
-// its rows as typed arrays) and COMMIT — or one when its accounts' states
-// are kept from the batch that last wrote them: one autocommit statement
-// guarded by each account's version (see Options.KeptStates). The package
-// documentation of sqlstore describes the guarantees.
+// A batch takes two pipelined round trips (lock and load; write and
+// COMMIT), or one on kept states. The package documentation of sqlstore
+// describes the guarantees.
 package postgres
 
 import (
@@ -25,6 +19,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5/stdlib"
 
@@ -61,17 +56,7 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 	// A small pool: more connections than cores only queue on locks.
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(16)
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
-	o.Migrate = !o.NoMigrate
-	s, err := newStore(ctx, db, o, true)
-	if err != nil {
-		_ = db.Close()
-		return nil, err
-	}
-	return s, nil
+	return core.New(ctx, db, opts, true, database)
 }
 
 // New returns a Store on db, which the application opened with pgx's
@@ -86,20 +71,10 @@ func New(ctx context.Context, db *sql.DB, opts *Options) (*Store, error) {
 	if _, ok := db.Driver().(*stdlib.Driver); !ok {
 		return nil, fmt.Errorf("sqlstore/postgres: the *sql.DB uses the driver %T; the store needs pgx's (sql.Open(\"pgx\", dsn) with github.com/jackc/pgx/v5/stdlib, or stdlib.OpenDB): it pipelines statements on pgx's connection and sends typed arrays", db.Driver())
 	}
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
-	return newStore(ctx, db, o, false)
+	return core.New(ctx, db, opts, false, database)
 }
 
-func newStore(ctx context.Context, db *sql.DB, o Options, owned bool) (*Store, error) {
-	names, err := core.Resolve(&o, 2, true)
-	if err != nil {
-		return nil, err
-	}
-	return core.New(ctx, db, newDriver(names), names, o, owned)
-}
+var database = core.Database{Committers: 2, Schemas: true, Driver: func(n core.Names) core.Driver { return newDriver(n) }}
 
 // DSN returns dsn with the session settings the store wants, unless the
 // DSN sets them otherwise (Open applies it; an application that opens its
@@ -126,7 +101,7 @@ func DSN(dsn string) string {
 // driver is the PostgreSQL side of the store.
 type driver struct {
 	q          queries
-	statements statementCache
+	statements sync.Map // shape → the write statement
 }
 
 func newDriver(n core.Names) *driver { return &driver{q: newQueries(n)} }
@@ -149,13 +124,8 @@ func (d *driver) Collided(err error) bool {
 	return false
 }
 
-func (d *driver) Reads() core.Reads {
-	return core.Reads{
-		HoldAccount: d.q.holdAccount, Exists: d.q.exists, DueAccounts: d.q.dueAccounts, Entries: d.q.entries,
-		Param: param,
-		List:  func(xs []string) any { return xs },
-		In:    func(expr, p string) string { return expr + " = ANY(" + p + "::text[])" },
-	}
+func (d *driver) Syntax() core.Syntax {
+	return core.Syntax{Param: param, List: func(xs []string) any { return xs }, In: func(expr, p string) string { return expr + " = ANY(" + p + "::text[])" }}
 }
 
 func (d *driver) Migrations() core.Migrations {
@@ -168,7 +138,6 @@ func (d *driver) Migrations() core.Migrations {
 			return err
 		},
 		TableExists: "SELECT count(*) FROM pg_catalog.pg_class WHERE oid = to_regclass($1)",
-		Param:       param,
 	}
 }
 

@@ -3,7 +3,6 @@ package postgres
 import (
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/creditkit/credits/sqlstore/internal/core"
 )
@@ -16,8 +15,6 @@ type queries struct {
 	// account IDs, $2 hold IDs, $3 the latest Due; records $1 accounts and
 	// $2 keys, pairwise.
 	lock, view, holds, buckets, records string
-
-	holdAccount, exists, dueAccounts, entries string
 
 	names core.Names
 }
@@ -43,14 +40,6 @@ func newQueries(n core.Names) queries {
 	q.records = fmt.Sprintf("SELECT %s FROM unnest($1::text[], $2::text[]) k(account, key) JOIN %s r ON r.account = k.account AND r.key = k.key",
 		core.Columns("r", core.Records), n.Table("records"))
 
-	q.holdAccount = fmt.Sprintf("SELECT account FROM %s WHERE id = $1", holds)
-	q.exists = fmt.Sprintf("SELECT 1 FROM %s WHERE id = $1", accounts)
-	q.dueAccounts = fmt.Sprintf(`SELECT account FROM (
-	SELECT h.account FROM %s h WHERE %s
-	UNION
-	SELECT b.account FROM %s b WHERE %s
-) due ORDER BY account LIMIT $2`, holds, core.DueHold("h", "$1"), buckets, core.DueBucket("b", "$1"))
-	q.entries = fmt.Sprintf("SELECT %s FROM %s e", core.Columns("e", core.Entries), n.Table("entries"))
 	return q
 }
 
@@ -64,8 +53,6 @@ type shape struct {
 	present uint16 // bit i: part i has rows
 	guarded bool
 }
-
-type statementCache struct{ m sync.Map }
 
 // write returns the statement that writes w, and its arguments. Every
 // account row updated must still have the version its new row replaces
@@ -90,11 +77,11 @@ func (d *driver) write(w *core.Writes, guarded bool, known []string, due int64) 
 	if guarded {
 		args = append(args, known, due)
 	}
-	if q, ok := d.statements.m.Load(sh); ok {
+	if q, ok := d.statements.Load(sh); ok {
 		return q.(string), args
 	}
 	q := d.q.writeStatement(sh)
-	d.statements.m.Store(sh, q)
+	d.statements.Store(sh, q)
 	return q, args
 }
 

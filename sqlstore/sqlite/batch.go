@@ -32,8 +32,7 @@ func newDriver(db *sql.DB, n core.Names) *driver {
 
 // queries are the store's statements, written once from the descriptors.
 type queries struct {
-	lock, holds, buckets, records             string
-	holdAccount, exists, dueAccounts, entries string
+	lock, holds, buckets, records string
 	// updates[i] updates one row of part i (the updated parts); inserts[i][j]
 	// inserts insertChunks[j] rows of part i (the others).
 	updates [core.NumParts]string
@@ -46,7 +45,6 @@ var insertChunks = []int{16, 4, 1}
 
 func newQueries(n core.Names) queries {
 	accounts, buckets, holds := n.Table("accounts"), n.Table("buckets"), n.Table("holds")
-	in := func(expr, p string) string { return expr + " IN (SELECT value FROM json_each(" + p + "))" }
 	var q queries
 	// The write transaction holds the database's one write lock: the
 	// accounts need no row lock.
@@ -62,14 +60,6 @@ func newQueries(n core.Names) queries {
 	}, "\nUNION ALL\n")
 	q.records = fmt.Sprintf("SELECT %s FROM json_each(?1) k JOIN %s r ON r.account = json_extract(k.value, '$[0]') AND r.key = json_extract(k.value, '$[1]')",
 		core.Columns("r", core.Records), n.Table("records"))
-	q.holdAccount = fmt.Sprintf("SELECT account FROM %s WHERE id = ?1", holds)
-	q.exists = fmt.Sprintf("SELECT 1 FROM %s WHERE id = ?1", accounts)
-	q.dueAccounts = fmt.Sprintf(`SELECT account FROM (
-	SELECT h.account FROM %s h WHERE %s
-	UNION
-	SELECT b.account FROM %s b WHERE %s
-) due ORDER BY account LIMIT ?2`, holds, core.DueHold("h", "?1"), buckets, core.DueBucket("b", "?1"))
-	q.entries = fmt.Sprintf("SELECT %s FROM %s e", core.Columns("e", core.Entries), n.Table("entries"))
 
 	for i, part := range core.Parts {
 		table, names := n.Table(part.Table.TableName()), part.Table.ColumnNames()
@@ -101,6 +91,9 @@ func newQueries(n core.Names) queries {
 	return q
 }
 
+// in is the condition "expr is one of the JSON list param".
+func in(expr, p string) string { return expr + " IN (SELECT value FROM json_each(" + p + "))" }
+
 func jsonList(xs []string) string {
 	if xs == nil {
 		return "[]"
@@ -114,7 +107,7 @@ func jsonList(xs []string) string {
 // transaction holds the one connection); a statement that does not prepare
 // runs unprepared.
 func (d *driver) Prepare(ctx context.Context) {
-	all := []string{d.q.lock, d.q.holds, d.q.buckets, d.q.records, d.q.holdAccount, d.q.exists, d.q.dueAccounts}
+	all := []string{d.q.lock, d.q.holds, d.q.buckets, d.q.records}
 	for i := range core.Parts {
 		all = append(all, d.q.inserts[i]...)
 		if d.q.updates[i] != "" {
@@ -168,23 +161,16 @@ func (d *driver) Begin(ctx context.Context, db *sql.DB, _ bool) (core.Tx, error)
 
 func (d *driver) Join(tx *sql.Tx) core.Tx { return &sqliteTx{d: d, tx: tx, joined: true} }
 
-func (t *sqliteTx) on(ctx context.Context, query string) *sql.Stmt {
-	if st := t.d.stmt(query); st != nil {
-		return t.tx.StmtContext(ctx, st)
-	}
-	return nil
-}
-
 func (t *sqliteTx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if st := t.on(ctx, query); st != nil {
-		return st.QueryContext(ctx, args...)
+	if st := t.d.stmt(query); st != nil {
+		return t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 	}
 	return t.tx.QueryContext(ctx, query, args...)
 }
 
 func (t *sqliteTx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if st := t.on(ctx, query); st != nil {
-		return st.ExecContext(ctx, args...)
+	if st := t.d.stmt(query); st != nil {
+		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	}
 	return t.tx.ExecContext(ctx, query, args...)
 }
@@ -224,14 +210,7 @@ func (t *sqliteTx) rows(ctx context.Context, query string, args []any, n int, ro
 		return err
 	}
 	defer rows.Close()
-	vals, dest := core.Dest(n)
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return err
-		}
-		row(vals)
-	}
-	return rows.Err()
+	return core.ScanRows(rows, n, row)
 }
 
 func (t *sqliteTx) Write(ctx context.Context, w *core.Writes) error {

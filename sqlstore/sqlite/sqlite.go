@@ -56,17 +56,7 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 	// One connection: SQLite has one writer, and ":memory:" is one
 	// database per connection.
 	db.SetMaxOpenConns(1)
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
-	o.Migrate = !o.NoMigrate
-	s, err := newStore(ctx, db, o, true)
-	if err != nil {
-		_ = db.Close()
-		return nil, err
-	}
-	return s, nil
+	return core.New(ctx, db, opts, true, database(db))
 }
 
 // New returns a Store on db, which the application opened with
@@ -78,20 +68,11 @@ func New(ctx context.Context, db *sql.DB, opts *Options) (*Store, error) {
 	if _, ok := db.Driver().(*sqlite.Driver); !ok {
 		return nil, fmt.Errorf("sqlstore/sqlite: the *sql.DB uses the driver %T; the store needs modernc.org/sqlite's (sql.Open(\"sqlite\", sqlite.DSN(dsn)))", db.Driver())
 	}
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
-	return newStore(ctx, db, o, false)
+	return core.New(ctx, db, opts, false, database(db))
 }
 
-func newStore(ctx context.Context, db *sql.DB, o Options, owned bool) (*Store, error) {
-	names, err := core.Resolve(&o, 1, false)
-	if err != nil {
-		return nil, err
-	}
-	o.KeptStates = -1
-	return core.New(ctx, db, newDriver(db, names), names, o, owned)
+func database(db *sql.DB) core.Database {
+	return core.Database{Committers: 1, Driver: func(n core.Names) core.Driver { return newDriver(db, n) }}
 }
 
 // DSN adds what the ledger needs to a SQLite DSN: write transactions that
@@ -134,20 +115,14 @@ func (d *driver) Collided(err error) bool {
 	return false
 }
 
-func (d *driver) Reads() core.Reads {
-	return core.Reads{
-		HoldAccount: d.q.holdAccount, Exists: d.q.exists, DueAccounts: d.q.dueAccounts, Entries: d.q.entries,
-		Param: param,
-		List:  func(xs []string) any { return jsonList(xs) },
-		In:    func(expr, p string) string { return expr + " IN (SELECT value FROM json_each(" + p + "))" },
-	}
+func (d *driver) Syntax() core.Syntax {
+	return core.Syntax{Param: param, List: func(xs []string) any { return jsonList(xs) }, In: in}
 }
 
 func (d *driver) Migrations() core.Migrations {
 	return core.Migrations{
 		FS:          migrations,
 		TableExists: "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-		Param:       param,
 	}
 }
 

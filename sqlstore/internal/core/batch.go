@@ -25,15 +25,8 @@ import (
 //     otherwise the write and COMMIT;
 //  4. answer each caller with its own result, once the commit is durable.
 //
-// Failures: a collision (serialization failure, deadlock, two processes
-// creating one account) runs the batch again on fresh state; a kept state
-// found stale runs it again on a loaded one. A failure before the commit
-// (a lost connection, a statement the database refuses) wrote nothing: the
-// operations run again one by one, so one bad operation fails alone. A
-// failed or unconfirmed commit fails every operation of the batch with an
-// error wrapping credits.ErrTransient: it may or may not have taken
-// effect, and a retry with the same idempotency key converges to exactly
-// one effect.
+// Failures are handled in run (below), as the sqlstore package
+// documentation states them.
 
 // pending is one operation.
 type pending struct {
@@ -233,11 +226,7 @@ func (w *written) accounts() []string {
 // operations and writes their changes, without committing. It returns nil
 // when there was nothing to write.
 func (s *Store) write(ctx context.Context, tx Tx, live []*pending) (*written, error) {
-	qs := make([]credits.Query, len(live))
-	for i, p := range live {
-		qs[i] = p.q
-	}
-	args := NewLoadArgs(qs)
+	args := loadArgs(live)
 	l := NewLoad(args.Accounts)
 	if err := tx.Load(ctx, args, l, true); err != nil {
 		return nil, err
@@ -289,6 +278,15 @@ func applyAll(live []*pending, states map[string]*credits.State) (*collector, er
 		return nil, nil
 	}
 	return &c, nil
+}
+
+// loadArgs are what the operations' load looks up.
+func loadArgs(live []*pending) LoadArgs {
+	qs := make([]credits.Query, len(live))
+	for i, p := range live {
+		qs[i] = p.q
+	}
+	return NewLoadArgs(qs)
 }
 
 // fault is the test hook that makes a commit fail (committed false: before

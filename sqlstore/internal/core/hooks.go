@@ -17,6 +17,6 @@ func PauseBatches(s *Store, on bool) { s.group.pause(on) }
 // SetVersionForTest records a schema version, as a newer release would.
 func SetVersionForTest(ctx context.Context, s *Store, v int) error {
 	_, err := s.db.ExecContext(ctx, "INSERT INTO "+s.names.Table("schema_versions")+" (version, name, applied_at) VALUES ("+
-		s.driver.Migrations().Param(1)+", 'future', 0)", v)
+		s.syntax.Param(1)+", 'future', 0)", v)
 	return err
 }

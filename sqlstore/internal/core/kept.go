@@ -267,11 +267,7 @@ func (s *Store) attemptKept(ctx context.Context, live []*pending) (err error, do
 		s.kept.forget(accounts)
 		return commitError(err), true
 	}
-	qs := make([]credits.Query, len(live))
-	for i, p := range live {
-		qs[i] = p.q
-	}
-	wrote, err := s.guarded.WriteGuarded(ctx, s.db, w, known, NewLoadArgs(qs).Due)
+	wrote, err := s.guarded.WriteGuarded(ctx, s.db, w, known, loadArgs(live).Due)
 	switch {
 	case err != nil:
 		s.kept.forget(accounts)

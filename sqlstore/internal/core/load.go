@@ -102,10 +102,3 @@ func (l *Load) Record(vals []any) {
 
 // Err is the first row that could not be decoded.
 func (l *Load) Err() error { return l.cd.err }
-
-// DecodeEntry decodes an entry row, scanned in the columns of [Entries].
-func DecodeEntry(vals []any) (credits.Entry, error) {
-	var cd codec
-	e := Entries.decode(vals, &cd)
-	return e, cd.err
-}

@@ -24,8 +24,6 @@ type Migrations struct {
 	// TableExists counts the tables named $1 (the versions table, its
 	// qualified name).
 	TableExists string
-	// Param is the i-th parameter (from 1).
-	Param func(i int) string
 }
 
 type migration struct {
@@ -131,7 +129,7 @@ func (s *Store) migrateStep(ctx context.Context, m Migrations, all []migration) 
 			return false, fmt.Errorf("sqlstore: migration %s: %w", next.name, err)
 		}
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (version, name, applied_at) VALUES (%s, %s, %s)",
-			versions, m.Param(1), m.Param(2), m.Param(3)), next.version, next.name, time.Now().UnixNano()); err != nil {
+			versions, s.syntax.Param(1), s.syntax.Param(2), s.syntax.Param(3)), next.version, next.name, time.Now().UnixNano()); err != nil {
 			return false, fmt.Errorf("sqlstore: migration %s: %w", next.name, err)
 		}
 		if err := tx.Commit(); err != nil {

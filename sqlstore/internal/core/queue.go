@@ -9,19 +9,11 @@ import (
 	"time"
 )
 
-// Group commit.
-//
-// Store.Update does not run its operation itself: it queues it on one of
-// the store's committers (an account always goes to the same one) and
-// waits. A committer takes whatever is waiting, up to Options.MaxBatch
-// operations, with no artificial delay, and runs them as one batch (see
-// batch.go) on a context of its own, bounded by Options.CommitTimeout. When
-// the committer is idle, the caller runs its operation itself as a batch
-// of one, on its own goroutine and context, with no hand-off (the
-// committer is busy meanwhile, so later operations queue as usual). After
-// answering a batch the committer yields once, so that callers coming
-// straight back with their next operation join the next batch rather than
-// the one after it.
+// Group commit: Store.Update queues its operation on the committer of its
+// account; a committer takes whatever waits, up to Options.MaxBatch, with
+// no artificial delay, and runs it as one batch on a context of its own
+// (Options.CommitTimeout). A caller that finds its committer idle runs its
+// operation itself, on its own goroutine and context (see submit).
 
 // Stats is a snapshot of a store's group-commit counters since it was
 // opened. See [Store.Stats].
@@ -50,23 +42,6 @@ type Stats struct {
 	// (another process or transaction wrote it), which then read and ran
 	// again.
 	KeptRuns, KeptStale int64
-}
-
-// MeanBatch is the mean number of operations per batch.
-func (s Stats) MeanBatch() float64 {
-	if s.Batches == 0 {
-		return 0
-	}
-	return float64(s.Operations) / float64(s.Batches)
-}
-
-// MeanCommitTime is the mean time a batch took, from being taken to being
-// answered.
-func (s Stats) MeanCommitTime() time.Duration {
-	if s.Batches == 0 {
-		return 0
-	}
-	return s.CommitTime / time.Duration(s.Batches)
 }
 
 // Stats returns the group-commit counters. They stay zero with

@@ -6,6 +6,7 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -79,8 +80,8 @@ type Driver interface {
 	// another one (serialization failure, deadlock, two creations of one
 	// account): the batch may run again.
 	Collided(err error) bool
-	// Reads returns the statements of the single-statement reads.
-	Reads() Reads
+	// Syntax is how the database writes parameters and lists.
+	Syntax() Syntax
 	// Migrations are the database's schema migrations.
 	Migrations() Migrations
 }
@@ -141,23 +142,27 @@ type Querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// Reads are the statements of the reads that take one statement.
-type Reads struct {
-	// HoldAccount: $1 a hold ID → its account.
-	HoldAccount string
-	// Exists: $1 an account ID → a row if it exists.
-	Exists string
-	// DueAccounts: $1 Unix nanoseconds, $2 a limit → account IDs with an
-	// open hold or a live bucket due by then.
-	DueAccounts string
-	// Entries: the entry columns from alias e, "FROM … e": the query that
-	// Entries completes with its conditions.
-	Entries string
-	// Param is the i-th parameter (from 1); List a list of strings as a
-	// parameter for In, the condition "expr is one of them".
-	Param func(i int) string
-	List  func([]string) any
-	In    func(expr, param string) string
+// Syntax is how a database writes what the shared statements need.
+type Syntax struct {
+	Param func(i int) string              // the i-th parameter, from 1
+	List  func([]string) any              // a list of strings as one parameter
+	In    func(expr, param string) string // "expr is one of the list param"
+}
+
+// reads are the statements of the reads that take one statement.
+type reads struct {
+	holdAccount, exists, dueAccounts, entries string
+}
+
+func newReads(n Names, x Syntax) reads {
+	holds, buckets := n.Table("holds"), n.Table("buckets")
+	return reads{
+		holdAccount: fmt.Sprintf("SELECT account FROM %s WHERE id = %s", holds, x.Param(1)),
+		exists:      fmt.Sprintf("SELECT 1 FROM %s WHERE id = %s", n.Table("accounts"), x.Param(1)),
+		dueAccounts: fmt.Sprintf("SELECT account FROM (SELECT h.account FROM %s h WHERE %s UNION SELECT b.account FROM %s b WHERE %s) due ORDER BY account LIMIT %s",
+			holds, DueHold("h", x.Param(1)), buckets, DueBucket("b", x.Param(1)), x.Param(2)),
+		entries: fmt.Sprintf("SELECT %s FROM %s e", Columns("e", Entries), n.Table("entries")),
+	}
 }
 
 // ErrClosed is returned by operations started after Close.
@@ -184,7 +189,8 @@ type Store struct {
 	owned       bool // Open made db: Close closes it
 	driver      Driver
 	guarded     Guarded // nil: no kept states
-	reads       Reads
+	reads       reads
+	syntax      Syntax
 	names       Names
 	opts        Options
 	log         *slog.Logger
@@ -203,52 +209,60 @@ type Names struct {
 // Table is the qualified name of a table ("accounts", …).
 func (n Names) Table(name string) string { return n.Prefix + name }
 
+// Database is what New needs of a driver package.
+type Database struct {
+	Committers int  // the default of Options.Committers
+	Schemas    bool // Options.Schema applies
+	// Driver returns the driver for the resolved table names.
+	Driver func(Names) Driver
+}
+
 var identRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,40}$`)
 
-// Resolve checks the options and fills in the defaults that do not depend
-// on the database (committers is the database's default). It returns the
-// table names.
-func Resolve(o *Options, committers int, schemas bool) (Names, error) {
+// New returns a Store on db with opts (nil: every default) and migrates or
+// checks the schema. owned (Open opened db) means Close closes db, the
+// store migrates unless NoMigrate, and db is closed if New fails.
+func New(ctx context.Context, db *sql.DB, opts *Options, owned bool, d Database) (*Store, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if owned {
+		o.Migrate = !o.NoMigrate
+	}
+	s, err := newStore(ctx, db, o, owned, d)
+	if err != nil && owned {
+		_ = db.Close()
+	}
+	return s, err
+}
+
+func newStore(ctx context.Context, db *sql.DB, o Options, owned bool, d Database) (*Store, error) {
 	if o.TablePrefix == "" {
 		o.TablePrefix = "credits_"
 	}
 	if !identRE.MatchString(o.TablePrefix) {
-		return Names{}, fmt.Errorf("sqlstore: table prefix %q: want lower-case letters, digits and underscores", o.TablePrefix)
+		return nil, fmt.Errorf("sqlstore: table prefix %q: want lower-case letters, digits and underscores", o.TablePrefix)
 	}
-	if o.Schema != "" && (!schemas || !identRE.MatchString(o.Schema)) {
-		return Names{}, fmt.Errorf("sqlstore: schema %q: only on PostgreSQL, lower-case letters, digits and underscores", o.Schema)
+	if o.Schema != "" && (!d.Schemas || !identRE.MatchString(o.Schema)) {
+		return nil, fmt.Errorf("sqlstore: schema %q: only on PostgreSQL, lower-case letters, digits and underscores", o.Schema)
 	}
-	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 8
-	}
+	o.MaxAttempts = or(o.MaxAttempts, 8)
+	o.Committers = or(o.Committers, d.Committers)
+	o.MaxBatch = or(o.MaxBatch, 64)
+	o.CommitTimeout = or(o.CommitTimeout, 30*time.Second)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.Committers <= 0 {
-		o.Committers = committers
-	}
-	if o.MaxBatch <= 0 {
-		o.MaxBatch = 64
-	}
-	if o.CommitTimeout <= 0 {
-		o.CommitTimeout = 30 * time.Second
-	}
-	n := Names{Prefix: o.TablePrefix, Raw: o.TablePrefix, Schema: o.Schema}
+	names := Names{Prefix: o.TablePrefix, Raw: o.TablePrefix, Schema: o.Schema}
 	if o.Schema != "" {
-		n.Prefix = `"` + o.Schema + `".` + o.TablePrefix
+		names.Prefix = `"` + o.Schema + `".` + o.TablePrefix
 	}
-	return n, nil
-}
-
-// New returns a Store on db through driver, with options resolved by
-// [Resolve], and migrates or checks the schema.
-func New(ctx context.Context, db *sql.DB, driver Driver, names Names, o Options, owned bool) (*Store, error) {
-	s := &Store{db: db, owned: owned, driver: driver, reads: driver.Reads(), names: names, opts: o, log: o.Logger}
+	driver := d.Driver(names)
+	s := &Store{db: db, owned: owned, driver: driver, reads: newReads(names, driver.Syntax()), syntax: driver.Syntax(), names: names, opts: o, log: o.Logger}
 	s.group = newGroup(s, o.Committers)
 	if g, ok := driver.(Guarded); ok && o.KeptStates >= 0 {
-		if o.KeptStates == 0 {
-			s.opts.KeptStates = 1024
-		}
+		s.opts.KeptStates = or(o.KeptStates, 1024)
 		s.guarded, s.kept = g, newKeptStates(s.opts.KeptStates)
 	} else {
 		s.opts.KeptStates = -1
@@ -274,6 +288,14 @@ func (s *Store) prepare(ctx context.Context) {
 	if p, ok := s.driver.(interface{ Prepare(context.Context) }); ok {
 		p.Prepare(ctx)
 	}
+}
+
+// or is v, or def when v is not positive.
+func or[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // Options returns the options the store runs with, defaults resolved.
@@ -305,13 +327,10 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Update implements credits.Store: the operation runs as a batch (see
-// [Store.run]), alone or grouped with other operations of concurrent
-// callers. If ctx ends while the operation still waits in a queue, it is
-// removed and Update returns ctx's error; once a committer has taken it,
-// Update returns what its batch's commit decided, whatever ctx does
-// meanwhile. An operation that finds its committer idle runs at once on
-// its caller's goroutine and context, as with Options.NoGroupCommit.
+// Update implements credits.Store: the operation runs as a batch, alone or
+// grouped with concurrent callers' operations. If ctx ends while it still
+// waits in a queue, it is removed and Update returns ctx's error; once a
+// committer has taken it, Update returns what its batch's commit decided.
 func (s *Store) Update(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) error {
 	if s.closed.Load() {
 		return ErrClosed
@@ -362,7 +381,7 @@ func (s *Store) HoldAccount(ctx context.Context, holdID string) (string, error) 
 
 func (s *Store) holdAccount(ctx context.Context, db Querier, holdID string) (string, error) {
 	var id string
-	err := db.QueryRowContext(ctx, s.reads.HoldAccount, holdID).Scan(&id)
+	err := db.QueryRowContext(ctx, s.reads.holdAccount, holdID).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("%w: %q", credits.ErrUnknownHold, holdID)
 	}
@@ -381,9 +400,9 @@ func (s *Store) Entries(ctx context.Context, f credits.EntryFilter) ([]credits.E
 }
 
 func (s *Store) entries(ctx context.Context, db Querier, f credits.EntryFilter) ([]credits.Entry, error) {
-	r := s.reads
+	r, x := s.reads, s.syntax
 	args := []any{f.Account, f.AfterSeq}
-	where := []string{"e.account = " + r.Param(1), "e.seq > " + r.Param(2)}
+	where := []string{"e.account = " + x.Param(1), "e.seq > " + x.Param(2)}
 	for _, bound := range []struct {
 		t  time.Time
 		op string
@@ -396,20 +415,20 @@ func (s *Store) entries(ctx context.Context, db Querier, f credits.EntryFilter) 
 			return nil, err
 		}
 		args = append(args, n)
-		where = append(where, "e.at "+bound.op+" "+r.Param(len(args)))
+		where = append(where, "e.at "+bound.op+" "+x.Param(len(args)))
 	}
 	if len(f.Types) > 0 {
 		types := make([]string, len(f.Types))
 		for i, t := range f.Types {
 			types[i] = string(t)
 		}
-		args = append(args, r.List(types))
-		where = append(where, r.In("e.type", r.Param(len(args))))
+		args = append(args, x.List(types))
+		where = append(where, x.In("e.type", x.Param(len(args))))
 	}
-	query := r.Entries + " WHERE " + strings.Join(where, " AND ") + " ORDER BY e.seq"
+	query := r.entries + " WHERE " + strings.Join(where, " AND ") + " ORDER BY e.seq"
 	if f.Limit > 0 {
 		args = append(args, f.Limit)
-		query += " LIMIT " + r.Param(len(args))
+		query += " LIMIT " + x.Param(len(args))
 	}
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -417,23 +436,14 @@ func (s *Store) entries(ctx context.Context, db Querier, f credits.EntryFilter) 
 	}
 	defer rows.Close()
 	var out []credits.Entry
-	vals, dest := Dest(len(Entries.Columns))
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("sqlstore: entries: %w", err)
-		}
-		e, err := DecodeEntry(vals)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
+	var cd codec
+	err = ScanRows(rows, len(Entries.Columns), func(vals []any) { out = append(out, Entries.decode(vals, &cd)) })
+	if err = cmp.Or(err, cd.err); err != nil {
 		return nil, fmt.Errorf("sqlstore: entries: %w", err)
 	}
 	if len(out) == 0 {
 		var one int
-		switch err := db.QueryRowContext(ctx, r.Exists, f.Account).Scan(&one); {
+		switch err := db.QueryRowContext(ctx, r.exists, f.Account).Scan(&one); {
 		case errors.Is(err, sql.ErrNoRows):
 			return nil, fmt.Errorf("%w: %q", credits.ErrUnknownAccount, f.Account)
 		case err != nil:
@@ -456,7 +466,7 @@ func (s *Store) dueAccounts(ctx context.Context, db Querier, now time.Time, limi
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.QueryContext(ctx, s.reads.DueAccounts, n, limit)
+	rows, err := db.QueryContext(ctx, s.reads.dueAccounts, n, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: due accounts: %w", err)
 	}

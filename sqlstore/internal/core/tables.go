@@ -98,14 +98,27 @@ func (t *Table[R]) decode(vals []any, c *codec) R {
 	return r
 }
 
-// Dest returns n scan destinations for a row of the table.
-func Dest(n int) ([]any, []any) {
-	vals := make([]any, n)
-	dest := make([]any, n)
+// Rows is what *sql.Rows and pgx.Rows offer.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// ScanRows passes each row of rows, n columns scanned as values (string
+// or []byte for text, int64 for integers, nil for NULL), to row.
+func ScanRows(rows Rows, n int, row func(vals []any)) error {
+	vals, dest := make([]any, n), make([]any, n)
 	for i := range vals {
 		dest[i] = &vals[i]
 	}
-	return vals, dest
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		row(vals)
+	}
+	return rows.Err()
 }
 
 // The column constructors: a text, an integer, an optional time (NULL for

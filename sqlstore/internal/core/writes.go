@@ -40,16 +40,6 @@ var versionColumn = slices.Index(Accounts.ColumnNames(), "version")
 // the order of its table's columns.
 type Writes [NumParts][][]any
 
-// Empty reports whether there is nothing to write.
-func (w *Writes) Empty() bool {
-	for _, rows := range w {
-		if len(rows) > 0 {
-			return false
-		}
-	}
-	return true
-}
-
 type rowKey struct {
 	part int
 	id   string
@@ -78,24 +68,9 @@ func (c *collector) add(account string, ch *credits.Change) error {
 	if ch.Account != nil {
 		row = Accounts.encode(&AccountRow{Account: *ch.Account}, &cd)
 	}
-	type keyed struct {
-		part int
-		id   string
-		vals []any
-	}
-	var rows []keyed
-	for i := range ch.NewBuckets {
-		rows = append(rows, keyed{PartNewBuckets, ch.NewBuckets[i].ID, Buckets.encode(&ch.NewBuckets[i], &cd)})
-	}
-	for i := range ch.UpdatedBuckets {
-		rows = append(rows, keyed{PartBuckets, ch.UpdatedBuckets[i].ID, Buckets.encode(&ch.UpdatedBuckets[i], &cd)})
-	}
-	for i := range ch.NewHolds {
-		rows = append(rows, keyed{PartNewHolds, ch.NewHolds[i].ID, Holds.encode(&ch.NewHolds[i], &cd)})
-	}
-	for i := range ch.UpdatedHolds {
-		rows = append(rows, keyed{PartHolds, ch.UpdatedHolds[i].ID, Holds.encode(&ch.UpdatedHolds[i], &cd)})
-	}
+	rows := slices.Concat(
+		keyedRows(PartNewBuckets, ch.NewBuckets, Buckets, &cd), keyedRows(PartBuckets, ch.UpdatedBuckets, Buckets, &cd),
+		keyedRows(PartNewHolds, ch.NewHolds, Holds, &cd), keyedRows(PartHolds, ch.UpdatedHolds, Holds, &cd))
 	entries := make([][]any, len(ch.Entries))
 	for i := range ch.Entries {
 		entries[i] = Entries.encode(&ch.Entries[i], &cd)
@@ -115,13 +90,27 @@ func (c *collector) add(account string, ch *credits.Change) error {
 	}
 	for _, r := range rows {
 		t.bump = true
-		c.put(r.part, r.id, r.vals)
+		c.put(r.part, r.vals[0].(string), r.vals)
 	}
 	c.parts[PartEntries] = append(c.parts[PartEntries], entries...)
 	if record != nil {
 		c.parts[PartRecords] = append(c.parts[PartRecords], record)
 	}
 	return nil
+}
+
+// keyed is a row of a part whose rows have IDs (the first column).
+type keyed struct {
+	part int
+	vals []any
+}
+
+func keyedRows[R any](part int, rs []R, t *Table[R], cd *codec) []keyed {
+	out := make([]keyed, len(rs))
+	for i := range rs {
+		out[i] = keyed{part, t.encode(&rs[i], cd)}
+	}
+	return out
 }
 
 // touch makes the batch write account's row, moving its version on, even
