@@ -19,13 +19,13 @@ import (
 func TestDescriptorsMatchSchema(t *testing.T) {
 	dialects(t, func(t *testing.T, s *sqlstore.Store, _ func() *sqlstore.Store) {
 		for _, table := range core.AllTables {
-			got := schemaColumns(t, s, table.TableName())
+			got := schemaColumns(t, s, table.Name)
 			var want []string
-			for i, name := range table.ColumnNames() {
-				want = append(want, name+" "+[...]string{core.Text: "text", core.Int: "integer not null", core.NullInt: "integer null"}[table.ColumnKinds()[i]])
+			for i, name := range table.Names {
+				want = append(want, name+" "+[...]string{core.Text: "text", core.Int: "integer not null", core.NullInt: "integer null"}[table.Kinds[i]])
 			}
 			if !slices.Equal(got, want) {
-				t.Errorf("%s: the schema has\n\t%v\nthe descriptor says\n\t%v", table.TableName(), got, want)
+				t.Errorf("%s: the schema has\n\t%v\nthe descriptor says\n\t%v", table.Name, got, want)
 			}
 		}
 	})

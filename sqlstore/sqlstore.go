@@ -13,10 +13,10 @@
 // Every operation runs as a batch through the same steps, whether alone,
 // grouped with concurrent operations (group commit: Options.NoGroupCommit
 // turns it off), or inside the caller's transaction ([Store.WithTx]): lock
-// the batch's accounts in ID order and load their state, apply every
-// operation in Go (all the ledger's rules are in package credits), write
-// the merged changes with one set-based statement per table, commit once,
-// and only then answer each caller. On PostgreSQL a batch whose accounts'
+// the batch's accounts (PostgreSQL: their rows, in ID order; SQLite: the
+// write lock) and load their state, apply every operation in Go (the
+// ledger's rules are all in package credits), write the merged changes
+// (PostgreSQL: one statement), commit once, then answer each caller. On PostgreSQL a batch whose accounts'
 // states the store kept from its last write of them skips the load and
 // writes in one statement guarded by each account's version (see
 // Options.KeptStates).

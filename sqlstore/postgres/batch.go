@@ -15,13 +15,11 @@ import (
 	"github.com/creditkit/credits/sqlstore/internal/core"
 )
 
-// A batch's transaction. On the store's own connections it is pipelined
-// through pgx: Load sends BEGIN, the lock and the loads in one round trip
-// (the loads run after the lock, in statements of their own, so they see
-// every change committed before the lock was granted); Write keeps the
-// write, which Commit sends with COMMIT in the second. Inside the
-// caller's transaction (WithTx) the same statements run one by one
-// through database/sql.
+// A batch's transaction, pipelined through pgx: Load sends BEGIN, the lock
+// and the loads in one round trip (the loads, statements of their own after
+// the lock, see every change committed before it was granted); Commit sends
+// the write with COMMIT in the second. Inside the caller's transaction
+// (WithTx) the same statements run one by one.
 
 // pgTx is a batch's transaction on a connection of the store's pool.
 type pgTx struct {
@@ -153,7 +151,10 @@ func (t *pgTx) Commit(ctx context.Context) error {
 				// come after the commit.
 				var pe *pgconn.PgError
 				if errors.As(err, &pe) {
-					return core.WroteNothing(err)
+					// A data exception or a violated constraint (classes 22,
+					// 23) is refused again on every retry.
+					class := pe.Code[:min(2, len(pe.Code))]
+					return core.WroteNothing(err, class != "22" && class != "23")
 				}
 				return err
 			}
@@ -186,8 +187,6 @@ func (t *pgTx) Rollback() {
 	}
 	_ = t.conn.Close()
 }
-
-func (t *pgTx) Querier() core.Querier { return nil } // only joined transactions run reads
 
 // joinedTx runs a batch's statements in the caller's transaction.
 type joinedTx struct {
@@ -225,7 +224,6 @@ func (j *joinedTx) Write(ctx context.Context, w *core.Writes) error {
 
 func (j *joinedTx) Commit(context.Context) error { return nil }
 func (j *joinedTx) Rollback()                    {}
-func (j *joinedTx) Querier() core.Querier        { return j.tx }
 
 // WriteGuarded implements core.Guarded: the batch's write as one
 // autocommit statement (see driver.write).

@@ -24,21 +24,21 @@ func newQueries(n core.Names) queries {
 	q := queries{names: n}
 	// The accounts are locked in ID order, so that two transactions
 	// locking overlapping sets never deadlock.
-	q.view = fmt.Sprintf("SELECT %s FROM %s a WHERE a.id = ANY($1::text[]) ORDER BY a.id", core.Columns("a", core.Accounts), accounts)
+	q.view = fmt.Sprintf("SELECT %s FROM %s a WHERE a.id = ANY($1::text[]) ORDER BY a.id", core.Columns("a", &core.Accounts.Schema), accounts)
 	q.lock = q.view + " FOR UPDATE"
 	// Each branch is a plain index lookup (no OR across indexes); a row two
 	// branches find comes back twice and is kept once.
 	named := "h.id = ANY($2::text[]) AND h.account = ANY($1::text[])"
 	due := "h.account = ANY($1::text[]) AND " + core.DueHold("h", "$3::bigint")
-	q.holds = fmt.Sprintf("SELECT %[1]s FROM %[2]s h WHERE %[3]s\nUNION ALL\nSELECT %[1]s FROM %[2]s h WHERE %[4]s", core.Columns("h", core.Holds), holds, named, due)
+	q.holds = fmt.Sprintf("SELECT %[1]s FROM %[2]s h WHERE %[3]s\nUNION ALL\nSELECT %[1]s FROM %[2]s h WHERE %[4]s", core.Columns("h", &core.Holds.Schema), holds, named, due)
 	portions := "SELECT (p.value->>'bucket') FROM %s h, jsonb_array_elements(h.portions::jsonb) p WHERE %s"
 	q.buckets = strings.Join([]string{
-		fmt.Sprintf("SELECT %s FROM %s b WHERE b.account = ANY($1::text[]) AND %s", core.Columns("b", core.Buckets), buckets, core.LiveBucket("b")),
-		fmt.Sprintf("SELECT %s FROM %s b WHERE b.id = ANY(ARRAY(%s))", core.Columns("b", core.Buckets), buckets, fmt.Sprintf(portions, holds, named)),
-		fmt.Sprintf("SELECT %s FROM %s b WHERE b.id = ANY(ARRAY(%s))", core.Columns("b", core.Buckets), buckets, fmt.Sprintf(portions, holds, due)),
+		fmt.Sprintf("SELECT %s FROM %s b WHERE b.account = ANY($1::text[]) AND %s", core.Columns("b", &core.Buckets.Schema), buckets, core.LiveBucket("b")),
+		fmt.Sprintf("SELECT %s FROM %s b WHERE b.id = ANY(ARRAY(%s))", core.Columns("b", &core.Buckets.Schema), buckets, fmt.Sprintf(portions, holds, named)),
+		fmt.Sprintf("SELECT %s FROM %s b WHERE b.id = ANY(ARRAY(%s))", core.Columns("b", &core.Buckets.Schema), buckets, fmt.Sprintf(portions, holds, due)),
 	}, "\nUNION ALL\n")
 	q.records = fmt.Sprintf("SELECT %s FROM unnest($1::text[], $2::text[]) k(account, key) JOIN %s r ON r.account = k.account AND r.key = k.key",
-		core.Columns("r", core.Records), n.Table("records"))
+		core.Columns("r", &core.Records.Schema), n.Table("records"))
 
 	return q
 }
@@ -70,7 +70,7 @@ func (d *driver) write(w *core.Writes, guarded bool, known []string, due int64) 
 			continue
 		}
 		sh.present |= 1 << i
-		args = append(args, columnArrays(rows, core.Parts[i].Table.ColumnKinds())...)
+		args = append(args, columnArrays(rows, core.Parts[i].Table.Kinds)...)
 	}
 	accounts := len(w[core.PartAccounts])
 	args = append(args, accounts)
@@ -95,12 +95,12 @@ func (q *queries) writeStatement(sh shape) string {
 		if sh.present&(1<<i) == 0 {
 			continue
 		}
-		names, kinds := part.Table.ColumnNames(), part.Table.ColumnKinds()
+		names, kinds := part.Table.Names, part.Table.Kinds
 		ps := make([]string, len(names))
 		for j, k := range kinds {
 			ps[j] = next() + [...]string{core.Text: "::text[]", core.Int: "::bigint[]", core.NullInt: "::bigint[]"}[k]
 		}
-		table := q.names.Table(part.Table.TableName())
+		table := q.names.Table(part.Table.Name)
 		var sql string
 		if part.Update {
 			// Each row to update is found by its key through the primary
@@ -113,7 +113,7 @@ func (q *queries) writeStatement(sh shape) string {
 			sql = fmt.Sprintf("UPDATE %s t SET (%s) = (SELECT %s FROM (SELECT array_position(%s, t.%s) AS i) p) WHERE t.%s = ANY(%s)",
 				table, strings.Join(names[1:], ", "), strings.Join(vals, ", "), ps[0], k, k, ps[0])
 			if i == core.PartAccounts {
-				accountKeys, versions = ps[0], ps[len(ps)-1]
+				accountKeys, versions = ps[0], ps[core.VersionColumn]
 			}
 		} else {
 			sql = fmt.Sprintf("INSERT INTO %s (%s) SELECT * FROM unnest(%s)", table, strings.Join(names, ", "), strings.Join(ps, ", "))

@@ -4,9 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/creditkit/credits/sqlstore/internal/core"
 )
@@ -48,21 +52,21 @@ func newQueries(n core.Names) queries {
 	var q queries
 	// The write transaction holds the database's one write lock: the
 	// accounts need no row lock.
-	q.lock = fmt.Sprintf("SELECT %s FROM %s a WHERE %s ORDER BY a.id", core.Columns("a", core.Accounts), accounts, in("a.id", "?1"))
+	q.lock = fmt.Sprintf("SELECT %s FROM %s a WHERE %s ORDER BY a.id", core.Columns("a", &core.Accounts.Schema), accounts, in("a.id", "?1"))
 	named := in("h.id", "?2") + " AND " + in("h.account", "?1")
 	due := in("h.account", "?1") + " AND " + core.DueHold("h", "?3")
-	q.holds = fmt.Sprintf("SELECT %[1]s FROM %[2]s h WHERE %[3]s\nUNION ALL\nSELECT %[1]s FROM %[2]s h WHERE %[4]s", core.Columns("h", core.Holds), holds, named, due)
+	q.holds = fmt.Sprintf("SELECT %[1]s FROM %[2]s h WHERE %[3]s\nUNION ALL\nSELECT %[1]s FROM %[2]s h WHERE %[4]s", core.Columns("h", &core.Holds.Schema), holds, named, due)
 	portions := "SELECT json_extract(p.value, '$.bucket') FROM %s h, json_each(h.portions) p WHERE %s"
 	q.buckets = strings.Join([]string{
-		fmt.Sprintf("SELECT %s FROM %s b WHERE %s AND %s", core.Columns("b", core.Buckets), buckets, in("b.account", "?1"), core.LiveBucket("b")),
-		fmt.Sprintf("SELECT %s FROM %s b WHERE b.id IN (%s)", core.Columns("b", core.Buckets), buckets, fmt.Sprintf(portions, holds, named)),
-		fmt.Sprintf("SELECT %s FROM %s b WHERE b.id IN (%s)", core.Columns("b", core.Buckets), buckets, fmt.Sprintf(portions, holds, due)),
+		fmt.Sprintf("SELECT %s FROM %s b WHERE %s AND %s", core.Columns("b", &core.Buckets.Schema), buckets, in("b.account", "?1"), core.LiveBucket("b")),
+		fmt.Sprintf("SELECT %s FROM %s b WHERE b.id IN (%s)", core.Columns("b", &core.Buckets.Schema), buckets, fmt.Sprintf(portions, holds, named)),
+		fmt.Sprintf("SELECT %s FROM %s b WHERE b.id IN (%s)", core.Columns("b", &core.Buckets.Schema), buckets, fmt.Sprintf(portions, holds, due)),
 	}, "\nUNION ALL\n")
 	q.records = fmt.Sprintf("SELECT %s FROM json_each(?1) k JOIN %s r ON r.account = json_extract(k.value, '$[0]') AND r.key = json_extract(k.value, '$[1]')",
-		core.Columns("r", core.Records), n.Table("records"))
+		core.Columns("r", &core.Records.Schema), n.Table("records"))
 
 	for i, part := range core.Parts {
-		table, names := n.Table(part.Table.TableName()), part.Table.ColumnNames()
+		table, names := n.Table(part.Table.Name), part.Table.Names
 		if part.Update {
 			ps := make([]string, len(names)-1)
 			for j := range ps {
@@ -72,7 +76,7 @@ func newQueries(n core.Names) queries {
 			if i == core.PartAccounts {
 				// The version the row replaces: always the one loaded, under
 				// the write lock (a check, not a guard).
-				q.updates[i] += fmt.Sprintf(" AND version = %s - 1", param(len(names)))
+				q.updates[i] += fmt.Sprintf(" AND version = %s - 1", param(core.VersionColumn+1))
 			}
 			continue
 		}
@@ -219,10 +223,10 @@ func (t *sqliteTx) Write(ctx context.Context, w *core.Writes) error {
 			for _, vals := range rows {
 				res, err := t.exec(ctx, t.d.q.updates[i], vals...)
 				if err != nil {
-					return core.Transient("write", err)
+					return writeError(err)
 				}
 				if n, err := res.RowsAffected(); err != nil || n != 1 {
-					return fmt.Errorf("sqlstore: write: %s row %v changed under the write lock (%d rows, %v)", core.Parts[i].Table.TableName(), vals[0], n, err)
+					return fmt.Errorf("sqlstore: write: %s row %v changed under the write lock (%d rows, %v)", core.Parts[i].Table.Name, vals[0], n, err)
 				}
 			}
 			continue
@@ -234,12 +238,22 @@ func (t *sqliteTx) Write(ctx context.Context, w *core.Writes) error {
 					args = append(args, vals...)
 				}
 				if _, err := t.exec(ctx, t.d.q.inserts[i][j], args...); err != nil {
-					return core.Transient("write", err)
+					return writeError(err)
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// writeError is a write statement's error: transient unless SQLite
+// refused the row (a violated constraint is refused again on every retry).
+func writeError(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT {
+		return fmt.Errorf("sqlstore: write refused: %w", err)
+	}
+	return core.Transient("write", err)
 }
 
 func (t *sqliteTx) Commit(context.Context) error {
@@ -255,5 +269,3 @@ func (t *sqliteTx) Rollback() {
 		_ = t.tx.Rollback()
 	}
 }
-
-func (t *sqliteTx) Querier() core.Querier { return t.tx }

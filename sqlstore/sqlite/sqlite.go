@@ -101,8 +101,8 @@ func DSN(dsn string) string {
 
 func (d *driver) Name() string { return "sqlite" }
 
-// Collided reports a busy or locked database, or a primary key taken by a
-// concurrent creation.
+// Collided reports a busy or locked database. (Writers begin IMMEDIATE and
+// load under the write lock: no two creations of an account can race.)
 func (d *driver) Collided(err error) bool {
 	var se *sqlite.Error
 	if errors.As(err, &se) {
@@ -110,7 +110,6 @@ func (d *driver) Collided(err error) bool {
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
 			return true
 		}
-		return se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 	}
 	return false
 }

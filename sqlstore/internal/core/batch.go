@@ -30,7 +30,7 @@ import (
 
 // pending is one operation.
 type pending struct {
-	ctx   context.Context // the caller's: values only, once taken
+	ctx   context.Context // the caller's (a committer's batch keeps only its values)
 	q     credits.Query
 	apply func(*credits.State) (*credits.Change, error)
 	done  chan error // receives the outcome, once
@@ -100,9 +100,17 @@ func (e *nothingWritten) Unwrap() error { return e.err }
 
 // WroteNothing marks an error of Tx.Commit that says nothing was written
 // (the server refused the write sent with the COMMIT): the batch's
-// operations may then run again one by one. Any other error of Commit may
-// have come after the commit took effect.
-func WroteNothing(err error) error { return &nothingWritten{err: Transient("write", err)} }
+// operations may then run again one by one. transient says whether the
+// same write may succeed later (a cancelled statement, say) rather than
+// being refused again (a violated constraint: a bug, never retried as
+// credits.ErrTransient). Any other error of Commit may have come after the
+// commit took effect.
+func WroteNothing(err error, transient bool) error {
+	if transient {
+		return &nothingWritten{err: Transient("write", err)}
+	}
+	return &nothingWritten{err: fmt.Errorf("sqlstore: write refused: %w", err)}
+}
 
 // Transient wraps a failure to talk to the database.
 func Transient(what string, err error) error {

@@ -24,6 +24,9 @@ import (
 //     assumed;
 //   - no open hold of the account is due that the kept state does not have
 //     (one the load did not bring because it was not due then);
+//   - the history goes on where the kept state ends: entries are keyed
+//     (account, seq), so an entry the kept state did not know of makes
+//     the insert fail (unique violation: nothing written, run again);
 //   - every idempotency key is new: a kept state has no records, so the
 //     operation runs as if its key were new, and the records' primary key
 //     refuses the write if it was not. An operation on a kept state that
@@ -259,7 +262,7 @@ func (s *Store) attemptKept(ctx context.Context, live []*pending) (err error, do
 		c.touch(a) // every account of the batch is guarded by its version
 	}
 	w, versions, err := c.writes(rows)
-	if err != nil {
+	if err != nil || len(w[PartNewAccounts]) > 0 { // a kept account exists: a creation runs on loaded state
 		s.kept.forget(accounts)
 		return nil, false
 	}

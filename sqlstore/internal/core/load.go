@@ -7,11 +7,9 @@ import (
 	"github.com/creditkit/credits"
 )
 
-// A batch loads, for the accounts its operations name: the account rows
-// (locked, when it writes), every live bucket, the holds the operations
-// name and the holds due by the latest Due, the buckets those holds took
-// from, and the idempotency records of the operations' keys. A driver runs
-// the statements; Load turns their rows into states.
+// A batch loads, for its accounts: the account rows (locked, when it
+// writes), the live buckets, the holds named or due by the latest Due and
+// the buckets they took from, and the records of the operations' keys.
 
 // LoadArgs are what a batch's load statements look up.
 type LoadArgs struct {

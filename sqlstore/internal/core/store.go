@@ -35,7 +35,9 @@ type Options struct {
 	Migrate   bool
 	NoMigrate bool
 	// MaxAttempts bounds the runs of a batch that collides with another
-	// transaction (serialization failure, deadlock). Zero means 8.
+	// transaction (serialization failure, deadlock). Zero means 8. A batch
+	// that fails otherwise runs its operations one by one, each with a
+	// budget of its own.
 	MaxAttempts int
 	// NoGroupCommit runs every operation in a transaction of its own, on
 	// the caller's goroutine, instead of grouping concurrent operations
@@ -119,8 +121,6 @@ type Tx interface {
 	// Rollback ends the transaction if it is still open (nothing, when
 	// joined); it runs even when ctx has ended.
 	Rollback()
-	// Querier runs reads inside the transaction.
-	Querier() Querier
 }
 
 // Guarded is what a driver that supports kept states adds (PostgreSQL).
@@ -161,7 +161,7 @@ func newReads(n Names, x Syntax) reads {
 		exists:      fmt.Sprintf("SELECT 1 FROM %s WHERE id = %s", n.Table("accounts"), x.Param(1)),
 		dueAccounts: fmt.Sprintf("SELECT account FROM (SELECT h.account FROM %s h WHERE %s UNION SELECT b.account FROM %s b WHERE %s) due ORDER BY account LIMIT %s",
 			holds, DueHold("h", x.Param(1)), buckets, DueBucket("b", x.Param(1)), x.Param(2)),
-		entries: fmt.Sprintf("SELECT %s FROM %s e", Columns("e", Entries), n.Table("entries")),
+		entries: fmt.Sprintf("SELECT %s FROM %s e", Columns("e", &Entries.Schema), n.Table("entries")),
 	}
 }
 
@@ -172,19 +172,16 @@ var ErrClosed = errors.New("sqlstore: store closed")
 // code knows: upgrade the code, never the other way round.
 var ErrSchemaTooNew = errors.New("sqlstore: database schema is newer than this version of the code")
 
-// ErrSchemaOutdated is returned by a store that does not migrate (New
-// without Options.Migrate, Open with Options.NoMigrate) on a database whose
-// schema is older than the code: it never runs on it. Migrate brings it up
-// to date.
+// ErrSchemaOutdated is returned by a store that does not migrate on a
+// database whose schema is older than the code: it never runs on it.
 var ErrSchemaOutdated = errors.New("sqlstore: database schema is older than this version of the code")
 
 // Store is a credits.Store on a SQL database. It is safe for concurrent use.
 type Store struct {
-	closed atomic.Bool
-	group  *group
-	kept   *keptStates // nil: none
-	// commitFault, set by tests, fails a commit (see fault).
-	commitFault func(committed bool) error
+	closed      atomic.Bool
+	group       *group
+	kept        *keptStates                // nil: none
+	commitFault func(committed bool) error // tests: see fault
 	db          *sql.DB
 	owned       bool // Open made db: Close closes it
 	driver      Driver
@@ -498,11 +495,14 @@ func (s *Store) dueAccounts(ctx context.Context, db Querier, now time.Time, limi
 // failed statement aborts tx). The ledger's OnLowBalance hook runs before
 // the caller commits. On SQLite, tx must be a write transaction (the DSN's
 // _txlock=immediate, as Open sets).
-func (s *Store) WithTx(tx *sql.Tx) credits.Store { return &txStore{s: s, tx: s.driver.Join(tx)} }
+func (s *Store) WithTx(tx *sql.Tx) credits.Store {
+	return &txStore{s: s, tx: s.driver.Join(tx), sqlTx: tx}
+}
 
 type txStore struct {
-	s  *Store
-	tx Tx
+	s     *Store
+	tx    Tx
+	sqlTx *sql.Tx
 }
 
 func (t *txStore) Update(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) error {
@@ -522,13 +522,13 @@ func (t *txStore) View(ctx context.Context, q credits.Query) (*credits.State, er
 }
 
 func (t *txStore) HoldAccount(ctx context.Context, holdID string) (string, error) {
-	return t.s.holdAccount(ctx, t.tx.Querier(), holdID)
+	return t.s.holdAccount(ctx, t.sqlTx, holdID)
 }
 
 func (t *txStore) Entries(ctx context.Context, f credits.EntryFilter) ([]credits.Entry, error) {
-	return t.s.entries(ctx, t.tx.Querier(), f)
+	return t.s.entries(ctx, t.sqlTx, f)
 }
 
 func (t *txStore) DueAccounts(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	return t.s.dueAccounts(ctx, t.tx.Querier(), now, limit)
+	return t.s.dueAccounts(ctx, t.sqlTx, now, limit)
 }

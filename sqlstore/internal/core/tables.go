@@ -36,47 +36,30 @@ type Column[R any] struct {
 	set  func(r *R, v any, c *codec)
 }
 
+// Schema is what the SQL writers need of a table, whatever its row type.
+type Schema struct {
+	Name  string   // without the prefix: "accounts"
+	Names []string // the column names, in order
+	Kinds []Kind   // the column kinds, in order
+}
+
 // Table describes a table whose rows are values of type R.
 type Table[R any] struct {
-	Name    string // without the prefix: "accounts"
+	Schema
 	Columns []Column[R]
 }
 
-// Described is what the SQL writers need of a table, whatever its row type.
-type Described interface {
-	TableName() string
-	ColumnNames() []string
-	ColumnKinds() []Kind
-}
-
-// TableName is the table's name, without the prefix.
-func (t *Table[R]) TableName() string { return t.Name }
-
-// ColumnNames are the column names in order.
-func (t *Table[R]) ColumnNames() []string {
-	out := make([]string, len(t.Columns))
-	for i, c := range t.Columns {
-		out[i] = c.Name
+func table[R any](name string, cols ...Column[R]) *Table[R] {
+	t := &Table[R]{Schema: Schema{Name: name}, Columns: cols}
+	for _, c := range cols {
+		t.Names, t.Kinds = append(t.Names, c.Name), append(t.Kinds, c.Kind)
 	}
-	return out
-}
-
-// ColumnKinds are the column kinds in order.
-func (t *Table[R]) ColumnKinds() []Kind {
-	out := make([]Kind, len(t.Columns))
-	for i, c := range t.Columns {
-		out[i] = c.Kind
-	}
-	return out
+	return t
 }
 
 // Columns lists t's columns qualified by alias: "a.id, a.seq, …".
-func Columns(alias string, t Described) string {
-	names := t.ColumnNames()
-	for i, c := range names {
-		names[i] = alias + "." + c
-	}
-	return strings.Join(names, ", ")
+func Columns(alias string, t *Schema) string {
+	return alias + "." + strings.Join(t.Names, ", "+alias+".")
 }
 
 // encode returns r's values in column order.
@@ -211,7 +194,7 @@ type RecordRow struct {
 
 // The tables.
 var (
-	Accounts = &Table[AccountRow]{Name: "accounts", Columns: []Column[AccountRow]{
+	Accounts = table("accounts",
 		text("id", func(r *AccountRow) *string { return &r.ID }),
 		instant("created_at", func(r *AccountRow) *time.Time { return &r.CreatedAt }),
 		flag("team", func(r *AccountRow) bool { return r.Team }, func(r *AccountRow, v bool) { r.Team = v }),
@@ -225,8 +208,8 @@ var (
 		integer("seq", func(r *AccountRow) *int64 { return &r.Seq }),
 		jsonText("metadata", func(r *AccountRow) *map[string]string { return &r.Metadata }),
 		integer("version", func(r *AccountRow) *int64 { return &r.Version }),
-	}}
-	Buckets = &Table[credits.Bucket]{Name: "buckets", Columns: []Column[credits.Bucket]{
+	)
+	Buckets = table("buckets",
 		text("id", func(r *credits.Bucket) *string { return &r.ID }),
 		text("account", func(r *credits.Bucket) *string { return &r.Account }),
 		text("kind", func(r *credits.Bucket) *string { return (*string)(&r.Kind) }),
@@ -241,8 +224,8 @@ var (
 		// What the indexes of live buckets look at: written from
 		// Bucket.Live, never read back.
 		flag("live", (*credits.Bucket).Live, nil),
-	}}
-	Holds = &Table[credits.Hold]{Name: "holds", Columns: []Column[credits.Hold]{
+	)
+	Holds = table("holds",
 		text("id", func(r *credits.Hold) *string { return &r.ID }),
 		text("account", func(r *credits.Hold) *string { return &r.Account }),
 		text("member", func(r *credits.Hold) *string { return &r.Member }),
@@ -257,8 +240,8 @@ var (
 		instant("deadline", func(r *credits.Hold) *time.Time { return &r.Deadline }),
 		optInstant("settled_at", func(r *credits.Hold) *time.Time { return &r.SettledAt }),
 		jsonText("metadata", func(r *credits.Hold) *map[string]string { return &r.Metadata }),
-	}}
-	Entries = &Table[credits.Entry]{Name: "entries", Columns: []Column[credits.Entry]{
+	)
+	Entries = table("entries",
 		text("account", func(r *credits.Entry) *string { return &r.Account }),
 		integer("seq", func(r *credits.Entry) *int64 { return &r.Seq }),
 		text("type", func(r *credits.Entry) *string { return (*string)(&r.Type) }),
@@ -273,19 +256,19 @@ var (
 		text("member", func(r *credits.Entry) *string { return &r.Member }),
 		text("key", func(r *credits.Entry) *string { return &r.Key }),
 		text("note", func(r *credits.Entry) *string { return &r.Note }),
-	}}
-	Records = &Table[RecordRow]{Name: "records", Columns: []Column[RecordRow]{
+	)
+	Records = table("records",
 		text("account", func(r *RecordRow) *string { return &r.Account }),
 		text("key", func(r *RecordRow) *string { return &r.Key }),
 		text("operation", func(r *RecordRow) *string { return &r.Operation }),
 		bytesText("request", func(r *RecordRow) *[]byte { return &r.Request }),
 		bytesText("result", func(r *RecordRow) *[]byte { return &r.Result }),
 		instant("created_at", func(r *RecordRow) *time.Time { return &r.CreatedAt }),
-	}}
+	)
 )
 
 // AllTables are the tables the store writes, for the schema test.
-var AllTables = []Described{Accounts, Buckets, Holds, Entries, Records}
+var AllTables = []*Schema{&Accounts.Schema, &Buckets.Schema, &Holds.Schema, &Entries.Schema, &Records.Schema}
 
 func bytesText[R any](name string, p func(*R) *[]byte) Column[R] {
 	return Column[R]{Name: name, Kind: Text,

@@ -26,15 +26,15 @@ const (
 // Parts describes each part: its table, and whether its rows update the
 // rows of the same key (the table's first column) rather than insert.
 var Parts = [NumParts]struct {
-	Table  Described
+	Table  *Schema
 	Update bool
 }{
-	{Accounts, false}, {Accounts, true}, {Buckets, false}, {Buckets, true},
-	{Holds, false}, {Holds, true}, {Entries, false}, {Records, false},
+	{&Accounts.Schema, false}, {&Accounts.Schema, true}, {&Buckets.Schema, false}, {&Buckets.Schema, true},
+	{&Holds.Schema, false}, {&Holds.Schema, true}, {&Entries.Schema, false}, {&Records.Schema, false},
 }
 
-// versionColumn is the index of the accounts' version column.
-var versionColumn = slices.Index(Accounts.ColumnNames(), "version")
+// VersionColumn is the index of the accounts' version column.
+var VersionColumn = slices.Index(Accounts.Names, "version")
 
 // Writes are the rows a batch writes, part by part, each row its values in
 // the order of its table's columns.
@@ -159,7 +159,7 @@ func (c *collector) writes(loaded map[string]AccountRow) (*Writes, map[string]in
 		prev, exists := loaded[a]
 		switch {
 		case t.created:
-			t.row[versionColumn] = int64(1)
+			t.row[VersionColumn] = int64(1)
 			c.parts[PartNewAccounts] = append(c.parts[PartNewAccounts], t.row)
 			versions[a] = 1
 			continue
@@ -172,7 +172,7 @@ func (c *collector) writes(loaded map[string]AccountRow) (*Writes, map[string]in
 				return nil, nil, cd.err
 			}
 		}
-		t.row[versionColumn] = prev.Version + 1
+		t.row[VersionColumn] = prev.Version + 1
 		c.parts[PartAccounts] = append(c.parts[PartAccounts], t.row)
 		versions[a] = prev.Version + 1
 	}
