@@ -134,7 +134,7 @@ func conformance(t *testing.T, pg bool, open func(t *testing.T, opts sqlstore.Op
 }
 
 func TestConformanceSQLiteMemory(t *testing.T) {
-	fewerChecksUnderRace(t)
+	t.Parallel()
 	conformance(t, false, func(t *testing.T, opts sqlstore.Options) *sqlstore.Store {
 		return openSQLiteWith(t, ":memory:", opts)
 	})
@@ -144,7 +144,7 @@ func TestConformanceSQLiteMemory(t *testing.T) {
 // by a code path: it runs the default configuration, the others run on
 // memory.
 func TestConformanceSQLiteFile(t *testing.T) {
-	fewerChecksUnderRace(t)
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) credits.Store {
 		return batching(t, openSQLiteWith(t, "file:"+filepath.Join(t.TempDir(), "credits.db"), sqlstore.Options{}))
 	})
@@ -152,6 +152,7 @@ func TestConformanceSQLiteFile(t *testing.T) {
 
 func TestConformancePostgres(t *testing.T) {
 	postgresDSN(t)
+	t.Parallel()
 	conformance(t, true, func(t *testing.T, opts sqlstore.Options) *sqlstore.Store { return newPostgresWith(t, opts) })
 }
 
@@ -241,20 +242,19 @@ func batching(t *testing.T, s *sqlstore.Store) batcher {
 	return batcher{s}
 }
 
-// fewerChecksUnderRace: modernc's SQLite is C translated to Go, and under
-// the race detector it runs some thirty times slower, while the detector
-// has nothing to find inside the database engine (our own code is raced on
-// memstore and PostgreSQL). So under -race the SQLite state machine runs 20
-// checks instead of rapid's default 100; CI runs it in full (and deeper)
-// without -race. An explicit -rapid.checks is left alone.
-func fewerChecksUnderRace(t *testing.T) {
-	if !raceBuild {
-		return
+// TestMain: under the race detector the rapid state machines run 20 checks
+// instead of rapid's default 100 (an explicit -rapid.checks is left alone).
+// modernc's SQLite is C translated to Go and runs some thirty times slower
+// there, and the sequential state machine is not where races hide (the
+// concurrency, fault and kill tests are); CI runs the state machines on
+// SQLite and PostgreSQL in full, and deeper, without -race. It is set once
+// here because the conformance tests run in parallel.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "rapid.checks" })
+	if raceBuild && !set {
+		_ = flag.Set("rapid.checks", "20")
 	}
-	f := flag.Lookup("rapid.checks")
-	if f == nil || f.Value.String() != f.DefValue {
-		return
-	}
-	_ = f.Value.Set("20")
-	t.Cleanup(func() { _ = f.Value.Set(f.DefValue) })
+	os.Exit(m.Run())
 }
