@@ -381,6 +381,9 @@ func TestGroupCommitOneBadOperation(t *testing.T) {
 		if refused == nil {
 			t.Fatal("the database accepted a negative balance")
 		}
+		if errors.Is(refused, credits.ErrTransient) {
+			t.Fatalf("a write the schema refuses was reported as transient (a retry would be refused again): %v", refused)
+		}
 		want, _ := q.Total.Mul(3)
 		if b := h.Balance(t, "a"); b.Spent != want {
 			t.Fatalf("spent %s, want the three good charges' %s", b.Spent, want)
