@@ -8,7 +8,9 @@
 // account and for many accounts, at several numbers of concurrent callers.
 // On PostgreSQL it also prints the bytes of write-ahead log each operation
 // cost, ledger and naive: much steadier than the ratio on a noisy machine,
-// and the figure that sizes replication and the commit's flush.
+// and the figure that sizes replication and the commit's flush. On Linux it
+// prints the machine's CPU time per operation too (this program and the
+// database together, from /proc/stat), ledger and naive, and their ratio.
 //
 //	go run ./examples/loadtest                                  # SQLite file in the temp dir
 //	go run ./examples/loadtest -db 'postgres://user@localhost/db?sslmode=disable'
@@ -162,8 +164,9 @@ func run(ctx context.Context, c config) error {
 		defer pprof.StopCPUProfile()
 	}
 	fmt.Printf("credits load test: %s, %s, %s per measurement, %s\n\n", describe(store), c.workload, c.duration, grouping(store.Options()))
-	const row = "%9s %7s %12s %11s %7s %7s %7s %9s %9s %9s %6s %10s %9s\n"
-	fmt.Printf(row, "accounts", "callers", "ledger ops/s", "naive ops/s", "x naive", "p50 ms", "p99 ms", "naive p50", "naive p99", "ops/batch", "kept", "WAL B/op", "naive WAL")
+	const row = "%9s %7s %12s %11s %7s %7s %7s %9s %9s %9s %6s %10s %9s %10s %9s %8s\n"
+	fmt.Printf(row, "accounts", "callers", "ledger ops/s", "naive ops/s", "x naive", "p50 ms", "p99 ms", "naive p50", "naive p99", "ops/batch", "kept",
+		"WAL B/op", "naive WAL", "CPU µs/op", "naive CPU", "CPU x")
 	for _, l := range lines {
 		for _, n := range c.callers {
 			if err := ctx.Err(); err != nil {
@@ -175,10 +178,13 @@ func run(ctx context.Context, c config) error {
 			}
 			fmt.Printf(row, l.name, fmt.Sprint(n), fmt.Sprintf("%.0f", r.ops), fmt.Sprintf("%.0f", r.naiveOps), fmt.Sprintf("%.2f", r.ops/r.naiveOps),
 				fmt.Sprintf("%.2f", r.p50), fmt.Sprintf("%.2f", r.p99), fmt.Sprintf("%.2f", r.naiveP50), fmt.Sprintf("%.2f", r.naiveP99), fmt.Sprintf("%.1f", r.perBatch),
-				fmt.Sprintf("%.0f%%", r.kept), walColumn(r.wal), walColumn(r.naiveWal))
+				fmt.Sprintf("%.0f%%", r.kept), column(r.wal, "%.0f"), column(r.naiveWal, "%.0f"),
+				column(r.cpu, "%.0f"), column(r.naiveCPU, "%.0f"), ratio(r.cpu, r.naiveCPU))
 		}
 	}
 	fmt.Println("\nx naive: ledger ops/s ÷ naive ops/s, same database, same run (above 1: faster than the bare UPDATE).")
+	fmt.Println("CPU µs/op: the machine's busy CPU time (all cores, /proc/stat: this program and the database) per operation;")
+	fmt.Println("CPU x: the ledger's ÷ the naive's (below 1: cheaper than the bare UPDATE). Steadier than ops/s on a noisy machine.")
 	fmt.Println("kept: share of the batches that ran on a kept state, without reading the account (sqlstore Options.KeptStates).")
 	if store.Dialect() == "postgres" {
 		fmt.Println("WAL B/op: bytes of write-ahead log the server wrote per operation (what a commit flushes and replication ships; other")
@@ -336,14 +342,62 @@ type result struct {
 	perBatch           float64
 	kept               float64 // % of batches run on a kept state
 	wal, naiveWal      float64 // bytes of WAL per operation (PostgreSQL; -1: not measured)
+	cpu, naiveCPU      float64 // µs of the machine's busy CPU per operation (-1: not measured)
 }
 
-// walColumn formats bytes of WAL per operation; "-" when not measured.
-func walColumn(b float64) string {
-	if b < 0 {
+// clockTicks is Linux's USER_HZ, the unit of /proc/stat.
+const clockTicks = 100
+
+// cpuBusy is the machine's busy CPU time so far, all cores (Linux
+// /proc/stat: every state but idle, iowait and steal), in µs; -1 where it
+// cannot be read. It counts the database server's work as well as this
+// program's, which is the point: both are what an operation costs.
+func cpuBusy() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return -1
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return -1
+	}
+	var busy int64
+	for i, v := range f[1:9] { // user nice system idle iowait irq softirq steal
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return -1
+		}
+		if i != 3 && i != 4 && i != 7 {
+			busy += n
+		}
+	}
+	return float64(busy) * 1e6 / clockTicks
+}
+
+// perOp is what was spent between two readings, per operation; -1 when
+// either reading failed.
+func perOp(from, to float64, ops int) float64 {
+	if from < 0 || to < 0 || ops == 0 {
+		return -1
+	}
+	return (to - from) / float64(ops)
+}
+
+// column formats a per-operation figure; "-" when not measured.
+func column(v float64, format string) string {
+	if v < 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%.0f", b)
+	return fmt.Sprintf(format, v)
+}
+
+// ratio formats a ÷ b; "-" when either was not measured.
+func ratio(a, b float64) string {
+	if a < 0 || b <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", a/b)
 }
 
 // walPosition is the server's current WAL position in bytes, or -1 when
@@ -357,14 +411,6 @@ func (b *bench) walPosition(ctx context.Context) float64 {
 		return -1
 	}
 	return pos
-}
-
-// walPerOp is the WAL written between two positions, per operation.
-func walPerOp(from, to float64, ops int) float64 {
-	if from < 0 || to < 0 || ops == 0 {
-		return -1
-	}
-	return (to - from) / float64(ops)
 }
 
 // measure runs the naive baseline, then the ledger, each for the duration.
@@ -383,27 +429,29 @@ func (b *bench) measure(ctx context.Context, ids []string, callers int) (result,
 			return b.naiveUpdate(ctx, id, -(b.video.Total.Units() - b.used.Units()))
 		}
 	}
-	wal := b.walPosition(ctx)
+	wal, cpu := b.walPosition(ctx), cpuBusy()
 	n, lat, ended, err := drive(ctx, b.cfg.duration, callers, ids, naive)
+	r.naiveCPU = perOp(cpu, cpuBusy(), ended)
 	if err != nil {
 		return r, fmt.Errorf("naive: %w", err)
 	}
 	r.naiveOps, r.naiveP50, r.naiveP99 = float64(n)/b.cfg.duration.Seconds(), percentile(lat, 0.50), percentile(lat, 0.99)
 	next := b.walPosition(ctx)
-	r.naiveWal = walPerOp(wal, next, ended)
+	r.naiveWal = perOp(wal, next, ended)
 	wal = next
 
 	keys := randomHex() + "-"
-	before := b.store.Stats()
+	before, cpu := b.store.Stats(), cpuBusy()
 	n, lat, ended, err = drive(ctx, b.cfg.duration, callers, ids, func(ctx context.Context, id string, i int) error {
 		return b.ledgerOp(ctx, id, keys+strconv.Itoa(i))
 	})
 	if err != nil {
 		return r, fmt.Errorf("ledger: %w", err)
 	}
+	r.cpu = perOp(cpu, cpuBusy(), ended)
 	after := b.store.Stats()
 	r.ops, r.p50, r.p99 = float64(n)/b.cfg.duration.Seconds(), percentile(lat, 0.50), percentile(lat, 0.99)
-	r.wal = walPerOp(wal, b.walPosition(ctx), ended)
+	r.wal = perOp(wal, b.walPosition(ctx), ended)
 	if batches := after.Batches - before.Batches; batches > 0 {
 		r.perBatch = float64(after.Operations-before.Operations) / float64(batches)
 		r.kept = 100 * float64((after.KeptRuns-before.KeptRuns)-(after.KeptStale-before.KeptStale)) / float64(batches)
