@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -20,13 +21,15 @@ import (
 //     rows in ID order and load their state (Tx.Load);
 //  2. apply every operation in Go, in arrival order, against that state (a
 //     failing operation leaves it untouched, so no SAVEPOINT);
-//  3. merge the changes into rows (collector) and write them: on kept
-//     states, one autocommit statement guarded by the accounts' versions;
-//     otherwise the write and COMMIT;
-//  4. answer each caller with its own result, once the commit is durable.
+//  3. merge the changes into rows (collector) and write them (on kept
+//     states, one statement guarded by the accounts' versions), commit,
+//     and only then answer each caller.
 //
-// Failures are handled in run (below), as the sqlstore package
-// documentation states them.
+// This file reads top-down in the order a batch runs: Update → submit
+// (queue or run at once) → commit → run (retries, failures, as the
+// sqlstore package documentation states them) → attempt → attemptKept or
+// write (lock and load, applyAll, Tx.Write) → Tx.Commit. What differs by
+// database is behind Tx (postgres/batch.go, sqlite/batch.go).
 
 // pending is one operation.
 type pending struct {
@@ -43,78 +46,73 @@ type pending struct {
 	outcome  error
 }
 
-// answer settles p's outcome; the first one settled counts.
-func (p *pending) answer(err error) {
-	if !p.answered {
-		p.answered = true
-		p.outcome = err
+// Update implements credits.Store: the operation runs as a batch, alone or
+// grouped with concurrent callers' operations. If ctx ends while it still
+// waits in a queue, it is removed and Update returns ctx's error; once a
+// committer has taken it, Update returns what its batch's commit decided.
+func (s *Store) Update(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) error {
+	if s.closed.Load() {
+		return ErrClosed
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p := &pending{ctx: ctx, q: q, apply: apply, done: make(chan error, 1)}
+	if s.opts.NoGroupCommit {
+		s.run(ctx, []*pending{p})
+		return p.result()
+	}
+	return s.group.submit(ctx, p)
 }
 
-// result is p's outcome for its caller: a panic of apply panics again.
-func (p *pending) result() error {
-	if pe, ok := p.outcome.(*panicked); ok {
-		panic(pe.value)
+// submit runs p through its account's committer and returns its outcome.
+func (g *group) submit(ctx context.Context, p *pending) error {
+	c := g.committerFor(p.q.Account)
+	direct, err := c.enqueue(p)
+	if err != nil {
+		return err
 	}
-	return p.outcome
-}
-
-// panicked carries a panic of apply to the caller's goroutine.
-type panicked struct{ value any }
-
-func (p *panicked) Error() string { return fmt.Sprint("sqlstore: operation panicked: ", p.value) }
-
-// call runs apply, turning a panic into a *panicked error.
-func (p *pending) call(st *credits.State) (ch *credits.Change, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			ch, err = nil, &panicked{value: v}
+	if direct {
+		p.direct = true
+		c.commit([]*pending{p})
+		c.handOver()
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		if c.cancel(p) {
+			g.mu.Lock()
+			g.stats.Cancelled++
+			g.mu.Unlock()
+			return ctx.Err()
 		}
-	}()
-	return p.apply(st)
-}
-
-// errRestart says an operation was answered with its own error after it had
-// changed the batch's shared state: the batch runs again without it.
-var errRestart = errors.New("sqlstore: restart the batch")
-
-// errUnanswered would reach a caller whose operation a batch left without an
-// outcome: a bug in this package, never a silent success.
-var errUnanswered = errors.New("sqlstore: internal error: the batch gave no outcome")
-
-// commitFailed is a commit that failed or went unconfirmed.
-type commitFailed struct{ err error }
-
-func (e *commitFailed) Error() string { return e.err.Error() }
-func (e *commitFailed) Unwrap() error { return e.err }
-
-func commitError(err error) error {
-	return &commitFailed{err: fmt.Errorf("sqlstore: commit: %w: %w", credits.ErrTransient, err)}
-}
-
-// nothingWritten is a commit that failed before anything was written.
-type nothingWritten struct{ err error }
-
-func (e *nothingWritten) Error() string { return e.err.Error() }
-func (e *nothingWritten) Unwrap() error { return e.err }
-
-// WroteNothing marks an error of Tx.Commit that says nothing was written
-// (the server refused the write sent with the COMMIT): the batch's
-// operations may then run again one by one. transient says whether the
-// same write may succeed later (a cancelled statement, say) rather than
-// being refused again (a violated constraint: a bug, never retried as
-// credits.ErrTransient). Any other error of Commit may have come after the
-// commit took effect.
-func WroteNothing(err error, transient bool) error {
-	if transient {
-		return &nothingWritten{err: Transient("write", err)}
+		<-p.done // taken: the outcome is what the commit decides
 	}
-	return &nothingWritten{err: fmt.Errorf("sqlstore: write refused: %w", err)}
+	return p.result()
 }
 
-// Transient wraps a failure to talk to the database.
-func Transient(what string, err error) error {
-	return fmt.Errorf("sqlstore: %s: %w: %w", what, credits.ErrTransient, err)
+// commit runs one batch, records it in the stats and then answers its
+// callers (so that a caller that returned sees its batch counted).
+func (c *committer) commit(batch []*pending) {
+	s := c.s
+	start := time.Now()
+	// The batch's callers may go away: it runs to its end on a context of
+	// its own (with the first caller's values).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(batch[0].ctx), s.opts.CommitTimeout)
+	if len(batch) == 1 && batch[0].direct {
+		ctx, cancel = batch[0].ctx, func() {}
+	}
+	retries, failed := s.run(ctx, batch)
+	cancel()
+	took := time.Since(start)
+	c.g.record(len(batch), took, retries, failed)
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.LogAttrs(context.Background(), slog.LevelDebug, "sqlstore: batch", slog.Int("committer", c.index),
+			slog.Int("operations", len(batch)), slog.Duration("took", took), slog.Int("retries", retries), slog.Bool("failed", failed))
+	}
+	for _, p := range batch {
+		p.done <- p.outcome
+	}
 }
 
 // run runs the batch to its end and settles every operation's outcome. It
@@ -213,6 +211,81 @@ func (s *Store) attempt(ctx context.Context, live []*pending) error {
 		return commitError(err)
 	}
 	return nil
+}
+
+// attemptKept runs the batch on kept states when every one of its accounts
+// is kept: it applies the operations to them and writes all their changes
+// in one guarded autocommit statement. done is false when it wrote nothing
+// and the batch is to run on loaded states (an account is not kept, a kept
+// state turned out stale, or an operation is not to be trusted on it);
+// otherwise err is what attempt returns.
+func (s *Store) attemptKept(ctx context.Context, live []*pending) (err error, done bool) {
+	if s.kept == nil {
+		return nil, false
+	}
+	holds := map[string][]string{}
+	var accounts []string
+	for _, p := range live {
+		if _, ok := holds[p.q.Account]; !ok {
+			accounts = append(accounts, p.q.Account)
+			holds[p.q.Account] = []string{}
+		}
+		holds[p.q.Account] = append(holds[p.q.Account], p.q.Holds...)
+	}
+	states := make(map[string]*credits.State, len(accounts))
+	rows := make(map[string]AccountRow, len(accounts))
+	known := []string{} // not nil: pgx sends a nil slice as NULL
+	for _, a := range accounts {
+		st, version, k, ok := s.kept.get(a, holds[a])
+		if !ok {
+			return nil, false
+		}
+		states[a], rows[a] = st, AccountRow{Account: st.Account.Clone(), Version: version}
+		known = append(known, k...)
+	}
+	s.kept.hits.Add(1)
+	var c collector
+	for _, p := range live {
+		// Whatever goes wrong on a kept state (a panic, a change that
+		// cannot be stored too) runs again on a loaded state: a record
+		// might answer it there.
+		ch, err := p.call(states[p.q.Account])
+		if !trusted(p.q, ch, err) || c.add(p.q.Account, ch) != nil {
+			s.kept.forget(accounts)
+			return nil, false
+		}
+		p.err = nil
+	}
+	for _, a := range accounts {
+		c.touch(a) // every account of the batch is guarded by its version
+	}
+	w, versions, err := c.writes(rows)
+	if err != nil || len(w[PartNewAccounts]) > 0 { // a kept account exists: a creation runs on loaded state
+		s.kept.forget(accounts)
+		return nil, false
+	}
+	if err := s.fault(false); err != nil {
+		s.kept.forget(accounts)
+		return commitError(err), true
+	}
+	wrote, err := s.guarded.WriteGuarded(ctx, s.db, w, known, loadArgs(live).Due)
+	switch {
+	case err != nil:
+		s.kept.forget(accounts)
+		if s.guarded.Refused(err) {
+			return nil, false // nothing written: run again on loaded states
+		}
+		return commitError(err), true // it may or may not have taken effect
+	case !wrote:
+		s.kept.forget(accounts)
+		s.kept.stale.Add(1)
+		return nil, false
+	}
+	s.kept.putAll(&written{states: states, versions: versions})
+	if err := s.fault(true); err != nil {
+		return commitError(err), true
+	}
+	return nil, true
 }
 
 // written is what a batch wrote: the states its operations left and the
@@ -320,4 +393,78 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// answer settles p's outcome; the first one settled counts.
+func (p *pending) answer(err error) {
+	if !p.answered {
+		p.answered = true
+		p.outcome = err
+	}
+}
+
+// result is p's outcome for its caller: a panic of apply panics again.
+func (p *pending) result() error {
+	if pe, ok := p.outcome.(*panicked); ok {
+		panic(pe.value)
+	}
+	return p.outcome
+}
+
+// panicked carries a panic of apply to the caller's goroutine.
+type panicked struct{ value any }
+
+func (p *panicked) Error() string { return fmt.Sprint("sqlstore: operation panicked: ", p.value) }
+
+// call runs apply, turning a panic into a *panicked error.
+func (p *pending) call(st *credits.State) (ch *credits.Change, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			ch, err = nil, &panicked{value: v}
+		}
+	}()
+	return p.apply(st)
+}
+
+// errRestart says an operation was answered with its own error after it had
+// changed the batch's shared state: the batch runs again without it.
+var errRestart = errors.New("sqlstore: restart the batch")
+
+// errUnanswered would reach a caller whose operation a batch left without an
+// outcome: a bug in this package, never a silent success.
+var errUnanswered = errors.New("sqlstore: internal error: the batch gave no outcome")
+
+// commitFailed is a commit that failed or went unconfirmed.
+type commitFailed struct{ err error }
+
+func (e *commitFailed) Error() string { return e.err.Error() }
+func (e *commitFailed) Unwrap() error { return e.err }
+
+func commitError(err error) error {
+	return &commitFailed{err: fmt.Errorf("sqlstore: commit: %w: %w", credits.ErrTransient, err)}
+}
+
+// nothingWritten is a commit that failed before anything was written.
+type nothingWritten struct{ err error }
+
+func (e *nothingWritten) Error() string { return e.err.Error() }
+func (e *nothingWritten) Unwrap() error { return e.err }
+
+// WroteNothing marks an error of Tx.Commit that says nothing was written
+// (the server refused the write sent with the COMMIT): the batch's
+// operations may then run again one by one. transient says whether the
+// same write may succeed later (a cancelled statement, say) rather than
+// being refused again (a violated constraint: a bug, never retried as
+// credits.ErrTransient). Any other error of Commit may have come after the
+// commit took effect.
+func WroteNothing(err error, transient bool) error {
+	if transient {
+		return &nothingWritten{err: Transient("write", err)}
+	}
+	return &nothingWritten{err: fmt.Errorf("sqlstore: write refused: %w", err)}
+}
+
+// Transient wraps a failure to talk to the database.
+func Transient(what string, err error) error {
+	return fmt.Errorf("sqlstore: %s: %w: %w", what, credits.ErrTransient, err)
 }

@@ -1,7 +1,6 @@
 package core
 
 import (
-	"context"
 	"sync"
 	"sync/atomic"
 
@@ -213,79 +212,4 @@ func trusted(q credits.Query, ch *credits.Change, err error) bool {
 		return ch.Record != nil && ch.Record.Key == q.Keys[0]
 	}
 	return false
-}
-
-// attemptKept runs the batch on kept states when every one of its accounts
-// is kept: it applies the operations to them and writes all their changes
-// in one guarded autocommit statement. done is false when it wrote nothing
-// and the batch is to run on loaded states (an account is not kept, a kept
-// state turned out stale, or an operation is not to be trusted on it);
-// otherwise err is what attempt returns.
-func (s *Store) attemptKept(ctx context.Context, live []*pending) (err error, done bool) {
-	if s.kept == nil {
-		return nil, false
-	}
-	holds := map[string][]string{}
-	var accounts []string
-	for _, p := range live {
-		if _, ok := holds[p.q.Account]; !ok {
-			accounts = append(accounts, p.q.Account)
-			holds[p.q.Account] = []string{}
-		}
-		holds[p.q.Account] = append(holds[p.q.Account], p.q.Holds...)
-	}
-	states := make(map[string]*credits.State, len(accounts))
-	rows := make(map[string]AccountRow, len(accounts))
-	known := []string{} // not nil: pgx sends a nil slice as NULL
-	for _, a := range accounts {
-		st, version, k, ok := s.kept.get(a, holds[a])
-		if !ok {
-			return nil, false
-		}
-		states[a], rows[a] = st, AccountRow{Account: st.Account.Clone(), Version: version}
-		known = append(known, k...)
-	}
-	s.kept.hits.Add(1)
-	var c collector
-	for _, p := range live {
-		// Whatever goes wrong on a kept state (a panic, a change that
-		// cannot be stored too) runs again on a loaded state: a record
-		// might answer it there.
-		ch, err := p.call(states[p.q.Account])
-		if !trusted(p.q, ch, err) || c.add(p.q.Account, ch) != nil {
-			s.kept.forget(accounts)
-			return nil, false
-		}
-		p.err = nil
-	}
-	for _, a := range accounts {
-		c.touch(a) // every account of the batch is guarded by its version
-	}
-	w, versions, err := c.writes(rows)
-	if err != nil || len(w[PartNewAccounts]) > 0 { // a kept account exists: a creation runs on loaded state
-		s.kept.forget(accounts)
-		return nil, false
-	}
-	if err := s.fault(false); err != nil {
-		s.kept.forget(accounts)
-		return commitError(err), true
-	}
-	wrote, err := s.guarded.WriteGuarded(ctx, s.db, w, known, loadArgs(live).Due)
-	switch {
-	case err != nil:
-		s.kept.forget(accounts)
-		if s.guarded.Refused(err) {
-			return nil, false // nothing written: run again on loaded states
-		}
-		return commitError(err), true // it may or may not have taken effect
-	case !wrote:
-		s.kept.forget(accounts)
-		s.kept.stale.Add(1)
-		return nil, false
-	}
-	s.kept.putAll(&written{states: states, versions: versions})
-	if err := s.fault(true); err != nil {
-		return commitError(err), true
-	}
-	return nil, true
 }

@@ -1,8 +1,6 @@
 package core
 
 import (
-	"context"
-	"log/slog"
 	"runtime"
 	"slices"
 	"sync"
@@ -230,55 +228,5 @@ func (c *committer) run() {
 		// Let the callers just answered run before taking the next batch:
 		// those that come straight back join it instead of the one after.
 		runtime.Gosched()
-	}
-}
-
-// submit runs p through its account's committer and returns its outcome.
-func (g *group) submit(ctx context.Context, p *pending) error {
-	c := g.committerFor(p.q.Account)
-	direct, err := c.enqueue(p)
-	if err != nil {
-		return err
-	}
-	if direct {
-		p.direct = true
-		c.commit([]*pending{p})
-		c.handOver()
-	}
-	select {
-	case <-p.done:
-	case <-ctx.Done():
-		if c.cancel(p) {
-			g.mu.Lock()
-			g.stats.Cancelled++
-			g.mu.Unlock()
-			return ctx.Err()
-		}
-		<-p.done // taken: the outcome is what the commit decides
-	}
-	return p.result()
-}
-
-// commit runs one batch, records it in the stats and then answers its
-// callers (so that a caller that returned sees its batch counted).
-func (c *committer) commit(batch []*pending) {
-	s := c.s
-	start := time.Now()
-	// The batch's callers may go away: it runs to its end on a context of
-	// its own (with the first caller's values).
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(batch[0].ctx), s.opts.CommitTimeout)
-	if len(batch) == 1 && batch[0].direct {
-		ctx, cancel = batch[0].ctx, func() {}
-	}
-	retries, failed := s.run(ctx, batch)
-	cancel()
-	took := time.Since(start)
-	c.g.record(len(batch), took, retries, failed)
-	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		s.log.LogAttrs(context.Background(), slog.LevelDebug, "sqlstore: batch", slog.Int("committer", c.index),
-			slog.Int("operations", len(batch)), slog.Duration("took", took), slog.Int("retries", retries), slog.Bool("failed", failed))
-	}
-	for _, p := range batch {
-		p.done <- p.outcome
 	}
 }

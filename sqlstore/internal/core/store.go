@@ -324,25 +324,6 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Update implements credits.Store: the operation runs as a batch, alone or
-// grouped with concurrent callers' operations. If ctx ends while it still
-// waits in a queue, it is removed and Update returns ctx's error; once a
-// committer has taken it, Update returns what its batch's commit decided.
-func (s *Store) Update(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	p := &pending{ctx: ctx, q: q, apply: apply, done: make(chan error, 1)}
-	if s.opts.NoGroupCommit {
-		s.run(ctx, []*pending{p})
-		return p.result()
-	}
-	return s.group.submit(ctx, p)
-}
-
 // View implements credits.Store: the state as one consistent snapshot.
 func (s *Store) View(ctx context.Context, q credits.Query) (*credits.State, error) {
 	if s.closed.Load() {
