@@ -26,10 +26,10 @@ import (
 //     and only then answer each caller.
 //
 // This file reads top-down in the order a batch runs: Update → submit
-// (queue or run at once) → commit → run (retries, failures, as the
-// sqlstore package documentation states them) → attempt → attemptKept or
-// write (lock and load, applyAll, Tx.Write) → Tx.Commit. What differs by
-// database is behind Tx (postgres/batch.go, sqlite/batch.go).
+// (queue.go: queue, or run at once) → commit → run (retries, failures) →
+// attempt → attemptKept (Guarded.WriteGuarded, one statement, no Tx) or
+// write (Tx.Load, applyAll, Tx.Write) → Tx.Commit. What differs by
+// database is behind Tx and Guarded (postgres/, sqlite/: batch.go).
 
 // pending is one operation.
 type pending struct {
