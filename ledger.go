@@ -23,8 +23,12 @@ type Config struct {
 	// Now is the clock. Nil means time.Now. Every rule reads time from it.
 	Now func() time.Time
 	// NewID makes the IDs of holds and grants; it must return a unique
-	// string of at most 128 bytes on every call. Nil means 128 random bits,
-	// hex-encoded, after a prefix ("hold_…", "grant_…").
+	// string of at most 128 bytes on every call. Nil means time-ordered
+	// IDs: a prefix ("hold_…", "grant_…"), then the milliseconds of Now
+	// and 80 random bits, 32 hex digits in all. IDs made later sort after
+	// earlier ones (while the clock moves forward), so a database inserts
+	// them at the end of its ID index rather than on a random page of it —
+	// the index's recent pages stay in memory however long the history.
 	NewID func(prefix string) string
 
 	// Signup is given once to every new personal account (a team account,
@@ -109,7 +113,8 @@ func NewLedger(store Store, cfg *Config) (*Ledger, error) {
 		c.Now = time.Now
 	}
 	if c.NewID == nil {
-		c.NewID = randomID
+		now := c.Now
+		c.NewID = func(prefix string) string { return timeOrderedID(prefix, now()) }
 	}
 	if c.DayLocation == nil {
 		c.DayLocation = time.UTC
@@ -138,9 +143,17 @@ func NewLedger(store Store, cfg *Config) (*Ledger, error) {
 	return &Ledger{store: store, cfg: c, log: c.Logger}, nil
 }
 
-func randomID(prefix string) string {
+// timeOrderedID returns prefix, "_", then 48 bits of t's Unix
+// milliseconds and 80 random bits, hex-encoded: unique without
+// coordination (a clock that stands still or goes back costs the order,
+// never the uniqueness), and sorting by the time it was made.
+func timeOrderedID(prefix string, t time.Time) string {
 	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	ms := uint64(t.UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	_, _ = rand.Read(b[6:]) // crypto/rand.Read never fails
 	return prefix + "_" + hex.EncodeToString(b[:])
 }
 

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestRecordedFormsMatchResults: the form a record keeps of each result
@@ -82,5 +83,33 @@ func TestHoldFieldsKnownToReplays(t *testing.T) {
 	}
 	if want := []string{"Bucket", "Amount", "Captured", "Refunded"}; !slices.Equal(portion, want) {
 		t.Errorf("Portion's fields are %v; replays know %v", portion, want)
+	}
+}
+
+// The default IDs sort in the order they were made (by the ledger's clock,
+// to the millisecond), are unique within a millisecond and when the clock
+// goes back, and keep the length of the random IDs they replaced.
+func TestTimeOrderedIDs(t *testing.T) {
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	seen := map[string]bool{}
+	prev := ""
+	for i := range 2000 {
+		at := t0.Add(time.Duration(i/10) * time.Millisecond) // ten per millisecond
+		id := timeOrderedID("hold", at)
+		if len(id) != len("hold_")+32 || id[:5] != "hold_" {
+			t.Fatalf("id %q: want hold_ and 32 hex digits", id)
+		}
+		if seen[id] {
+			t.Fatalf("id %q made twice", id)
+		}
+		seen[id] = true
+		if i%10 == 0 && id <= prev {
+			t.Fatalf("id %q made at %v sorts before %q, made a millisecond earlier", id, at, prev)
+		}
+		prev = id
+	}
+	back := timeOrderedID("hold", t0.Add(-time.Hour))
+	if seen[back] || back >= prev {
+		t.Fatalf("id made an hour back: %q (last %q)", back, prev)
 	}
 }
