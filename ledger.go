@@ -275,11 +275,13 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 	if err != nil {
 		return zero, fmt.Errorf("credits: encode request: %w", err)
 	}
-	var (
+	// What apply decides, in one value (apply is a closure the store
+	// calls, so everything it sets lives on the heap: once, not per field).
+	var out struct {
 		res    R
 		bizErr error
 		event  *LowBalanceEvent
-	)
+	}
 	if op.key != "" {
 		op.query.Keys = append(op.query.Keys, op.key)
 	}
@@ -289,7 +291,7 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 	}
 	op.query.Due = now
 	apply := func(st *State) (*Change, error) {
-		res, bizErr, event = zero, nil, nil
+		out.res, out.bizErr, out.event = zero, nil, nil
 		if rec := st.Records[op.key]; op.key != "" && rec != nil {
 			same := rec.Operation == op.name && bytes.Equal(rec.Request, reqJSON)
 			switch {
@@ -304,7 +306,7 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 					}
 				}
 				PR(&r).markReplayed()
-				res, bizErr = r, e
+				out.res, out.bizErr = r, e
 				return nil, nil
 			case op.name == opCreate:
 				return nil, fmt.Errorf("%w: %q was created by a different request", ErrAccountExists, op.query.Account)
@@ -342,16 +344,16 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 				exp.expire()
 				if exp.err == nil && exp.changed() {
 					ch = exp.change()
-					event = exp.lowBalance()
+					out.event = exp.lowBalance()
 				}
 			}
 			ch.Record = rec
 			st.Fold(ch)
-			bizErr = err
+			out.bizErr = err
 			return ch, nil
 		}
 		if !t.changed() && op.key == "" {
-			res = r
+			out.res = r
 			return nil, nil
 		}
 		ch := t.change()
@@ -363,7 +365,7 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 			ch.Record = rec
 		}
 		st.Fold(ch)
-		res, event = r, t.lowBalance()
+		out.res, out.event = r, t.lowBalance()
 		return ch, nil
 	}
 	err = l.store.Update(ctx, op.query, apply)
@@ -376,13 +378,13 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 	if err != nil {
 		return zero, err
 	}
-	if event != nil {
-		l.log.DebugContext(ctx, "credits: low balance", "account", event.Account, "available", event.Available.String(), "threshold", event.Threshold.String())
+	if e := out.event; e != nil {
+		l.log.DebugContext(ctx, "credits: low balance", "account", e.Account, "available", e.Available.String(), "threshold", e.Threshold.String())
 		if l.cfg.OnLowBalance != nil {
-			l.cfg.OnLowBalance(ctx, *event)
+			l.cfg.OnLowBalance(ctx, *e)
 		}
 	}
-	return res, bizErr
+	return out.res, out.bizErr
 }
 
 // ruleError is a business outcome decided against the account's state. It

@@ -62,7 +62,7 @@ func (l *Ledger) Balance(ctx context.Context, account string) (Balance, error) {
 		Expired: a.Expired, Threshold: a.LowBalanceThreshold, AsOf: now,
 		Low: a.LowBalanceThreshold.IsPositive() && a.Available.Less(a.LowBalanceThreshold),
 	}
-	for _, bk := range t.visibleBuckets() {
+	for bk := range t.visibleBuckets {
 		if !bk.Live() {
 			continue
 		}

@@ -177,37 +177,37 @@ func (f EntryFilter) Match(e *Entry) bool {
 // Fold applies c to s, as the store will persist it, so that a later
 // operation run against s sees it. Ledger operations fold their own change;
 // a Store does not need to call it.
+//
+// s then shares c's rows rather than copying them: a Change is never
+// modified once made, and the ledger copies any row of a State before it
+// changes it.
 func (s *State) Fold(c *Change) {
 	if c == nil {
 		return
 	}
 	if c.Account != nil {
-		a := c.Account.Clone()
-		s.Account = &a
+		s.Account = c.Account
 	}
-	if s.Buckets == nil {
+	if len(c.NewBuckets)+len(c.UpdatedBuckets) > 0 && s.Buckets == nil {
 		s.Buckets = map[string]*Bucket{}
 	}
 	for _, list := range [][]Bucket{c.NewBuckets, c.UpdatedBuckets} {
 		for i := range list {
-			b := list[i]
-			s.Buckets[b.ID] = &b
+			s.Buckets[list[i].ID] = &list[i]
 		}
 	}
-	if s.Holds == nil {
+	if len(c.NewHolds)+len(c.UpdatedHolds) > 0 && s.Holds == nil {
 		s.Holds = map[string]*Hold{}
 	}
 	for _, list := range [][]Hold{c.NewHolds, c.UpdatedHolds} {
 		for i := range list {
-			h := list[i].Clone()
-			s.Holds[h.ID] = &h
+			s.Holds[list[i].ID] = &list[i]
 		}
 	}
 	if c.Record != nil {
 		if s.Records == nil {
 			s.Records = map[string]*Record{}
 		}
-		r := *c.Record
-		s.Records[r.Key] = &r
+		s.Records[c.Record.Key] = c.Record
 	}
 }

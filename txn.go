@@ -62,45 +62,68 @@ func (t *txn) sub(dst *Credits, d Credits) {
 }
 
 // workset holds the working copies of one kind of row: those the operation
-// changed (copied from the loaded State on first write) and those it made.
+// changed (copied from the loaded State on first write) and those it made,
+// in first-touch order, so that a Change is deterministic. An operation
+// touches a few rows: they are found by a scan, and by an index built once
+// they are many (an expiry of many grants at once).
 type workset[T any] struct {
-	rows  map[string]*T
-	order []string // first-touch order, so that a Change is deterministic
-	isNew map[string]bool
+	rows  []workRow[T]
+	index map[string]int // by ID, once len(rows) > worksetScan
 }
 
+type workRow[T any] struct {
+	id    string
+	v     *T
+	isNew bool
+}
+
+const worksetScan = 16
+
 func (w *workset[T]) get(id string) (*T, bool) {
-	v, ok := w.rows[id]
-	return v, ok
+	if w.index != nil {
+		if i, ok := w.index[id]; ok {
+			return w.rows[i].v, true
+		}
+		return nil, false
+	}
+	for i := range w.rows {
+		if w.rows[i].id == id {
+			return w.rows[i].v, true
+		}
+	}
+	return nil, false
 }
 
 func (w *workset[T]) put(id string, v *T, isNew bool) {
-	if w.rows == nil {
-		w.rows, w.isNew = map[string]*T{}, map[string]bool{}
+	w.rows = append(w.rows, workRow[T]{id, v, isNew})
+	switch {
+	case w.index != nil:
+		w.index[id] = len(w.rows) - 1
+	case len(w.rows) > worksetScan:
+		w.index = make(map[string]int, 2*len(w.rows))
+		for i := range w.rows {
+			w.index[w.rows[i].id] = i
+		}
 	}
-	w.rows[id] = v
-	w.order = append(w.order, id)
-	w.isNew[id] = isNew
 }
 
-// visible lists every row as the operation sees it: working copies over
-// the loaded rows, then the new ones.
-func (w *workset[T]) visible(loaded map[string]*T, keep func(*T) bool) []*T {
-	out := make([]*T, 0, len(loaded)+len(w.rows))
+// visible yields every row as the operation sees it: working copies over
+// the loaded rows, then the new ones. (A push iterator rather than a
+// returned iter.Seq, whose closure would cost an allocation per loop.)
+func (w *workset[T]) visible(loaded map[string]*T, yield func(*T) bool) {
 	for id, v := range loaded {
-		if c, ok := w.rows[id]; ok {
+		if c, ok := w.get(id); ok {
 			v = c
 		}
-		if keep(v) {
-			out = append(out, v)
+		if !yield(v) {
+			return
 		}
 	}
-	for _, id := range w.order {
-		if w.isNew[id] {
-			out = append(out, w.rows[id])
+	for _, r := range w.rows {
+		if r.isNew && !yield(r.v) {
+			return
 		}
 	}
-	return out
 }
 
 // bucket returns the working copy of bucket id, copying it from the State
@@ -132,12 +155,13 @@ func (t *txn) hold(id string) *Hold {
 	return &h
 }
 
-func (t *txn) visibleBuckets() []*Bucket {
-	return t.buckets.visible(t.st.Buckets, func(*Bucket) bool { return true })
-}
+// visibleBuckets yields the account's buckets; range over it.
+func (t *txn) visibleBuckets(yield func(*Bucket) bool) { t.buckets.visible(t.st.Buckets, yield) }
 
-func (t *txn) visibleHolds() []*Hold {
-	return t.holds.visible(t.st.Holds, func(h *Hold) bool { return h.Account == t.acct.ID })
+// visibleHolds yields the holds of the account (a store may load a named
+// hold of another account; the operation never sees it); range over it.
+func (t *txn) visibleHolds(yield func(*Hold) bool) {
+	t.holds.visible(t.st.Holds, func(h *Hold) bool { return h.Account != t.acct.ID || yield(h) })
 }
 
 // spendOrder sorts buckets in the order credits are taken from them: the
@@ -206,7 +230,7 @@ func (t *txn) take(amount Credits) ([]Portion, error) {
 		return nil, &InsufficientCreditsError{Account: t.acct.ID, Available: t.acct.Available, Requested: amount}
 	}
 	var live []*Bucket
-	for _, b := range t.visibleBuckets() {
+	for b := range t.visibleBuckets {
 		if b.Live() && !b.DueAt(t.now) {
 			live = append(live, b)
 		}
@@ -266,13 +290,13 @@ func (t *txn) giveBack(bucketID string, amount Credits, at time.Time) {
 func (t *txn) expire() {
 	for t.err == nil {
 		var due *Bucket
-		for _, b := range t.visibleBuckets() {
+		for b := range t.visibleBuckets {
 			if b.DueAt(t.now) && (due == nil || expiryOrder(b, due) < 0) {
 				due = b
 			}
 		}
 		var hold *Hold
-		for _, h := range t.visibleHolds() {
+		for h := range t.visibleHolds {
 			if h.DueAt(t.now) && (hold == nil || deadlineOrder(h, hold) < 0) {
 				hold = h
 			}
@@ -341,23 +365,22 @@ func accountEqual(a, b *Account) bool {
 		a.Seq == b.Seq
 }
 
-// change collects the txn's copies into a Change.
+// change collects the txn's copies into a Change. The txn is done: the
+// Change takes its rows as they are, without copying them again.
 func (t *txn) change() *Change {
-	acct := t.acct.Clone()
-	c := &Change{Account: &acct, AccountCreated: t.isNew, Entries: t.entries}
-	for _, id := range t.buckets.order {
-		b := t.buckets.rows[id]
-		if t.buckets.isNew[id] {
-			c.NewBuckets = append(c.NewBuckets, *b)
-		} else if *b != *t.st.Buckets[id] {
-			c.UpdatedBuckets = append(c.UpdatedBuckets, *b)
+	c := &Change{Account: &t.acct, AccountCreated: t.isNew, Entries: t.entries}
+	for _, r := range t.buckets.rows {
+		if r.isNew {
+			c.NewBuckets = append(c.NewBuckets, *r.v)
+		} else if *r.v != *t.st.Buckets[r.id] {
+			c.UpdatedBuckets = append(c.UpdatedBuckets, *r.v)
 		}
 	}
-	for _, id := range t.holds.order {
-		if t.holds.isNew[id] {
-			c.NewHolds = append(c.NewHolds, t.holds.rows[id].Clone())
+	for _, r := range t.holds.rows {
+		if r.isNew {
+			c.NewHolds = append(c.NewHolds, *r.v)
 		} else {
-			c.UpdatedHolds = append(c.UpdatedHolds, t.holds.rows[id].Clone())
+			c.UpdatedHolds = append(c.UpdatedHolds, *r.v)
 		}
 	}
 	return c

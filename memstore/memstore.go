@@ -83,17 +83,16 @@ func (s *Store) get(id string, create bool) *account {
 
 // load copies the state q names out of a; the caller holds a.mu.
 func (a *account) load(q credits.Query) *credits.State {
-	st := &credits.State{
-		Buckets: map[string]*credits.Bucket{},
-		Holds:   map[string]*credits.Hold{},
-		Records: map[string]*credits.Record{},
-	}
+	st := &credits.State{}
 	if a.row == nil {
 		return st
 	}
 	row := a.row.Clone()
 	st.Account = &row
 	addHold := func(h *credits.Hold) {
+		if st.Holds == nil {
+			st.Holds = map[string]*credits.Hold{}
+		}
 		c := h.Clone()
 		st.Holds[h.ID] = &c
 	}
@@ -109,6 +108,7 @@ func (a *account) load(q credits.Query) *credits.State {
 			}
 		}
 	}
+	st.Buckets = map[string]*credits.Bucket{}
 	for id, b := range a.buckets {
 		if b.Live() {
 			c := *b
@@ -125,6 +125,9 @@ func (a *account) load(q credits.Query) *credits.State {
 	}
 	for _, k := range q.Keys {
 		if r, ok := a.records[k]; ok {
+			if st.Records == nil {
+				st.Records = map[string]*credits.Record{}
+			}
 			c := *r
 			st.Records[k] = &c
 		}
