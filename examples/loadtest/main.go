@@ -58,6 +58,8 @@ type config struct {
 	keptStates int
 	hot        bool
 	cpuProfile string
+	history    int64 // entries of history to load before the long run's windows
+	windows    int   // the long run's windows (0: the usual measurements)
 }
 
 func main() {
@@ -75,6 +77,8 @@ func main() {
 	flag.BoolVar(&c.noGroup, "no-group-commit", false, "run every operation in a transaction of its own")
 	flag.IntVar(&c.keptStates, "kept-states", 0, "sqlstore Options.KeptStates (0: the default; -1: keep none, read every account)")
 	flag.BoolVar(&c.hot, "hot", true, "measure the hot account (false: only the many accounts)")
+	flag.Int64Var(&c.history, "history", 0, "long run: entries of history to bulk-load before the windows (PostgreSQL; see -windows)")
+	flag.IntVar(&c.windows, "windows", 0, "long run: measure this many windows of -duration each, on -accounts accounts made in bulk, after -history entries of history (PostgreSQL)")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the measurements (not the set-up) to this file")
 	flag.Parse()
 	for _, f := range strings.Split(callers, ",") {
@@ -86,6 +90,9 @@ func main() {
 	}
 	if c.workload != "charge" && c.workload != "reserve-capture" {
 		log.Fatalf("loadtest: -workload: %q is neither charge nor reserve-capture", c.workload)
+	}
+	if c.windows < 0 || c.history < 0 || (c.history > 0 && c.windows == 0) {
+		log.Fatalf("loadtest: -history needs -windows, and neither may be negative")
 	}
 	if c.duration <= 0 || c.duration > 10*time.Minute {
 		log.Fatalf("loadtest: -duration: %s is not between 0 and 10m", c.duration)
@@ -109,6 +116,7 @@ type bench struct {
 	video   credits.Quote
 	used    credits.Credits // what a 4 s capture of the video quote charges
 	balance credits.Credits // every account's starting balance
+	entries int64           // the long run's entries so far
 }
 
 func run(ctx context.Context, c config) error {
@@ -132,6 +140,9 @@ func run(ctx context.Context, c config) error {
 	}
 	if err := b.setUp(ctx, suffix); err != nil {
 		return err
+	}
+	if c.windows > 0 {
+		return b.longRun(ctx)
 	}
 	type line struct {
 		name string
