@@ -256,6 +256,56 @@ func rebuildHold(op *operation, st *State, r any) error {
 	return nil
 }
 
+// byHoldRequest is how the record of a Reserve or Charge keeps its
+// request: by the hold it made, which has every field of the request but
+// the TTL asked for (member, metadata and the quote it priced), so that a
+// charge does not write them twice. A replay rebuilds the request from the
+// hold (recordedRequest) and compares it, byte for byte, with the new one,
+// as it compares a request kept whole. Records written before this rule
+// keep the whole request and are compared as they are.
+type byHoldRequest struct {
+	ByHold byHold `json:"by_hold"`
+}
+
+type byHold struct {
+	TTL time.Duration `json:"ttl,omitempty"`
+}
+
+var byHoldPrefix = []byte(`{"by_hold":`)
+
+// recordedRequest is the request rec was recorded for, canonical JSON: as
+// kept, or rebuilt from the hold it names (a *needHold when the state has
+// not loaded that hold).
+func recordedRequest(op *operation, st *State, rec *Record) ([]byte, error) {
+	if !bytes.HasPrefix(rec.Request, byHoldPrefix) {
+		return rec.Request, nil
+	}
+	var kept byHoldRequest
+	var res struct {
+		OK struct {
+			Hold holdRef `json:"hold"`
+		} `json:"ok_hold_by_id"`
+	}
+	if err := json.Unmarshal(rec.Request, &kept); err != nil {
+		return nil, fmt.Errorf("credits: decode idempotency record %q: %w", rec.Key, err)
+	}
+	if err := json.Unmarshal(rec.Result, &res); err != nil || res.OK.Hold.ID == "" {
+		return nil, fmt.Errorf("credits: idempotency record %q keeps its request by a hold it does not name (%v)", rec.Key, err)
+	}
+	h := st.Holds[res.OK.Hold.ID]
+	if h == nil || h.Account != op.query.Account {
+		if slices.Contains(op.query.Holds, res.OK.Hold.ID) {
+			return nil, fmt.Errorf("%w: idempotency record %q names hold %q, which account %q does not have", ErrUnknownHold, rec.Key, res.OK.Hold.ID, op.query.Account)
+		}
+		return nil, &needHold{id: res.OK.Hold.ID}
+	}
+	b, err := json.Marshal(spendRequest{Op: rec.Operation, Account: h.Account, Member: h.Member, Quote: fingerprint(h.Quote), TTL: kept.ByHold.TTL, Metadata: h.Metadata})
+	if err != nil {
+		return nil, fmt.Errorf("credits: encode request: %w", err)
+	}
+	return b, nil
+}
+
 // result is implemented by the pointer of every result type, so that a
 // replayed result can be flagged.
 type result[R any] interface {
@@ -293,7 +343,11 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 	apply := func(st *State) (*Change, error) {
 		out.res, out.bizErr, out.event = zero, nil, nil
 		if rec := st.Records[op.key]; op.key != "" && rec != nil {
-			same := rec.Operation == op.name && bytes.Equal(rec.Request, reqJSON)
+			recReq, err := recordedRequest(&op, st, rec)
+			if err != nil {
+				return nil, err
+			}
+			same := rec.Operation == op.name && bytes.Equal(recReq, reqJSON)
 			switch {
 			case same:
 				r, byID, e, err := decodeResult[R](rec.Result)
@@ -311,7 +365,7 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 			case op.name == opCreate:
 				return nil, fmt.Errorf("%w: %q was created by a different request", ErrAccountExists, op.query.Account)
 			case op.userKey:
-				return nil, conflict(op.query.Account, op.key, rec, op.name, reqJSON)
+				return nil, conflict(op.query.Account, op.key, rec.Operation, recReq, op.name, reqJSON)
 			}
 			// A derived key used with another request: the operation itself
 			// says why it cannot happen again (the hold is settled).
@@ -445,6 +499,13 @@ func newRecord(op operation, reqJSON []byte, res any, bizErr error, now time.Tim
 		prefix := `{"ok":`
 		if hr, ok := res.(heldResult); ok && op.holdAt != nil {
 			res, prefix = hr.recorded(), `{"ok_hold_by_id":`
+			if sr, ok := op.request.(spendRequest); ok {
+				b, err := json.Marshal(byHoldRequest{ByHold: byHold{TTL: sr.TTL}})
+				if err != nil {
+					return nil, fmt.Errorf("credits: encode request: %w", err)
+				}
+				reqJSON = b
+			}
 		}
 		b, err := json.Marshal(res)
 		if err != nil {
@@ -490,14 +551,14 @@ func decodeResult[R any](data []byte) (r R, byID bool, bizErr, err error) {
 	return r, false, &ruleError{kind: kind, msg: rr.Message}, nil
 }
 
-func conflict(account, key string, rec *Record, op string, req []byte) error {
-	e := &IdempotencyConflictError{Account: account, Key: userKey(key), Operation: rec.Operation}
-	if rec.Operation != op {
+func conflict(account, key, recOp string, recReq []byte, op string, req []byte) error {
+	e := &IdempotencyConflictError{Account: account, Key: userKey(key), Operation: recOp}
+	if recOp != op {
 		e.Fields = []string{"operation"}
 		return e
 	}
 	var a, b map[string]json.RawMessage
-	_ = json.Unmarshal(rec.Request, &a)
+	_ = json.Unmarshal(recReq, &a)
 	_ = json.Unmarshal(req, &b)
 	for k, v := range a {
 		if w, ok := b[k]; !ok || !bytes.Equal(v, w) {

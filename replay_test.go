@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -141,16 +142,14 @@ func TestFullRecordsStillReplay(t *testing.T) {
 	if _, err := l.Grant(ctx, credits.GrantRequest{Account: "a", Amount: credits.Whole(10), Kind: credits.KindPurchase, Key: "g"}); err != nil {
 		t.Fatal(err)
 	}
-	// The same request under another key: its record's request is the
-	// canonical request a charge of that quote makes.
-	if _, err := l.Charge(ctx, credits.ChargeRequest{Account: "a", Quote: image, Key: "new"}); err != nil {
-		t.Fatal(err)
-	}
+	// The whole canonical request, as records kept it before they kept a
+	// Reserve's or Charge's request by its hold.
+	request := fmt.Sprintf(`{"op":"charge","account":"a","quote":{"tool":"image","images":1,"total":"%s","catalog_version":"%s"}}`, image.Total, image.CatalogVersion)
 	want := credits.ChargeResult{Hold: credits.Hold{ID: "hold_gone", Account: "a", Key: "old", Status: credits.HoldCaptured, Amount: image.Total,
 		Captured: image.Total, Portions: []credits.Portion{{Bucket: "grant_x", Amount: image.Total, Captured: image.Total}}, Quote: image,
 		CreatedAt: now, Deadline: now, SettledAt: now}, Charged: image.Total, Available: credits.Whole(1)}
 	res, _ := json.Marshal(want)
-	old := &credits.Record{Key: "k:old", Operation: "charge", Request: recordOf(t, store, "a", "k:new").Request, Result: []byte(`{"ok":` + string(res) + `}`), CreatedAt: now}
+	old := &credits.Record{Key: "k:old", Operation: "charge", Request: []byte(request), Result: []byte(`{"ok":` + string(res) + `}`), CreatedAt: now}
 	if err := store.Update(ctx, credits.Query{Account: "a"}, func(*credits.State) (*credits.Change, error) {
 		return &credits.Change{Record: old}, nil
 	}); err != nil {
@@ -187,4 +186,63 @@ func earlierVersionReplay[R any](result []byte) (R, error) {
 		return r, errors.New(rr.Error)
 	}
 	return r, json.Unmarshal(rr.OK, &r)
+}
+
+// TestRequestKeptByHold: the record of a Reserve or Charge keeps its
+// request by the hold it made. A retry with the same request replays; one
+// that differs is refused naming exactly the fields that differ, as when
+// the record kept the whole request.
+func TestRequestKeptByHold(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	_, l := replayLedger(t, &now)
+	image, _ := l.Quote(credits.QuoteRequest{Tool: "image"})
+	video, _ := l.Quote(credits.QuoteRequest{Tool: "video", Resolution: "720p", Duration: 5 * time.Second})
+	if _, err := l.Grant(ctx, credits.GrantRequest{Account: "a", Amount: credits.Whole(500), Kind: credits.KindPurchase, Key: "g"}); err != nil {
+		t.Fatal(err)
+	}
+	meta := map[string]string{"prompt": "a cat"}
+	charged, err := l.Charge(ctx, credits.ChargeRequest{Account: "a", Quote: image, Key: "c", Metadata: meta})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reserved, err := l.Reserve(ctx, credits.ReserveRequest{Account: "a", Quote: video, Key: "r", TTL: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := l.Charge(ctx, credits.ChargeRequest{Account: "a", Quote: image, Key: "c", Metadata: map[string]string{"prompt": "a cat"}})
+	if err != nil || !again.Replayed || again.Hold.ID != charged.Hold.ID {
+		t.Fatalf("charge retried: %+v, %v", again, err)
+	}
+	for _, c := range []struct {
+		name   string
+		call   func() error
+		fields []string
+	}{
+		{"other metadata", func() error {
+			_, err := l.Charge(ctx, credits.ChargeRequest{Account: "a", Quote: image, Key: "c", Metadata: map[string]string{"prompt": "a dog"}})
+			return err
+		}, []string{"metadata"}},
+		{"other quote and member", func() error {
+			_, err := l.Charge(ctx, credits.ChargeRequest{Account: "a", Member: "bob", Quote: video, Key: "c", Metadata: meta})
+			return err
+		}, []string{"member", "quote"}},
+		{"other TTL", func() error {
+			_, err := l.Reserve(ctx, credits.ReserveRequest{Account: "a", Quote: video, Key: "r"})
+			return err
+		}, []string{"ttl"}},
+		{"other operation", func() error {
+			_, err := l.Charge(ctx, credits.ChargeRequest{Account: "a", Quote: video, Key: "r"})
+			return err
+		}, []string{"operation"}},
+	} {
+		var ce *credits.IdempotencyConflictError
+		if err := c.call(); !errors.As(err, &ce) || !reflect.DeepEqual(ce.Fields, c.fields) {
+			t.Errorf("%s: %v (fields %v), want a conflict on %v", c.name, err, ce, c.fields)
+		}
+	}
+	same, err := l.Reserve(ctx, credits.ReserveRequest{Account: "a", Quote: video, Key: "r", TTL: 10 * time.Minute})
+	if err != nil || !same.Replayed || same.Hold.ID != reserved.Hold.ID {
+		t.Fatalf("reserve retried: %+v, %v", same, err)
+	}
 }

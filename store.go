@@ -121,11 +121,15 @@ type Change struct {
 // Capture, Release) keeps that hold by its ID only, and a replay rebuilds
 // the hold as the operation left it from the hold's row (so a store keeps
 // every hold, settled or not, as long as its account), which saves a
-// charge writing its hold twice. Records written by earlier versions, which
-// kept the whole hold, replay as they are. An earlier version that meets a
+// charge writing its hold twice. The record of a Reserve or Charge keeps
+// its request by that hold too (the hold has every field of it but the
+// TTL): a replay compares the new request with the one rebuilt from the
+// hold. Records written by earlier versions, which kept the whole hold and
+// the whole request, replay as they are. An earlier version that meets a
 // record kept this way (during a rolling deploy, or after a rollback) fails
-// that replay with a decode error and writes nothing; a retry on a server
-// running this version replays it.
+// that replay — with a decode error, or an IdempotencyConflictError for a
+// Reserve or Charge — and writes nothing; a retry on a server running this
+// version replays it.
 type Record struct {
 	// Key is the record's key on the account: a caller's key ("k:" and the
 	// key) or one the ledger derives ("capture:<hold>", "daily:<day>", …).
