@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -69,12 +70,13 @@ func checkMetadata(m map[string]string) error {
 }
 
 // normalMeta makes empty metadata nil, so that a result read back from its
-// idempotency record is identical to the first.
+// idempotency record is identical to the first, and copies the rest: what
+// the ledger keeps and hands a store is never a map the caller holds.
 func normalMeta(m map[string]string) map[string]string {
 	if len(m) == 0 {
 		return nil
 	}
-	return m
+	return maps.Clone(m) // the ledger's own: the caller may reuse its map
 }
 
 func checkPositive(field string, c Credits) error {

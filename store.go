@@ -97,6 +97,10 @@ type State struct {
 // Change is what one operation changed: the rows to insert or update, the
 // entries to append and the idempotency record to insert. A Store persists
 // all of it atomically, or none of it.
+//
+// A Change is never modified once Update's apply returned it, and the
+// ledger's State may share its rows (see [State.Fold]): a Store reads it
+// and must not modify it; what it keeps past Update, it copies.
 type Change struct {
 	// Account is the account row after the operation; nil when it did not
 	// change. AccountCreated says it is new.
@@ -125,11 +129,15 @@ type Change struct {
 // its request by that hold too (the hold has every field of it but the
 // TTL): a replay compares the new request with the one rebuilt from the
 // hold. Records written by earlier versions, which kept the whole hold and
-// the whole request, replay as they are. An earlier version that meets a
-// record kept this way (during a rolling deploy, or after a rollback) fails
-// that replay — with a decode error, or an IdempotencyConflictError for a
-// Reserve or Charge — and writes nothing; a retry on a server running this
-// version replays it.
+// the whole request, replay as they are.
+//
+// An earlier version that meets a record kept this way (during a rolling
+// deploy, or after a rollback) writes nothing for it, but does not replay
+// it: a Capture or Release fails with a decode error, and a Reserve or
+// Charge with an IdempotencyConflictError (the earlier version compares the
+// requests byte for byte). Either way the retry was not applied twice; sent
+// again to a server running this version, it replays. During such a deploy
+// a client must not answer a conflict by retrying under a new key.
 type Record struct {
 	// Key is the record's key on the account: a caller's key ("k:" and the
 	// key) or one the ledger derives ("capture:<hold>", "daily:<day>", …).
@@ -137,7 +145,7 @@ type Record struct {
 	// Operation names the ledger operation ("reserve", "grant", …). Like
 	// the rest of the record it is opaque to a store: keep it verbatim.
 	Operation string    `json:"operation"`
-	Request   []byte    `json:"request"` // the request, canonical JSON
+	Request   []byte    `json:"request"` // the request, canonical JSON (for a Reserve or Charge, by its hold: see above)
 	Result    []byte    `json:"result"`  // the result or the business error, JSON
 	CreatedAt time.Time `json:"created_at"`
 }

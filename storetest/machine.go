@@ -234,7 +234,7 @@ func checkOutcome(t *rapid.T, what string, err, want error) {
 func (mc *machine) Reserve(t *rapid.T) {
 	a := mc.account(t)
 	req := credits.ReserveRequest{Account: a.id, Member: mc.member(t, a), Quote: mc.quote(t), Key: mc.key("reserve"),
-		TTL: rapid.SampledFrom([]time.Duration{0, time.Minute, 10 * time.Minute, 3 * time.Hour}).Draw(t, "ttl")}
+		TTL: rapid.SampledFrom([]time.Duration{0, time.Minute, 10 * time.Minute, 3 * time.Hour}).Draw(t, "ttl"), Metadata: mc.metadata(t)}
 	res, err := mc.h.Ledger.Reserve(mc.h.Ctx, req)
 	h, want := mc.spend(a, req.Member, req.Quote, req.TTL, false)
 	checkOutcome(t, "reserve", err, want)
@@ -258,7 +258,7 @@ func (mc *machine) Reserve(t *rapid.T) {
 // Charge charges a random quote in one step.
 func (mc *machine) Charge(t *rapid.T) {
 	a := mc.account(t)
-	req := credits.ChargeRequest{Account: a.id, Member: mc.member(t, a), Quote: mc.quote(t), Key: mc.key("charge")}
+	req := credits.ChargeRequest{Account: a.id, Member: mc.member(t, a), Quote: mc.quote(t), Key: mc.key("charge"), Metadata: mc.metadata(t)}
 	res, err := mc.h.Ledger.Charge(mc.h.Ctx, req)
 	h, want := mc.spend(a, req.Member, req.Quote, 0, true)
 	checkOutcome(t, "charge", err, want)
@@ -277,6 +277,13 @@ func (mc *machine) Charge(t *rapid.T) {
 			_, err := mc.h.Ledger.Charge(mc.h.Ctx, r)
 			return err
 		}})
+}
+
+// metadata is none, or some: a retry replays only if the store kept the
+// hold's metadata exactly (a Reserve's or Charge's record keeps its request
+// by its hold).
+func (mc *machine) metadata(t *rapid.T) map[string]string {
+	return rapid.SampledFrom([]map[string]string{nil, {"job": "j-1"}, {"job": "j-2", "model": "fast"}}).Draw(t, "metadata")
 }
 
 func (mc *machine) pickHold(t *rapid.T) *mHold {
