@@ -43,6 +43,7 @@ type account struct {
 	mu      sync.Mutex
 	row     *credits.Account // nil until created
 	buckets map[string]*credits.Bucket
+	live    map[string]*credits.Bucket // the live buckets, which every operation loads
 	holds   map[string]*credits.Hold
 	open    map[string]*credits.Hold // the open holds, for due-hold lookups
 	records map[string]*credits.Record
@@ -72,6 +73,7 @@ func (s *Store) get(id string, create bool) *account {
 	if a = s.accounts[id]; a == nil {
 		a = &account{
 			buckets: map[string]*credits.Bucket{},
+			live:    map[string]*credits.Bucket{},
 			holds:   map[string]*credits.Hold{},
 			open:    map[string]*credits.Hold{},
 			records: map[string]*credits.Record{},
@@ -109,11 +111,9 @@ func (a *account) load(q credits.Query) *credits.State {
 		}
 	}
 	st.Buckets = map[string]*credits.Bucket{}
-	for id, b := range a.buckets {
-		if b.Live() {
-			c := *b
-			st.Buckets[id] = &c
-		}
+	for id, b := range a.live {
+		c := *b
+		st.Buckets[id] = &c
 	}
 	for _, h := range st.Holds {
 		for _, p := range h.Portions {
@@ -212,6 +212,11 @@ func (s *Store) persist(a *account, id string, ch *credits.Change) error {
 		for _, b := range list {
 			b := b
 			a.buckets[b.ID] = &b
+			if b.Live() {
+				a.live[b.ID] = &b
+			} else {
+				delete(a.live, b.ID)
+			}
 		}
 	}
 	for _, h := range ch.NewHolds {
@@ -340,7 +345,7 @@ func (a *account) due(now time.Time) bool {
 			return true
 		}
 	}
-	for _, b := range a.buckets {
+	for _, b := range a.live {
 		if b.DueAt(now) {
 			return true
 		}
