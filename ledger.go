@@ -245,15 +245,26 @@ func rebuildHold(op *operation, st *State, r any) error {
 		return fmt.Errorf("credits: idempotency record %q keeps a hold by ID, which a %s result has not", op.key, op.name)
 	}
 	h := hr.heldHold()
-	cur := st.Holds[h.ID]
-	if cur == nil || cur.Account != op.query.Account {
-		if slices.Contains(op.query.Holds, h.ID) {
-			return fmt.Errorf("%w: idempotency record %q names hold %q, which account %q does not have", ErrUnknownHold, op.key, h.ID, op.query.Account)
-		}
-		return &needHold{id: h.ID}
+	cur, err := recordedHold(op, st, h.ID)
+	if err != nil {
+		return err
 	}
 	*h = op.holdAt(cur.Clone())
 	return nil
+}
+
+// recordedHold is hold id, which op's record names, as st loaded it: a
+// *needHold when st has not loaded it, and ErrUnknownHold when it was
+// asked for and the account does not have it.
+func recordedHold(op *operation, st *State, id string) (*Hold, error) {
+	h := st.Holds[id]
+	if h == nil || h.Account != op.query.Account {
+		if slices.Contains(op.query.Holds, id) {
+			return nil, fmt.Errorf("%w: idempotency record %q names hold %q, which account %q does not have", ErrUnknownHold, op.key, id, op.query.Account)
+		}
+		return nil, &needHold{id: id}
+	}
+	return h, nil
 }
 
 // byHoldRequest is how the record of a Reserve or Charge keeps its
@@ -292,12 +303,9 @@ func recordedRequest(op *operation, st *State, rec *Record) ([]byte, error) {
 	if err := json.Unmarshal(rec.Result, &res); err != nil || res.OK.Hold.ID == "" {
 		return nil, fmt.Errorf("credits: idempotency record %q keeps its request by a hold it does not name (%v)", rec.Key, err)
 	}
-	h := st.Holds[res.OK.Hold.ID]
-	if h == nil || h.Account != op.query.Account {
-		if slices.Contains(op.query.Holds, res.OK.Hold.ID) {
-			return nil, fmt.Errorf("%w: idempotency record %q names hold %q, which account %q does not have", ErrUnknownHold, rec.Key, res.OK.Hold.ID, op.query.Account)
-		}
-		return nil, &needHold{id: res.OK.Hold.ID}
+	h, err := recordedHold(op, st, res.OK.Hold.ID)
+	if err != nil {
+		return nil, err
 	}
 	b, err := json.Marshal(spendRequest{Op: rec.Operation, Account: h.Account, Member: h.Member, Quote: fingerprint(h.Quote), TTL: kept.ByHold.TTL, Metadata: h.Metadata})
 	if err != nil {

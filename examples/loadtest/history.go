@@ -225,6 +225,8 @@ func countParams(s string, n int) int {
 	return n
 }
 
+// analyze gives the planner fresh statistics of the tables (PostgreSQL), as
+// a database in service would have.
 func (b *bench) analyze(ctx context.Context) error {
 	for _, t := range []string{"accounts", "buckets", "holds", "entries", "records", "naive"} {
 		if _, err := b.store.DB().ExecContext(ctx, "ANALYZE "+b.store.TableName(t)); err != nil {

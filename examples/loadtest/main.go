@@ -322,10 +322,8 @@ func (b *bench) accounts(ctx context.Context, n int) ([]string, error) {
 	}
 	// Fresh statistics, as a database in service would have.
 	if b.store.Dialect() == "postgres" {
-		for _, t := range []string{"accounts", "buckets", "holds", "entries", "records", "naive"} {
-			if _, err := b.store.DB().ExecContext(ctx, "ANALYZE "+b.store.TableName(t)); err != nil {
-				return nil, err
-			}
+		if err := b.analyze(ctx); err != nil {
+			return nil, err
 		}
 	}
 	return ids, ctx.Err()
