@@ -51,6 +51,10 @@ var (
 	// ErrQuoteMismatch: the quote does not match what the ledger's catalog
 	// prices for the same request (it was altered, or built by hand).
 	ErrQuoteMismatch = errors.New("credits: quote does not match the catalog")
+	// ErrWrongPlan: the quote was priced with another plan than the
+	// account's. The typed error is [*PlanMismatchError]; it also matches
+	// ErrQuoteMismatch.
+	ErrWrongPlan = errors.New("credits: quote priced with another plan than the account's")
 	// ErrNotMember: the member is not a member of the team account.
 	ErrNotMember = errors.New("credits: not a member of the team")
 	// ErrIdempotencyConflict: the key was used before with a different

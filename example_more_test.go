@@ -20,7 +20,7 @@ func Example() {
 	})
 	_, _ = ledger.CreateAccount(ctx, credits.CreateAccountRequest{ID: "alice"})
 
-	quote, _ := ledger.Quote(credits.QuoteRequest{Tool: "video", Resolution: "720p", Duration: 5 * time.Second})
+	quote, _ := ledger.QuoteFor(ctx, "alice", credits.QuoteRequest{Tool: "video", Resolution: "720p", Duration: 5 * time.Second})
 	fmt.Println(quote.Breakdown)
 
 	_, err := ledger.Run(ctx, credits.ReserveRequest{Account: "alice", Quote: quote, Key: "job-1"},

@@ -786,13 +786,18 @@ func fzLedgerSpends(t *testing.T, cat *credits.Catalog, req credits.QuoteRequest
 		c.Catalog = cat
 		c.Signup = credits.Reward{}
 	})
-	h.Account(t, credits.CreateAccountRequest{ID: "a"})
+	h.Account(t, credits.CreateAccountRequest{ID: "a", Plan: req.Plan})
 	if _, err := h.Ledger.Grant(h.Ctx, credits.GrantRequest{Account: "a", Amount: credits.FromUnits(credits.MaxUnits), Kind: credits.KindPurchase, Key: "fund"}); err != nil {
 		t.Fatal(err)
 	}
 	lq, err := h.Ledger.Quote(req)
 	if err != nil || !reflect.DeepEqual(lq, q) {
 		t.Fatalf("Ledger.Quote(%+v) = %+v, %v; the catalog says %+v", req, lq, err, q)
+	}
+	forAccount := req
+	forAccount.Plan = "" // the account's plan applies
+	if aq, err := h.Ledger.QuoteFor(h.Ctx, "a", forAccount); err != nil || !reflect.DeepEqual(aq, q) {
+		t.Fatalf("Ledger.QuoteFor(a on plan %q, %+v) = %+v, %v; the catalog says %+v", req.Plan, forAccount, aq, err, q)
 	}
 	res, err := h.Ledger.Reserve(h.Ctx, credits.ReserveRequest{Account: "a", Quote: q, Key: "r"})
 	if q.Total.IsZero() {

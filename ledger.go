@@ -18,8 +18,15 @@ import (
 // default, stated on the field.
 type Config struct {
 	// Catalog prices quotes and checks the quotes given to Reserve and
-	// Charge. Nil means DefaultCatalog().
+	// Charge. Nil means DefaultCatalog(). [Ledger.SetCatalog] replaces it
+	// at run time.
 	Catalog *Catalog
+	// EarlierCatalogs are earlier versions of the catalog whose quotes
+	// Reserve and Charge still accept until the quotes expire: during a
+	// rolling deploy of a price change, servers still on the old version
+	// make quotes that this one must take. Versions must differ from
+	// Catalog's and from each other.
+	EarlierCatalogs []*Catalog
 	// Now is the clock. Nil means time.Now. Every rule reads time from it.
 	Now func() time.Time
 	// NewID makes the IDs of holds and grants; it must return a unique
@@ -92,9 +99,10 @@ type LowBalanceEvent struct {
 // concurrent use; concurrent operations on one account are serialized by the
 // store's lock, operations on different accounts run in parallel.
 type Ledger struct {
-	store Store
-	cfg   Config
-	log   *slog.Logger
+	store    Store
+	cfg      Config // cfg.Catalog is the first catalog; catalogs has the current ones
+	catalogs *catalogs
+	log      *slog.Logger
 }
 
 // NewLedger returns a ledger on store. cfg may be nil for all defaults.
@@ -140,7 +148,12 @@ func NewLedger(store Store, cfg *Config) (*Ledger, error) {
 	case c.LowBalanceThreshold.IsNegative():
 		return nil, invalid("config: negative LowBalanceThreshold")
 	}
-	return &Ledger{store: store, cfg: c, log: c.Logger}, nil
+	cats, err := newCatalogs(c.Catalog, c.EarlierCatalogs)
+	if err != nil {
+		return nil, err
+	}
+	c.EarlierCatalogs = nil // kept in cats
+	return &Ledger{store: store, cfg: c, catalogs: cats, log: c.Logger}, nil
 }
 
 // timeOrderedID returns prefix, "_", then 48 bits of t's Unix
@@ -172,13 +185,15 @@ func (l *Ledger) WithStore(store Store) *Ledger {
 	return &c
 }
 
-// Catalog returns the catalog the ledger quotes from.
-func (l *Ledger) Catalog() *Catalog { return l.cfg.Catalog }
+// Catalog returns the catalog the ledger quotes from now.
+func (l *Ledger) Catalog() *Catalog { return l.catalogs.set.Load().current }
 
-// Quote prices req with the ledger's catalog at the ledger's clock. It is
-// pure: it touches no store.
+// Quote prices req with the ledger's catalog at the ledger's clock. It
+// touches no store, so it knows no account: req.Plan is taken as given,
+// which suits a public price list. To show a user the price they will be
+// charged, use [Ledger.QuoteFor], which prices with the account's plan.
 func (l *Ledger) Quote(req QuoteRequest) (Quote, error) {
-	return l.cfg.Catalog.Quote(req, l.now())
+	return l.Catalog().Quote(req, l.now())
 }
 
 // Operation names, as recorded with idempotency keys.
@@ -192,6 +207,7 @@ const (
 	opCharge  = "charge"
 	opRefund  = "refund"
 	opMembers = "members"
+	opUpdate  = "update_account"
 	opSweep   = "sweep"
 )
 

@@ -91,6 +91,9 @@ func checkPositive(field string, c Credits) error {
 // CreateAccountRequest creates an account.
 type CreateAccountRequest struct {
 	ID string `json:"id"`
+	// Plan is the plan the account's quotes are priced with: the ID of a
+	// plan of the ledger's catalog, or "" for none.
+	Plan string `json:"plan,omitempty"`
 	// Team makes a shared balance that only Members may spend from.
 	Team    bool     `json:"team,omitempty"`
 	Members []string `json:"members,omitempty"`
@@ -127,6 +130,9 @@ func (l *Ledger) CreateAccount(ctx context.Context, req CreateAccountRequest) (A
 	if err := checkMetadata(req.Metadata); err != nil {
 		return AccountResult{}, err
 	}
+	if err := checkText("Plan", req.Plan, MaxIDLength, false); err != nil {
+		return AccountResult{}, err
+	}
 	req.Members = members
 	req.Metadata = normalMeta(req.Metadata)
 	// The request is recorded as asked, before defaults: a retry after the
@@ -137,10 +143,16 @@ func (l *Ledger) CreateAccount(ctx context.Context, req CreateAccountRequest) (A
 		if t.st.Account != nil {
 			return AccountResult{}, fmt.Errorf("%w: %q", ErrAccountExists, req.ID)
 		}
+		if err := l.checkPlanID(req.Plan); err != nil {
+			return AccountResult{}, err
+		}
 		t.isNew = true
 		t.acct = Account{
-			ID: req.ID, CreatedAt: t.now, Team: req.Team, Members: members,
+			ID: req.ID, CreatedAt: t.now, Plan: req.Plan, Team: req.Team, Members: members,
 			LowBalanceThreshold: req.LowBalanceThreshold, Metadata: req.Metadata,
+		}
+		if req.Plan != "" { // the history says which plan priced every charge
+			t.entry(Entry{Type: EntryAccount, Plan: req.Plan, Note: "created on " + planName(req.Plan)})
 		}
 		var res AccountResult
 		if s := l.cfg.Signup; s.Amount.IsPositive() && !req.Team {
@@ -362,8 +374,10 @@ type ReserveRequest struct {
 	// Member is who spends: required on a team account (and must be a
 	// member), optional attribution on a personal one.
 	Member string `json:"member,omitempty"`
-	// Quote is the quote the user confirmed; it must come from the ledger's
-	// catalog (same version) and not have expired.
+	// Quote is the quote the user confirmed: it must come from a catalog
+	// version the ledger accepts (see [Ledger.SetCatalog]), be priced with
+	// the account's plan ([Ledger.QuoteFor] makes such quotes; another
+	// plan is refused with a [*PlanMismatchError]) and not have expired.
 	Quote Quote `json:"-"`
 	// TTL is how long the hold lasts before it is released by itself; zero
 	// means Config.HoldTTL.
@@ -460,9 +474,10 @@ func (l *Ledger) checkQuote(q Quote, now time.Time) error {
 	if !now.Before(q.ExpiresAt) {
 		return fmt.Errorf("%w: the quote expired at %s", ErrQuoteExpired, q.ExpiresAt.Format(time.RFC3339))
 	}
-	cat := l.cfg.Catalog
-	if q.CatalogVersion != cat.Version() {
-		return fmt.Errorf("%w: the quote is from catalog version %q, the ledger prices with %q: quote again", ErrQuoteMismatch, q.CatalogVersion, cat.Version())
+	cats := l.catalogs.set.Load()
+	cat := cats.version(q.CatalogVersion, now)
+	if cat == nil {
+		return fmt.Errorf("%w: the quote is from catalog version %q, which the ledger does not accept (it prices with %q): quote again", ErrQuoteMismatch, truncate(q.CatalogVersion), cats.current.Version())
 	}
 	fresh, err := cat.Quote(QuoteRequest{Tool: q.Tool, Resolution: q.Resolution, Duration: q.Duration, Images: q.Images, Plan: q.Plan}, now)
 	if err != nil {
@@ -503,6 +518,9 @@ func (l *Ledger) Reserve(ctx context.Context, req ReserveRequest) (ReserveResult
 	op := operation{name: opReserve, key: keyOf(req.Key), userKey: true, request: sr, query: Query{Account: req.Account}, now: now, holdAt: reservedHold}
 	return mutate(ctx, l, op, func(t *txn) (ReserveResult, error) {
 		if err := l.checkQuote(req.Quote, t.now); err != nil {
+			return ReserveResult{}, err
+		}
+		if err := t.checkPlan(req.Quote); err != nil {
 			return ReserveResult{}, err
 		}
 		if err := t.checkMember(req.Member); err != nil {
@@ -770,8 +788,9 @@ func (l *Ledger) Release(ctx context.Context, req ReleaseRequest) (ReleaseResult
 
 // ChargeRequest charges a quote in one step, for instant tools.
 type ChargeRequest struct {
-	Account  string            `json:"account"`
-	Member   string            `json:"member,omitempty"`
+	Account string `json:"account"`
+	Member  string `json:"member,omitempty"`
+	// Quote is the quote charged, checked as [ReserveRequest.Quote] is.
 	Quote    Quote             `json:"-"`
 	Key      string            `json:"-"`
 	Metadata map[string]string `json:"metadata,omitempty"`
@@ -791,6 +810,9 @@ func (l *Ledger) Charge(ctx context.Context, req ChargeRequest) (ChargeResult, e
 	op := operation{name: opCharge, key: keyOf(req.Key), userKey: true, request: sr, query: Query{Account: req.Account}, now: now, holdAt: capturedHold}
 	return mutate(ctx, l, op, func(t *txn) (ChargeResult, error) {
 		if err := l.checkQuote(req.Quote, t.now); err != nil {
+			return ChargeResult{}, err
+		}
+		if err := t.checkPlan(req.Quote); err != nil {
 			return ChargeResult{}, err
 		}
 		if err := t.checkMember(req.Member); err != nil {

@@ -10,6 +10,8 @@ import (
 // Balance is an account's balance at one instant.
 type Balance struct {
 	Account string `json:"account"`
+	// Plan is the plan the account's quotes are priced with ("" for none).
+	Plan string `json:"plan,omitempty"`
 	// Available is what can be spent now. It never goes below zero.
 	Available Credits `json:"available"`
 	// Held is reserved by running jobs.
@@ -58,7 +60,7 @@ func (l *Ledger) Balance(ctx context.Context, account string) (Balance, error) {
 	}
 	a := t.acct
 	b := Balance{
-		Account: a.ID, Available: a.Available, Held: a.Held, Granted: a.Granted, Spent: a.Spent,
+		Account: a.ID, Plan: a.Plan, Available: a.Available, Held: a.Held, Granted: a.Granted, Spent: a.Spent,
 		Expired: a.Expired, Threshold: a.LowBalanceThreshold, AsOf: now,
 		Low: a.LowBalanceThreshold.IsPositive() && a.Available.Less(a.LowBalanceThreshold),
 	}

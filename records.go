@@ -38,6 +38,10 @@ func (k GrantKind) Paid() bool { return k == KindPurchase }
 type Account struct {
 	ID        string    `json:"id"`
 	CreatedAt time.Time `json:"created_at"`
+	// Plan is the catalog plan the account's quotes are priced with ("":
+	// none, the base rates). Reserve and Charge accept only quotes priced
+	// with it; [Ledger.UpdateAccount] changes it.
+	Plan string `json:"plan,omitempty"`
 	// Team accounts are spent from by their Members only.
 	Team    bool     `json:"team,omitempty"`
 	Members []string `json:"members,omitempty"` // sorted, unique
@@ -189,6 +193,10 @@ const (
 	EntryCharge      EntryType = "charge"       // available −, spent +
 	EntryRefund      EntryType = "refund"       // spent −, available +
 	EntryExpiry      EntryType = "expiry"       // available −, expired +
+	// EntryAccount changes no balance (its Amount is zero): the account's
+	// plan, low-balance threshold or metadata changed; Plan is the plan
+	// after it and Note says what changed.
+	EntryAccount EntryType = "account"
 )
 
 // Entry is one immutable line of an account's history.
@@ -196,7 +204,8 @@ type Entry struct {
 	Account string    `json:"account"`
 	Seq     int64     `json:"seq"` // 1, 2, 3… per account
 	Type    EntryType `json:"type"`
-	// Amount is the magnitude, always positive; see [Entry.AvailableDelta].
+	// Amount is the magnitude, positive (zero only on an [EntryAccount]);
+	// see [Entry.AvailableDelta].
 	Amount Credits `json:"amount"`
 	// Available and Held are the account's balances after this entry.
 	Available Credits `json:"available"`
@@ -212,7 +221,10 @@ type Entry struct {
 	Member string    `json:"member,omitempty"`
 	// Key is the caller's idempotency key of the operation that wrote the
 	// entry, where it had one.
-	Key  string `json:"key,omitempty"`
+	Key string `json:"key,omitempty"`
+	// Plan, on an [EntryAccount] entry, is the account's plan after it
+	// ("" for none); empty on every other entry.
+	Plan string `json:"plan,omitempty"`
 	Note string `json:"note,omitempty"`
 }
 

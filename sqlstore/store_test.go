@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -428,12 +429,13 @@ func TestMigrateFromV1(t *testing.T) {
 			t.Fatalf("a bucket a v1 server emptied: live = %d (%v), want 0", live, err)
 		}
 
-		// v2 → v3: accounts get the version the store owns.
-		if err := s.Migrate(ctx); err != nil {
-			t.Fatalf("migrate v2 → v%d: %v", s.SchemaVersion(), err)
+		// v2 → v3: accounts get the version the store owns; the step's
+		// rolling upgrade (v2 servers still writing) is checked at v3.
+		if err := core.MigrateTo(ctx, s, 3); err != nil {
+			t.Fatalf("migrate v2 → v3: %v", err)
 		}
-		if v, err := s.Version(ctx); err != nil || v != s.SchemaVersion() {
-			t.Fatalf("version %d (%v), want %d", v, err, s.SchemaVersion())
+		if v, err := s.Version(ctx); err != nil || v != 3 {
+			t.Fatalf("version %d (%v), want 3", v, err)
 		}
 		version := func(id string) int64 {
 			t.Helper()
@@ -463,6 +465,15 @@ func TestMigrateFromV1(t *testing.T) {
 		if v := version("v2"); v != 0 {
 			t.Fatalf("an account a v2 server created: version %d, want 0", v)
 		}
+
+		// v3 → current (v5: accounts and entries get a plan).
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatalf("migrate v3 → v%d: %v", s.SchemaVersion(), err)
+		}
+		if v, err := s.Version(ctx); err != nil || v != s.SchemaVersion() {
+			t.Fatalf("version %d (%v), want %d", v, err, s.SchemaVersion())
+		}
+		checkPlansFromV4(ctx, t, s)
 
 		h := storetest.NewHarness(t, s, nil)
 		q := h.Quote(t, credits.QuoteRequest{Tool: "image"})
@@ -495,6 +506,87 @@ func TestMigrateFromV1(t *testing.T) {
 		}
 		run(t, s)
 	})
+}
+
+// checkPlansFromV4 checks, on a database just migrated to v5, that every
+// account and entry reads the plan "" (none), and that a server still
+// running the previous release during the rolling deploy — it names the
+// columns it writes, which do not include plan (core.Accounts and
+// core.Entries without it) — creates rows whose plan is "" and updates an
+// account row without losing the plan a current server gave it.
+func checkPlansFromV4(ctx context.Context, t *testing.T, s *sqlstore.Store) {
+	t.Helper()
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := s.DB().ExecContext(ctx, q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	plans := func(table string) map[string]int {
+		t.Helper()
+		rows, err := s.DB().QueryContext(ctx, "SELECT plan, count(*) FROM "+s.TableName(table)+" GROUP BY plan")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		out := map[string]int{}
+		for rows.Next() {
+			var plan string
+			var n int
+			if err := rows.Scan(&plan, &n); err != nil {
+				t.Fatal(err)
+			}
+			out[plan] = n
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, table := range []string{"accounts", "entries"} {
+		if got := plans(table); len(got) != 1 || got[""] == 0 {
+			t.Fatalf("%s after the migration to v5, rows by plan: %v, want every one \"\"", table, got)
+		}
+	}
+
+	// The previous release's statements: its descriptors' columns, which
+	// are this release's without plan.
+	v4 := func(names []string) []string {
+		if i := slices.Index(names, "plan"); i != len(names)-1 {
+			t.Fatalf("plan is column %d of %v, want the last (ADD COLUMN appends)", i, names)
+		}
+		return names[:len(names)-1]
+	}
+	accountCols, entryCols := v4(core.Accounts.Names), v4(core.Entries.Names)
+	p := placeholder(s)
+	params := func(n int) string {
+		ps := make([]string, n)
+		for i := range ps {
+			ps[i] = p(i + 1)
+		}
+		return strings.Join(ps, ", ")
+	}
+	exec("INSERT INTO "+s.TableName("accounts")+" ("+strings.Join(accountCols, ", ")+") VALUES ("+params(len(accountCols))+")",
+		"v4", 1, 0, "null", 0, 0, 0, 0, 0, 0, 1, "null", 1)
+	exec("INSERT INTO "+s.TableName("entries")+" ("+strings.Join(entryCols, ", ")+") VALUES ("+params(len(entryCols))+")",
+		"v4", 1, "grant", 0, 0, 0, 1, "", "", "", "", "", "", "")
+	// A current server puts "v2" on a plan; the previous release then
+	// writes the row, as it does (every column it knows but the key).
+	exec("UPDATE " + s.TableName("accounts") + " SET plan = 'pro' WHERE id = 'v2'")
+	set := make([]string, len(accountCols)-1)
+	for i, c := range accountCols[1:] {
+		set[i] = c + " = " + p(i+2)
+	}
+	exec("UPDATE "+s.TableName("accounts")+" SET "+strings.Join(set, ", ")+" WHERE id = "+p(1),
+		"v2", 1, 0, "null", 0, 0, 0, 0, 0, 0, 0, "null", 7)
+	var v2, v4Account, v4Entry string
+	if err := s.DB().QueryRowContext(ctx, "SELECT (SELECT plan FROM "+s.TableName("accounts")+" WHERE id = 'v2'), (SELECT plan FROM "+
+		s.TableName("accounts")+" WHERE id = 'v4'), (SELECT plan FROM "+s.TableName("entries")+" WHERE account = 'v4')").Scan(&v2, &v4Account, &v4Entry); err != nil {
+		t.Fatal(err)
+	}
+	if v2 != "pro" || v4Account != "" || v4Entry != "" {
+		t.Fatalf("rows a previous-release server wrote: plan of the account it updated %q (want \"pro\"), of the account and entry it inserted %q, %q (want \"\")", v2, v4Account, v4Entry)
+	}
 }
 
 // A store that does not migrate never runs on a schema that is not the

@@ -70,12 +70,16 @@ func newMachine(t *rapid.T, store credits.Store, prefix string) *machine {
 		c.OnLowBalance = nil
 	})
 	mc := &machine{h: h, m: &model{grace: 24 * time.Hour}, daily: map[string]map[string]credits.GrantResult{}, ordered: ordered}
-	for _, req := range []credits.CreateAccountRequest{{ID: prefix + "solo"}, {ID: prefix + "team", Team: true, Members: []string{"m1", "m2"}}} {
+	soloPlan := rapid.SampledFrom(plans).Draw(t, "solo plan")
+	for _, req := range []credits.CreateAccountRequest{{ID: prefix + "solo", Plan: soloPlan}, {ID: prefix + "team", Team: true, Members: []string{"m1", "m2"}}} {
 		res, err := h.Ledger.CreateAccount(h.Ctx, req)
 		if err != nil {
 			t.Fatalf("create %s: %v", req.ID, err)
 		}
-		a := &mAccount{id: req.ID, team: req.Team, members: req.Members, records: map[string]mOutcome{}}
+		if res.Account.Plan != req.Plan {
+			t.Fatalf("create %s on plan %q: the account says plan %q", req.ID, req.Plan, res.Account.Plan)
+		}
+		a := &mAccount{id: req.ID, plan: req.Plan, team: req.Team, members: req.Members, records: map[string]mOutcome{}}
 		if req.Team { // a team gets no signup credits: fund it
 			if _, err := h.Ledger.Grant(h.Ctx, credits.GrantRequest{Account: req.ID, Amount: signup.Amount, Kind: credits.KindPurchase, Key: "fund"}); err != nil {
 				t.Fatalf("fund %s: %v", req.ID, err)
@@ -110,7 +114,14 @@ func (mc *machine) member(t *rapid.T, a *mAccount) string {
 	return rapid.SampledFrom([]string{"m1", "m2", "m1", "m2", "outsider"}).Draw(t, "member")
 }
 
-func (mc *machine) quote(t *rapid.T) credits.Quote {
+// plans are the plans an account may be on, and a quote priced with: the
+// harness's catalog has "pro" and "studio".
+var plans = []string{"", "pro", "studio"}
+
+// quote prices a random request for a: mostly with a's plan (as
+// Ledger.QuoteFor does), sometimes with another one, which Reserve and
+// Charge must refuse.
+func (mc *machine) quote(t *rapid.T, a *mAccount) credits.Quote {
 	var req credits.QuoteRequest
 	switch rapid.IntRange(0, 4).Draw(t, "tool") {
 	case 0:
@@ -123,13 +134,37 @@ func (mc *machine) quote(t *rapid.T) credits.Quote {
 	case 3:
 		req = credits.QuoteRequest{Tool: "avatar-video", Resolution: "480p", Duration: time.Duration(rapid.IntRange(1, 20).Draw(t, "s")) * time.Second}
 	default:
-		req = credits.QuoteRequest{Tool: "video-pro", Resolution: "1080p", Duration: time.Second, Plan: "pro"}
+		req = credits.QuoteRequest{Tool: "video-pro", Resolution: "1080p", Duration: time.Second}
 	}
-	q, err := mc.h.Ledger.Quote(req)
+	if rapid.IntRange(0, 5).Draw(t, "forge plan") == 0 {
+		req.Plan = rapid.SampledFrom(plans).Draw(t, "quote plan")
+		q, err := mc.h.Ledger.Quote(req)
+		if err != nil {
+			t.Fatalf("quote %+v: %v", req, err)
+		}
+		return q
+	}
+	q, err := mc.h.Ledger.QuoteFor(mc.h.Ctx, a.id, req)
 	if err != nil {
-		t.Fatalf("quote %+v: %v", req, err)
+		t.Fatalf("quote %+v for %s: %v", req, a.id, err)
+	}
+	if q.Plan != a.plan {
+		t.Fatalf("QuoteFor(%s) priced with plan %q; the account is on %q", a.id, q.Plan, a.plan)
 	}
 	return q
+}
+
+// wrongPlan checks a refusal of a quote priced with another plan than the
+// account's: it names both plans, and it is not recorded (nothing was
+// written), so the same request is refused again the same way.
+func (mc *machine) wrongPlan(t *rapid.T, what string, a *mAccount, q credits.Quote, err error, again func() error) {
+	var pe *credits.PlanMismatchError
+	if !errors.As(err, &pe) || pe.Account != a.id || pe.Plan != a.plan || pe.QuotePlan != q.Plan || !errors.Is(err, credits.ErrQuoteMismatch) {
+		t.Fatalf("%s with a quote of plan %q on %s (plan %q): %v, want a *PlanMismatchError naming both", what, q.Plan, a.id, a.plan, err)
+	}
+	if err := again(); !errors.Is(err, credits.ErrWrongPlan) {
+		t.Fatalf("%s again with a quote of plan %q: %v, want ErrWrongPlan again", what, q.Plan, err)
+	}
 }
 
 func (mc *machine) wantAvailable(t *rapid.T, what string, a *mAccount, got credits.Credits) {
@@ -198,6 +233,9 @@ func (mc *machine) ClaimDaily(t *rapid.T) {
 // the expected error, or the new model hold.
 func (mc *machine) spend(a *mAccount, member string, q credits.Quote, ttl time.Duration, charge bool) (*mHold, error) {
 	mc.m.advance(a, mc.now())
+	if q.Plan != a.plan {
+		return nil, credits.ErrWrongPlan
+	}
 	if a.team && !slices.Contains(a.members, member) {
 		return nil, credits.ErrNotMember
 	}
@@ -233,11 +271,15 @@ func checkOutcome(t *rapid.T, what string, err, want error) {
 // Reserve holds a random quote, sometimes unaffordable, sometimes by an outsider.
 func (mc *machine) Reserve(t *rapid.T) {
 	a := mc.account(t)
-	req := credits.ReserveRequest{Account: a.id, Member: mc.member(t, a), Quote: mc.quote(t), Key: mc.key("reserve"),
+	req := credits.ReserveRequest{Account: a.id, Member: mc.member(t, a), Quote: mc.quote(t, a), Key: mc.key("reserve"),
 		TTL: rapid.SampledFrom([]time.Duration{0, time.Minute, 10 * time.Minute, 3 * time.Hour}).Draw(t, "ttl"), Metadata: mc.metadata(t)}
 	res, err := mc.h.Ledger.Reserve(mc.h.Ctx, req)
 	h, want := mc.spend(a, req.Member, req.Quote, req.TTL, false)
 	checkOutcome(t, "reserve", err, want)
+	if want == credits.ErrWrongPlan {
+		mc.wrongPlan(t, "reserve", a, req.Quote, err, func() error { _, err := mc.h.Ledger.Reserve(mc.h.Ctx, req); return err })
+		return
+	}
 	if err == nil {
 		h.id = res.Hold.ID
 		mc.wantAvailable(t, "reserve", a, res.Available)
@@ -258,10 +300,14 @@ func (mc *machine) Reserve(t *rapid.T) {
 // Charge charges a random quote in one step.
 func (mc *machine) Charge(t *rapid.T) {
 	a := mc.account(t)
-	req := credits.ChargeRequest{Account: a.id, Member: mc.member(t, a), Quote: mc.quote(t), Key: mc.key("charge"), Metadata: mc.metadata(t)}
+	req := credits.ChargeRequest{Account: a.id, Member: mc.member(t, a), Quote: mc.quote(t, a), Key: mc.key("charge"), Metadata: mc.metadata(t)}
 	res, err := mc.h.Ledger.Charge(mc.h.Ctx, req)
 	h, want := mc.spend(a, req.Member, req.Quote, 0, true)
 	checkOutcome(t, "charge", err, want)
+	if want == credits.ErrWrongPlan {
+		mc.wrongPlan(t, "charge", a, req.Quote, err, func() error { _, err := mc.h.Ledger.Charge(mc.h.Ctx, req); return err })
+		return
+	}
 	if err == nil {
 		h.id = res.Hold.ID
 		mc.wantAvailable(t, "charge", a, res.Available)
@@ -445,7 +491,7 @@ func (mc *machine) Refund(t *rapid.T) {
 // RunJob runs a job through Ledger.Run that succeeds, fails or panics.
 func (mc *machine) RunJob(t *rapid.T) {
 	a := mc.account(t)
-	q := mc.quote(t)
+	q := mc.quote(t, a)
 	member := mc.member(t, a)
 	fate := rapid.SampledFrom([]string{"ok", "error", "panic"}).Draw(t, "fate")
 	u := mc.usage(t, q)
@@ -504,6 +550,39 @@ func (mc *machine) RunJob(t *rapid.T) {
 	mc.m.advance(a, mc.now())
 	a.records["capture:"+h.id] = mOutcome{request: fmt.Sprint(u), result: res}
 	mc.wantAvailable(t, "run", a, res.Available)
+}
+
+// UpdateAccount moves an account to a random plan (its own again, at
+// times: no change), and sometimes changes its low-balance threshold.
+func (mc *machine) UpdateAccount(t *rapid.T) {
+	a := mc.account(t)
+	plan := rapid.SampledFrom(plans).Draw(t, "plan")
+	req := credits.UpdateAccountRequest{Account: a.id, Plan: &plan, Key: mc.key("update")}
+	threshold := a.threshold
+	if rapid.Bool().Draw(t, "set threshold") {
+		th := credits.FromUnits(rapid.Int64Range(0, 3).Draw(t, "threshold") * 5000)
+		req.LowBalanceThreshold, threshold = &th, th.Units()
+	}
+	res, err := mc.h.Ledger.UpdateAccount(mc.h.Ctx, req)
+	if err != nil {
+		t.Fatalf("update %s to plan %q: %v", a.id, plan, err)
+	}
+	mc.m.advance(a, mc.now())
+	changed := plan != a.plan || threshold != a.threshold
+	a.plan, a.threshold = plan, threshold
+	if res.Account.Plan != plan || res.Account.LowBalanceThreshold.Units() != threshold || res.Changed != changed || res.Replayed {
+		t.Fatalf("update %s to plan %q, threshold %d: %+v (changed: want %v)", a.id, plan, threshold, res, changed)
+	}
+	mc.wantAvailable(t, "update", a, res.Account.Available)
+	mc.remember(&pastCall{desc: "update", result: res,
+		again: func() (any, error) { return mc.h.Ledger.UpdateAccount(mc.h.Ctx, req) },
+		variant: func() error {
+			r := req
+			other := plan + "x"
+			r.Plan = &other
+			_, err := mc.h.Ledger.UpdateAccount(mc.h.Ctx, r)
+			return err
+		}})
 }
 
 // Retry repeats a past keyed request exactly: same result, flagged as a
@@ -688,6 +767,9 @@ func markReplayed(r any) any {
 	case credits.RefundResult:
 		v.Replayed = true
 		return v
+	case credits.UpdateAccountResult:
+		v.Replayed = true
+		return v
 	}
 	return r
 }
@@ -698,7 +780,7 @@ func kindOf(err error) error {
 		credits.ErrInsufficientCredits, credits.ErrHoldExpired, credits.ErrHoldSettled, credits.ErrNotCaptured,
 		credits.ErrExceedsHold, credits.ErrRefundExceedsCharge, credits.ErrNotMember, credits.ErrIdempotencyConflict,
 		credits.ErrQuoteExpired, credits.ErrQuoteMismatch, credits.ErrInvalidRequest, credits.ErrInvalidAmount,
-		credits.ErrUnknownAccount, credits.ErrUnknownHold,
+		credits.ErrUnknownAccount, credits.ErrUnknownHold, credits.ErrWrongPlan,
 	} {
 		if errors.Is(err, k) {
 			return k

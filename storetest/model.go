@@ -47,16 +47,18 @@ type mOutcome struct {
 }
 
 type mAccount struct {
-	id      string
-	team    bool
-	members []string
-	buckets []*mBucket
-	holds   []*mHold
-	granted int64
-	spent   int64
-	expired int64
-	held    int64
-	records map[string]mOutcome
+	id        string
+	plan      string
+	threshold int64
+	team      bool
+	members   []string
+	buckets   []*mBucket
+	holds     []*mHold
+	granted   int64
+	spent     int64
+	expired   int64
+	held      int64
+	records   map[string]mOutcome
 }
 
 type model struct {

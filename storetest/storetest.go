@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Contract", func(t *testing.T) { runContract(t, newStore) })
 	t.Run("Scenarios", func(t *testing.T) { runScenarios(t, newStore) })
 	t.Run("BadInput", func(t *testing.T) { runBadInput(t, newStore) })
+	t.Run("Plans", func(t *testing.T) { RunPlans(t, newStore) })
 	t.Run("StateMachine", func(t *testing.T) { RunStateMachine(t, newStore) })
 	t.Run("Concurrency", func(t *testing.T) { RunConcurrency(t, newStore, 64) })
 	t.Run("Faults", func(t *testing.T) { RunFaults(t, newStore) })
@@ -202,6 +203,11 @@ func checkInvariants(h *Harness, account string) error {
 	var after int64
 	var holdIDs []string
 	seenHold := map[string]bool{}
+	// The plan in force at each point of the history: none until an
+	// account entry says otherwise. Every hold and charge must be priced
+	// with the plan in force when it was made.
+	plan := ""
+	planOf := map[string]string{}
 	for {
 		es, err := h.Store.Entries(h.Ctx, credits.EntryFilter{Account: account, AfterSeq: after, Limit: 500})
 		if err != nil {
@@ -216,8 +222,16 @@ func checkInvariants(h *Harness, account string) error {
 			if e.Seq != seq {
 				return fmt.Errorf("account %q: entry seq %d, want %d", account, e.Seq, seq)
 			}
-			if !e.Amount.IsPositive() {
-				return fmt.Errorf("account %q: entry %d has amount %s", account, e.Seq, e.Amount)
+			if e.Type == credits.EntryAccount {
+				if !e.Amount.IsZero() || e.Hold != "" || e.Bucket != "" {
+					return fmt.Errorf("account %q: account entry %d moves credits: %+v", account, e.Seq, e)
+				}
+				plan = e.Plan
+			} else if !e.Amount.IsPositive() || e.Plan != "" {
+				return fmt.Errorf("account %q: entry %d (%s) has amount %s, plan %q", account, e.Seq, e.Type, e.Amount, e.Plan)
+			}
+			if e.Type == credits.EntryHold || e.Type == credits.EntryCharge {
+				planOf[e.Hold] = plan
 			}
 			if e.Hold != "" && !seenHold[e.Hold] {
 				seenHold[e.Hold] = true
@@ -249,6 +263,9 @@ func checkInvariants(h *Harness, account string) error {
 			if hd == nil {
 				return fmt.Errorf("account %q: hold %s named by the history is missing", account, id)
 			}
+			if p, made := planOf[id]; made && hd.Quote.Plan != p {
+				return fmt.Errorf("account %q: hold %s was priced with plan %q; the history says the account was on plan %q", account, id, hd.Quote.Plan, p)
+			}
 			if hd.Captured.Cmp(hd.Amount) > 0 || hd.Amount.Cmp(hd.Quote.Total) > 0 || hd.Refunded.Cmp(hd.Captured) > 0 {
 				return fmt.Errorf("hold %s: captured %s refunded %s of a hold of %s for a quote of %s",
 					id, hd.Captured, hd.Refunded, hd.Amount, hd.Quote.Total)
@@ -269,6 +286,9 @@ func checkInvariants(h *Harness, account string) error {
 	}
 	if spentByHolds != a.Spent {
 		return fmt.Errorf("account %q: its charges add up to %s, the row says spent %s", account, spentByHolds, a.Spent)
+	}
+	if plan != a.Plan {
+		return fmt.Errorf("account %q: the history leaves it on plan %q, the row says %q", account, plan, a.Plan)
 	}
 	if seq != a.Seq || avail != a.Available || held != a.Held || spent != a.Spent {
 		return fmt.Errorf("account %q: history sums to available %s held %s spent %s (seq %d); the row says %s %s %s (seq %d)",

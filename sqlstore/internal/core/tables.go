@@ -10,8 +10,9 @@ import (
 )
 
 // Each table the store writes is described once, here: its columns in the
-// order of the migrated schema, each with its storage type and how a row
-// reads and writes it. The descriptors drive every column list, scan,
+// order of the migrated schema (a column a migration adds comes last, as
+// ALTER TABLE … ADD COLUMN puts it), each with its storage type and how a
+// row reads and writes it. The descriptors drive every column list, scan,
 // insert, update and typed array of both databases;
 // TestDescriptorsMatchSchema compares them with the migrated schema of
 // each. Amounts are integer millicredits, times integer Unix nanoseconds,
@@ -208,6 +209,7 @@ var (
 		integer("seq", func(r *AccountRow) *int64 { return &r.Seq }),
 		jsonText("metadata", func(r *AccountRow) *map[string]string { return &r.Metadata }),
 		integer("version", func(r *AccountRow) *int64 { return &r.Version }),
+		text("plan", func(r *AccountRow) *string { return &r.Plan }), // v5
 	)
 	Buckets = table("buckets",
 		text("id", func(r *credits.Bucket) *string { return &r.ID }),
@@ -256,6 +258,7 @@ var (
 		text("member", func(r *credits.Entry) *string { return &r.Member }),
 		text("key", func(r *credits.Entry) *string { return &r.Key }),
 		text("note", func(r *credits.Entry) *string { return &r.Note }),
+		text("plan", func(r *credits.Entry) *string { return &r.Plan }), // v5
 	)
 	Records = table("records",
 		text("account", func(r *RecordRow) *string { return &r.Account }),

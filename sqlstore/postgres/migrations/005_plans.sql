@@ -1,0 +1,25 @@
+-- credits schema v5 (PostgreSQL): plans.
+--
+-- An account is priced with a plan of the catalog (Account.Plan, '' for
+-- none, the base rates), and an "account" entry records the plan the
+-- account is on after it (Entry.Plan, '' on every other entry). Both are
+-- new text columns, NOT NULL DEFAULT '':
+--
+--   - every row written before this migration reads '' (no plan), which is
+--     what it was: the previous release had no plans;
+--   - rows that a server still running the previous release writes during
+--     a rolling deploy get '' too: it names the columns it inserts and
+--     updates, and leaves these out, so an insert takes the default and an
+--     update keeps the value the row has;
+--   - on PostgreSQL 11 and later, adding a column with a constant default
+--     rewrites no table and visits no row (the default is kept in the
+--     catalog and read for the rows written before), so the migration is
+--     instant however large the history. It still takes an ACCESS
+--     EXCLUSIVE lock on both tables until it commits: it waits for the
+--     transactions that use them, and the operations that come after wait
+--     for it, a moment on a healthy database;
+--   - no row is updated, so no row trigger fires: the append-only trigger
+--     of entries (BEFORE UPDATE OR DELETE) is not run, nor the one that
+--     moves an account's version.
+ALTER TABLE {{t}}accounts ADD COLUMN plan text NOT NULL DEFAULT '';
+ALTER TABLE {{t}}entries ADD COLUMN plan text NOT NULL DEFAULT '';
