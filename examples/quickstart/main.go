@@ -80,7 +80,8 @@ func run(ctx context.Context, dsn string) error {
 	say("   available: %s", start.Available)
 
 	// 2. Quote an image, generate it, charge it.
-	imgQuote, err := ledger.Quote(credits.QuoteRequest{Tool: "image"})
+	// QuoteFor prices with the account's plan: the price shown is the price charged.
+	imgQuote, err := ledger.QuoteFor(ctx, "alice", credits.QuoteRequest{Tool: "image"})
 	if err != nil {
 		return err
 	}
@@ -113,7 +114,7 @@ func run(ctx context.Context, dsn string) error {
 	}
 
 	// 4. A 720p video: quote, hold, the generation fails, exact refund.
-	vidQuote, err := ledger.Quote(credits.QuoteRequest{Tool: "video", Resolution: "720p", Duration: 5 * time.Second})
+	vidQuote, err := ledger.QuoteFor(ctx, "alice", credits.QuoteRequest{Tool: "video", Resolution: "720p", Duration: 5 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -153,7 +154,11 @@ func run(ctx context.Context, dsn string) error {
 	}
 	say("5. a second video comes out 3.2 s long: charged %s of the %s held, %s back; available %s",
 		res.Charged, vidQuote.Total, res.Released, res.Available)
-	if err := check("the short video's charge", res.Charged, credits.Whole(32)); err != nil {
+	shortCost, _, err := vidQuote.Cost(credits.Usage{Duration: 4 * time.Second})
+	if err != nil {
+		return err
+	}
+	if err := check("the short video's charge", res.Charged, shortCost); err != nil {
 		return err
 	}
 
@@ -169,12 +174,38 @@ func run(ctx context.Context, dsn string) error {
 	}
 	say("6. alice buys 100 credits (the payment webhook fired twice; applied once)")
 
-	// 7. The balance and the history.
+	// 7. Alice moves to the pro plan: her quotes are priced with it from
+	// now on, and a quote priced with another plan is refused.
+	pro := "pro"
+	up, err := ledger.UpdateAccount(ctx, credits.UpdateAccountRequest{Account: "alice", Plan: &pro, Key: "alice-to-pro"})
+	if err != nil {
+		return err
+	}
+	proQuote, err := ledger.QuoteFor(ctx, "alice", credits.QuoteRequest{Tool: "video", Resolution: "720p", Duration: 5 * time.Second})
+	if err != nil {
+		return err
+	}
+	if up.Replayed {
+		say("7. alice has been on the pro plan since an earlier run: %s", proQuote.Breakdown)
+	} else {
+		say("7. alice moves to the pro plan: %s", proQuote.Breakdown)
+	}
+	listQuote, err := ledger.Quote(credits.QuoteRequest{Tool: "video", Resolution: "720p", Duration: 5 * time.Second})
+	if err != nil {
+		return err
+	}
+	_, err = ledger.Reserve(ctx, credits.ReserveRequest{Account: "alice", Quote: listQuote, Key: key("list-price")})
+	if !errors.Is(err, credits.ErrWrongPlan) {
+		return fmt.Errorf("a quote of another plan was not refused: %v", err)
+	}
+	say("   the list-price quote is refused for her: %v", err)
+
+	// 8. The balance and the history.
 	b, err := ledger.Balance(ctx, "alice")
 	if err != nil {
 		return err
 	}
-	say("7. balance: %s available (%s free, %s paid), %s held, %s spent", b.Available, b.Free, b.Paid, b.Held, b.Spent)
+	say("8. balance: %s available (%s free, %s paid), %s held, %s spent", b.Available, b.Free, b.Paid, b.Held, b.Spent)
 	if err := check("the final balance", b.Available, plus(beforeBuy.Available, credits.Whole(100))); err != nil {
 		return err
 	}
