@@ -55,6 +55,10 @@ var (
 	// account's. The typed error is [*PlanMismatchError]; it also matches
 	// ErrQuoteMismatch.
 	ErrWrongPlan = errors.New("credits: quote priced with another plan than the account's")
+	// ErrMemberLimit: the spend would take a team member over their
+	// spending limit for the period. The typed error is
+	// [*MemberLimitError], with what remains of the limit.
+	ErrMemberLimit = errors.New("credits: member spending limit reached")
 	// ErrNotMember: the member is not a member of the team account.
 	ErrNotMember = errors.New("credits: not a member of the team")
 	// ErrIdempotencyConflict: the key was used before with a different

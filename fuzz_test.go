@@ -787,7 +787,11 @@ func fzLedgerSpends(t *testing.T, cat *credits.Catalog, req credits.QuoteRequest
 		c.Signup = credits.Reward{}
 	})
 	h.Account(t, credits.CreateAccountRequest{ID: "a", Plan: req.Plan})
-	if _, err := h.Ledger.Grant(h.Ctx, credits.GrantRequest{Account: "a", Amount: credits.FromUnits(credits.MaxUnits), Kind: credits.KindPurchase, Key: "fund"}); err != nil {
+	fund := credits.FromUnits(credits.MaxUnits) // less the plan's allowance, which joining the plan granted
+	if p, _ := cat.Plan(req.Plan); p.Allowance != nil {
+		fund = credits.FromUnits(credits.MaxUnits - p.Allowance.Amount.Units())
+	}
+	if _, err := h.Ledger.Grant(h.Ctx, credits.GrantRequest{Account: "a", Amount: fund, Kind: credits.KindPurchase, Key: "fund"}); err != nil {
 		t.Fatal(err)
 	}
 	lq, err := h.Ledger.Quote(req)

@@ -208,6 +208,7 @@ const (
 	opRefund  = "refund"
 	opMembers = "members"
 	opUpdate  = "update_account"
+	opLimits  = "member_limits"
 	opSweep   = "sweep"
 )
 
@@ -408,7 +409,8 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 		if err != nil {
 			var re *ruleError
 			var ie *InsufficientCreditsError
-			if !op.userKey || (!errors.As(err, &re) && !errors.As(err, &ie)) {
+			var le *MemberLimitError
+			if !op.userKey || (!errors.As(err, &re) && !errors.As(err, &ie) && !errors.As(err, &le)) {
 				return nil, err
 			}
 			rec, encErr := newRecord(op, reqJSON, nil, err, now)
@@ -501,15 +503,24 @@ type recordedResult struct {
 	Available  *Credits        `json:"available,omitempty"`
 	Requested  *Credits        `json:"requested,omitempty"`
 	Account    string          `json:"account,omitempty"`
+	// A refusal by a member's limit (error "member_limit").
+	Member string   `json:"member,omitempty"`
+	Period Period   `json:"period,omitempty"`
+	Limit  *Credits `json:"limit,omitempty"`
+	Used   *Credits `json:"used,omitempty"`
 }
 
 func newRecord(op operation, reqJSON []byte, res any, bizErr error, now time.Time) (*Record, error) {
 	var rr recordedResult
 	if bizErr != nil {
 		var ie *InsufficientCreditsError
+		var le *MemberLimitError
 		if errors.As(bizErr, &ie) {
 			rr.Error = "insufficient"
 			rr.Available, rr.Requested, rr.Account = &ie.Available, &ie.Requested, ie.Account
+		} else if errors.As(bizErr, &le) {
+			rr.Error = "member_limit"
+			rr.Account, rr.Member, rr.Period, rr.Limit, rr.Used, rr.Requested = le.Account, le.Member, le.Period, &le.Limit, &le.Used, &le.Requested
 		} else {
 			for code, kind := range recordedKinds {
 				if errors.Is(bizErr, kind) {
@@ -567,6 +578,9 @@ func decodeResult[R any](data []byte) (r R, byID bool, bizErr, err error) {
 	}
 	if rr.Error == "insufficient" && rr.Available != nil && rr.Requested != nil {
 		return r, false, &InsufficientCreditsError{Account: rr.Account, Available: *rr.Available, Requested: *rr.Requested}, nil
+	}
+	if rr.Error == "member_limit" && rr.Limit != nil && rr.Used != nil && rr.Requested != nil {
+		return r, false, &MemberLimitError{Account: rr.Account, Member: rr.Member, Period: rr.Period, Limit: *rr.Limit, Used: *rr.Used, Requested: *rr.Requested}, nil
 	}
 	kind, ok := recordedKinds[rr.Error]
 	if !ok {

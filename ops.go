@@ -153,6 +153,7 @@ func (l *Ledger) CreateAccount(ctx context.Context, req CreateAccountRequest) (A
 		}
 		if req.Plan != "" { // the history says which plan priced every charge
 			t.entry(Entry{Type: EntryAccount, Plan: req.Plan, Note: "created on " + planName(req.Plan)})
+			t.syncAllowance()
 		}
 		var res AccountResult
 		if s := l.cfg.Signup; s.Amount.IsPositive() && !req.Team {
@@ -526,10 +527,14 @@ func (l *Ledger) Reserve(ctx context.Context, req ReserveRequest) (ReserveResult
 		if err := t.checkMember(req.Member); err != nil {
 			return ReserveResult{}, err
 		}
+		if err := t.checkLimit(req.Member, req.Quote.Total); err != nil {
+			return ReserveResult{}, err
+		}
 		h, err := t.openHold(req.Member, req.Key, req.Quote, t.now.Add(ttl), req.Metadata)
 		if err != nil {
 			return ReserveResult{}, err
 		}
+		t.useLimit(h)
 		t.add(&t.acct.Held, h.Amount)
 		t.entry(Entry{Type: EntryHold, Amount: h.Amount, Hold: h.ID, Tool: h.Quote.Tool, Member: h.Member, Key: req.Key})
 		return ReserveResult{Hold: h.Clone(), Available: t.acct.Available}, nil
@@ -550,7 +555,7 @@ func (t *txn) openHold(member, key string, q Quote, deadline time.Time, meta map
 		return nil, err
 	}
 	h := &Hold{
-		ID: t.l.newID("hold"), Account: t.acct.ID, Member: member, Key: key, Status: HoldOpen,
+		ID: t.l.newID("hold"), Account: t.acct.ID, Member: member, Key: key, Status: HoldOpen, Seq: t.acct.Seq + 1, // its entry comes next
 		Amount: q.Total, Portions: portions, Quote: q, CreatedAt: t.now, Deadline: deadline, Metadata: meta,
 	}
 	t.holds.put(h.ID, h, true)
@@ -717,6 +722,7 @@ func (t *txn) capture(h *Hold, amount Credits) Credits {
 			t.giveBack(p.Bucket, mustSub(p.Amount, p.Captured), t.now)
 		}
 		t.sub(&t.acct.Held, released)
+		t.limitGiveBack(h, released)
 		t.entry(Entry{Type: EntryRelease, Amount: released, Hold: h.ID, Tool: h.Quote.Tool, Member: h.Member, Note: "unused part of the hold"})
 		t.expire() // credits restored into a grant whose deadline already passed
 	}
@@ -780,6 +786,7 @@ func (l *Ledger) Release(ctx context.Context, req ReleaseRequest) (ReleaseResult
 		}
 		h.Status, h.SettledAt = HoldReleased, t.now
 		t.sub(&t.acct.Held, h.Amount)
+		t.limitGiveBack(h, h.Amount)
 		t.entry(Entry{Type: EntryRelease, Amount: h.Amount, Hold: h.ID, Tool: h.Quote.Tool, Member: h.Member, Note: req.Reason})
 		t.expire() // credits restored into a grant whose deadline already passed
 		return ReleaseResult{Hold: h.Clone(), Released: h.Amount, Available: t.acct.Available}, nil
@@ -818,10 +825,14 @@ func (l *Ledger) Charge(ctx context.Context, req ChargeRequest) (ChargeResult, e
 		if err := t.checkMember(req.Member); err != nil {
 			return ChargeResult{}, err
 		}
+		if err := t.checkLimit(req.Member, req.Quote.Total); err != nil {
+			return ChargeResult{}, err
+		}
 		h, err := t.openHold(req.Member, req.Key, req.Quote, t.now, req.Metadata)
 		if err != nil {
 			return ChargeResult{}, err
 		}
+		t.useLimit(h)
 		for i := range h.Portions {
 			h.Portions[i].Captured = h.Portions[i].Amount
 		}
@@ -900,6 +911,7 @@ func (l *Ledger) Refund(ctx context.Context, req RefundRequest) (RefundResult, e
 			t.giveBack(p.Bucket, n, t.now)
 		}
 		t.add(&h.Refunded, amount)
+		t.limitGiveBack(h, amount)
 		t.sub(&t.acct.Spent, amount)
 		t.entry(Entry{Type: EntryRefund, Amount: amount, Hold: h.ID, Tool: h.Quote.Tool, Member: h.Member, Key: req.Key, Note: req.Reason})
 		t.expire() // credits restored into a grant whose deadline already passed
@@ -990,18 +1002,22 @@ func truncateNote(s string) string {
 	}, s)
 }
 
-// SweepResult counts what a sweep expired.
+// SweepResult counts what a sweep expired and renewed.
 type SweepResult struct {
 	Accounts      int // accounts visited
 	HoldsExpired  int // holds released by their deadline
 	GrantsExpired int
+	// AllowancesGranted counts the allowance grants of renewed periods
+	// (rollovers included).
+	AllowancesGranted int
 }
 
-// Sweep applies every due expiry now: holds past their deadline are
-// released and grants past their expiry lose their remainder, with their
-// entries written. Expiry never depends on Sweep — every operation and read
-// applies it lazily — but a sweep makes stored history and balances current
-// for accounts nobody touches. Each account is visited at most once per call.
+// Sweep applies every due expiry and allowance renewal now: holds past
+// their deadline are released, grants past their expiry lose their
+// remainder, and plans' allowances renew, with their entries written.
+// Neither ever depends on Sweep — every operation and read applies them
+// lazily — but a sweep makes stored history and balances current for
+// accounts nobody touches. Each account is visited at most once per call.
 func (l *Ledger) Sweep(ctx context.Context) (SweepResult, error) {
 	var out SweepResult
 	now := l.now()
@@ -1027,6 +1043,8 @@ func (l *Ledger) Sweep(ctx context.Context) (SweepResult, error) {
 						c.Holds++
 					case EntryExpiry:
 						c.Grants++
+					case EntryGrant:
+						c.Allowances++
 					}
 				}
 				return c, nil
@@ -1037,6 +1055,7 @@ func (l *Ledger) Sweep(ctx context.Context) (SweepResult, error) {
 			out.Accounts++
 			out.HoldsExpired += r.Holds
 			out.GrantsExpired += r.Grants
+			out.AllowancesGranted += r.Allowances
 		}
 		if fresh == 0 {
 			return out, nil
@@ -1045,6 +1064,6 @@ func (l *Ledger) Sweep(ctx context.Context) (SweepResult, error) {
 }
 
 type sweepCount struct {
-	Holds, Grants int
+	Holds, Grants, Allowances int
 	Replay
 }

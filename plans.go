@@ -295,6 +295,7 @@ func (l *Ledger) UpdateAccount(ctx context.Context, req UpdateAccountRequest) (U
 			return UpdateAccountResult{Account: t.acct.Clone()}, nil
 		}
 		t.entry(Entry{Type: EntryAccount, Plan: t.acct.Plan, Key: req.Key, Note: truncateNote(strings.Join(changes, "; "))})
+		t.syncAllowance() // joining a plan's allowance, or an upgrade's difference
 		return UpdateAccountResult{Account: t.acct.Clone(), Changed: true}, nil
 	})
 }

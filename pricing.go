@@ -31,6 +31,7 @@ const (
 	catalogMaxImages          = 1000
 	catalogMaxQuoteTTLMillis  = 24 * 60 * 60 * 1000 // one day
 	catalogMaxBasisPoints     = 10_000
+	catalogMaxAllowanceUnits  = 1_000_000_000 * UnitsPerCredit // 1,000,000,000 credits
 
 	catalogDefaultIncrementMillis   = 1000
 	catalogDefaultMaxDurationMillis = 10 * 60 * 1000
@@ -116,7 +117,53 @@ type Plan struct {
 	// applies on top of an override. A per-second resolution the override
 	// does not list keeps the plan's discount. Keys are tool IDs.
 	Overrides map[string]PlanOverride `json:"overrides,omitempty"`
+	// Allowance, when set, is the credits the plan gives every period (a
+	// subscription's monthly credits, say). See [Allowance].
+	Allowance *Allowance `json:"allowance,omitempty"`
 }
+
+// Allowance is a plan's recurring grant: Amount every Period, given to each
+// account on the plan as a grant of kind [KindPlan] that expires at the
+// period's end (use it or lose it), the first one when the account joins
+// the plan. Periods are anchored at the instant the account joined: a
+// month runs to the same day and time of the next calendar month, or that
+// month's last day when it is shorter (joined Jan 31: Feb 28 or 29, then
+// Mar 31), in the ledger's Config.DayLocation.
+//
+// Renewal is lazy and exact, like expiry: the first operation or read in a
+// new period grants it, at the period's start, exactly once per period and
+// account. Periods that passed while nothing wrote to the account are each
+// granted at their start and expire at their end, in the order they fell
+// due, as if the account had been seen every period: a balance read during
+// a period (which applies renewals without storing them) showed that
+// period's allowance, so the history must hold it. They never accumulate:
+// each expires, and only the rollover carries, once. (An account idle for
+// long on a daily allowance thus gets two entries per idle day on its next
+// write.)
+type Allowance struct {
+	// Amount is the credits granted each period: positive, at most
+	// 1,000,000,000 credits.
+	Amount Credits `json:"amount"`
+	// Period is "day", "week" or "month".
+	Period Period `json:"period"`
+	// RolloverMax, when positive, is the most of a period's unused
+	// allowance that carries into the next period, as a grant of kind
+	// plan that expires at that next period's end (it never carries
+	// twice). At most Amount; zero means no rollover.
+	RolloverMax Credits `json:"rollover_max,omitzero"`
+}
+
+// Period is the length of an allowance period.
+type Period string
+
+// The allowance periods.
+const (
+	PeriodDay   Period = "day"
+	PeriodWeek  Period = "week"
+	PeriodMonth Period = "month"
+)
+
+func (p Period) valid() bool { return p == PeriodDay || p == PeriodWeek || p == PeriodMonth }
 
 // PlanOverride is a plan's own price for one tool. Exactly one of Price (for
 // an image tool, > 0) or Rates (for a per-second tool, only resolutions the
@@ -195,6 +242,7 @@ type catalogPlan struct {
 	index      int
 	id         string
 	discountBP int64
+	allowance  *Allowance                  // nil: none
 	price      map[string]int64            // tool ID -> overriding price
 	rates      map[string]map[string]int64 // tool ID -> resolution -> overriding rate
 }
@@ -221,7 +269,10 @@ type catalogPlan struct {
 //   - discount_bp outside 0..10000; an override of an unknown tool, of the
 //     wrong kind (a price for a per-second tool, rates for an image tool),
 //     for a resolution the tool does not offer, or with no positive price
-//     or rate.
+//     or rate;
+//   - an allowance whose amount is not positive or exceeds 1,000,000,000
+//     credits, whose period is not "day", "week" or "month", or whose
+//     rollover_max is negative or above its amount.
 func NewCatalog(cfg CatalogConfig) (*Catalog, error) {
 	c := &Catalog{
 		cfg: CatalogConfig{
@@ -469,6 +520,19 @@ func (c *Catalog) compilePlan(i int, p Plan) (*catalogPlan, Plan, error) {
 	}
 	cp := &catalogPlan{index: i, id: p.ID, discountBP: p.DiscountBasisPoints}
 	np := Plan{ID: p.ID, Name: p.Name, DiscountBasisPoints: p.DiscountBasisPoints}
+	if a := p.Allowance; a != nil {
+		apath := path + ".allowance"
+		switch {
+		case !a.Amount.IsPositive() || a.Amount.units > catalogMaxAllowanceUnits:
+			return nil, Plan{}, catalogErr(apath+".amount", "%s must be positive and at most %d credits", a.Amount, catalogMaxAllowanceUnits/UnitsPerCredit)
+		case !a.Period.valid():
+			return nil, Plan{}, catalogErr(apath+".period", "%q is not day, week or month", truncate(string(a.Period)))
+		case a.RolloverMax.IsNegative() || a.Amount.Less(a.RolloverMax):
+			return nil, Plan{}, catalogErr(apath+".rollover_max", "%s must be between 0 and the amount %s", a.RolloverMax, a.Amount)
+		}
+		cp.allowance = new(*a)
+		np.Allowance = new(*a)
+	}
 	for _, toolID := range slices.Sorted(maps.Keys(p.Overrides)) {
 		o := p.Overrides[toolID]
 		opath := fmt.Sprintf("%s.overrides[%q]", path, toolID)
@@ -800,6 +864,16 @@ func (w *catalogJSON) plan(path string) error {
 			return w.str(p)
 		case "discount_bp":
 			return w.integer(p, 64)
+		case "allowance":
+			return w.object(p, false, func(key, p string) error {
+				switch key {
+				case "amount", "rollover_max":
+					return w.amount(p)
+				case "period":
+					return w.str(p)
+				}
+				return w.unknown(p)
+			})
 		case "overrides":
 			return w.object(p, true, func(_, op string) error {
 				return w.object(op, false, func(key, p string) error {
@@ -836,10 +910,11 @@ var defaultCatalog = sync.OnceValue(func() *Catalog {
 			}},
 		},
 		Plans: []Plan{
-			{ID: "pro", Name: "Pro", DiscountBasisPoints: 1000},
+			{ID: "pro", Name: "Pro", DiscountBasisPoints: 1000,
+				Allowance: &Allowance{Amount: Whole(500), Period: PeriodMonth, RolloverMax: Whole(100)}},
 			{ID: "studio", Name: "Studio", DiscountBasisPoints: 2000, Overrides: map[string]PlanOverride{
 				"image": {Price: Whole(5)},
-			}},
+			}, Allowance: &Allowance{Amount: Whole(2000), Period: PeriodMonth, RolloverMax: Whole(500)}},
 		},
 	})
 	if err != nil {
@@ -860,8 +935,9 @@ var defaultCatalog = sync.OnceValue(func() *Catalog {
 //
 // per-second tools are billed per started second, up to 10 minutes; image
 // requests take up to 16 images; quotes are valid 15 minutes. Plans: "pro",
-// 10 % off everything; "studio", 20 % off everything except "image", which
-// it prices at 5 credits.
+// 10 % off everything and 500 credits a month (up to 100 unused carry
+// over); "studio", 20 % off everything except "image", which it prices at
+// 5 credits, and 2,000 credits a month (up to 500 carry over).
 //
 // The returned Catalog is shared and, like every Catalog, immutable.
 func DefaultCatalog() *Catalog { return defaultCatalog() }
@@ -923,6 +999,9 @@ func cloneTool(t Tool) Tool {
 }
 
 func clonePlan(p Plan) Plan {
+	if p.Allowance != nil {
+		p.Allowance = new(*p.Allowance)
+	}
 	if p.Overrides != nil {
 		o := make(map[string]PlanOverride, len(p.Overrides))
 		for k, v := range p.Overrides {

@@ -157,7 +157,8 @@ func TestPricingDefaultCatalogContents(t *testing.T) {
 	}
 	studio, ok := c.Plan("studio")
 	wantPlan := Plan{ID: "studio", Name: "Studio", DiscountBasisPoints: 2000,
-		Overrides: map[string]PlanOverride{"image": {Price: Whole(5)}}}
+		Overrides: map[string]PlanOverride{"image": {Price: Whole(5)}},
+		Allowance: &Allowance{Amount: Whole(2000), Period: PeriodMonth, RolloverMax: Whole(500)}}
 	if diff := ptDiff(wantPlan, studio); !ok || diff != "" {
 		t.Errorf("Plan(studio) (-want +got):\n%s", diff)
 	}

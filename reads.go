@@ -12,6 +12,9 @@ type Balance struct {
 	Account string `json:"account"`
 	// Plan is the plan the account's quotes are priced with ("" for none).
 	Plan string `json:"plan,omitempty"`
+	// RenewsAt is when the plan's allowance renews next; zero when the
+	// account has none.
+	RenewsAt time.Time `json:"renews_at,omitzero"`
 	// Available is what can be spent now. It never goes below zero.
 	Available Credits `json:"available"`
 	// Held is reserved by running jobs.
@@ -59,7 +62,11 @@ func (l *Ledger) Balance(ctx context.Context, account string) (Balance, error) {
 		return Balance{}, t.err
 	}
 	a := t.acct
-	b := Balance{
+	var renews time.Time
+	if s := a.Allowance; s != nil {
+		renews = s.PeriodStart(s.Index+1, l.cfg.DayLocation)
+	}
+	b := Balance{RenewsAt: renews,
 		Account: a.ID, Plan: a.Plan, Available: a.Available, Held: a.Held, Granted: a.Granted, Spent: a.Spent,
 		Expired: a.Expired, Threshold: a.LowBalanceThreshold, AsOf: now,
 		Low: a.LowBalanceThreshold.IsPositive() && a.Available.Less(a.LowBalanceThreshold),
@@ -177,6 +184,10 @@ type SpendingReport struct {
 	By      GroupBy     `json:"by"`
 	Lines   []SpendLine `json:"lines"` // sorted by Group
 	Total   SpendLine   `json:"total"`
+	// Members, in a report by member of a team account, is every member's
+	// usage against their spending limit in the current period (see
+	// [MemberLimits]), as of now, whatever the report's range.
+	Members []MemberUsage `json:"members,omitempty"`
 }
 
 // Spending reports an account's spending by tool, by day or by member.
@@ -266,5 +277,24 @@ func (l *Ledger) Spending(ctx context.Context, req SpendingRequest) (SpendingRep
 		}
 	}
 	rep.Total.Net, err = total.Charged.Sub(total.Refunded)
-	return rep, err
+	if err != nil || req.By != ByMember {
+		return rep, err
+	}
+	now := l.now()
+	st, err := l.store.View(ctx, Query{Account: req.Account, Due: now})
+	if err != nil {
+		return SpendingReport{}, err
+	}
+	if st.Account == nil {
+		return SpendingReport{}, fmt.Errorf("%w: %q", ErrUnknownAccount, req.Account)
+	}
+	if st.Account.Team {
+		t := newTxn(l, st, now)
+		t.expire() // holds past their deadline gave their usage back
+		if t.err != nil {
+			return SpendingReport{}, t.err
+		}
+		rep.Members = t.usage()
+	}
+	return rep, nil
 }

@@ -42,6 +42,18 @@ type Account struct {
 	// none, the base rates). Reserve and Charge accept only quotes priced
 	// with it; [Ledger.UpdateAccount] changes it.
 	Plan string `json:"plan,omitempty"`
+	// Allowance is the account's place in its plan's allowance schedule;
+	// nil when it has none. The ledger keeps it.
+	Allowance *AllowanceState `json:"allowance,omitempty"`
+	// RenewsAt is when the allowance renews next (the start of its next
+	// period); zero when the account has none. The ledger sets it from
+	// Allowance; a store persists it, and [Store.DueAccounts] returns the
+	// account once it is at or before now, so that a sweep renews it.
+	RenewsAt time.Time `json:"renews_at,omitzero"`
+	// Limits are the spending limits of a team's members and their usage
+	// in the current period; nil when none. [Ledger.SetMemberLimits] sets
+	// them; the ledger keeps the usage.
+	Limits *MemberLimits `json:"limits,omitempty"`
 	// Team accounts are spent from by their Members only.
 	Team    bool     `json:"team,omitempty"`
 	Members []string `json:"members,omitempty"` // sorted, unique
@@ -64,6 +76,8 @@ type Account struct {
 func (a Account) Clone() Account {
 	a.Members = slices.Clone(a.Members)
 	a.Metadata = maps.Clone(a.Metadata)
+	a.Allowance = a.Allowance.Clone()
+	a.Limits = a.Limits.Clone()
 	return a
 }
 
@@ -138,7 +152,10 @@ type Hold struct {
 	// Member is who made the hold (a team member, or attribution).
 	Member string `json:"member,omitempty"`
 	// Key is the idempotency key of the Reserve or Charge that made it.
-	Key    string     `json:"key,omitempty"`
+	Key string `json:"key,omitempty"`
+	// Seq is the Seq of the entry that opened it (0 for holds made before
+	// the ledger recorded it).
+	Seq    int64      `json:"seq,omitempty"`
 	Status HoldStatus `json:"status"`
 	// Amount is what was reserved: the quote's total.
 	Amount Credits `json:"amount"`

@@ -61,8 +61,9 @@ type Store interface {
 	// DueAccounts returns up to limit IDs of accounts that have an open hold
 	// whose Deadline is at or before now, or a bucket with a positive
 	// Remaining whose ExpiresAt is set and at or before now ([Hold.DueAt] or
-	// [Bucket.DueAt] at now). Sweeping calls it; it may return an account
-	// that is no longer due.
+	// [Bucket.DueAt] at now), or whose [Account.RenewsAt] is set and at or
+	// before now. Sweeping calls it; it may return an account that is no
+	// longer due.
 	DueAccounts(ctx context.Context, now time.Time, limit int) ([]string, error)
 }
 

@@ -285,9 +285,14 @@ func (t *txn) giveBack(bucketID string, amount Credits, at time.Time) {
 	t.add(&t.acct.Available, amount)
 }
 
-// expire applies, in the order they fell due, every bucket expiry and hold
-// deadline at or before now: lazy expiry, run before every operation.
+// expire applies, in the order they fell due, every bucket expiry, hold
+// deadline and allowance renewal at or before now: lazy expiry, run before
+// every operation. At one instant a grant expires first, then the
+// allowance renews (so a rollover sees what the ending period's grants
+// lost), then a hold's credits come back. It ends by bringing the
+// allowance in line with the account's plan (syncAllowance).
 func (t *txn) expire() {
+	t.limitsPeriod()
 	for t.err == nil {
 		var due *Bucket
 		for b := range t.visibleBuckets {
@@ -301,11 +306,15 @@ func (t *txn) expire() {
 				hold = h
 			}
 		}
+		renewAt, renew := t.renewalDue()
 		switch {
-		case due == nil && hold == nil:
+		case due == nil && hold == nil && !renew:
+			t.syncAllowance()
 			return
-		case hold == nil || (due != nil && !hold.Deadline.Before(due.ExpiresAt)):
+		case due != nil && (!renew || !renewAt.Before(due.ExpiresAt)) && (hold == nil || !hold.Deadline.Before(due.ExpiresAt)):
 			t.expireBucket(due)
+		case renew && (hold == nil || !hold.Deadline.Before(renewAt)):
+			t.renew(renewAt)
 		default:
 			t.expireHold(hold)
 		}
@@ -345,6 +354,7 @@ func (t *txn) expireHold(src *Hold) {
 		t.giveBack(p.Bucket, p.Amount, h.Deadline)
 	}
 	t.sub(&t.acct.Held, h.Amount)
+	t.limitGiveBack(h, h.Amount)
 	h.Status = HoldExpired
 	h.SettledAt = h.Deadline
 	t.entry(Entry{Type: EntryHoldExpired, Amount: h.Amount, Hold: h.ID, Tool: h.Quote.Tool, Member: h.Member, At: h.Deadline, Note: "hold deadline passed"})
@@ -359,7 +369,7 @@ func accountEqual(a, b *Account) bool {
 	if b == nil {
 		return false
 	}
-	return a.ID == b.ID && a.Team == b.Team && slices.Equal(a.Members, b.Members) &&
+	return a.ID == b.ID && a.Plan == b.Plan && a.Allowance.equal(b.Allowance) && a.Limits.equal(b.Limits) && a.Team == b.Team && slices.Equal(a.Members, b.Members) &&
 		a.LowBalanceThreshold == b.LowBalanceThreshold && a.Available == b.Available &&
 		a.Held == b.Held && a.Granted == b.Granted && a.Spent == b.Spent && a.Expired == b.Expired &&
 		a.Seq == b.Seq
@@ -368,6 +378,10 @@ func accountEqual(a, b *Account) bool {
 // change collects the txn's copies into a Change. The txn is done: the
 // Change takes its rows as they are, without copying them again.
 func (t *txn) change() *Change {
+	t.acct.RenewsAt = time.Time{}
+	if s := t.acct.Allowance; s != nil {
+		t.acct.RenewsAt = s.PeriodStart(s.Index+1, t.l.cfg.DayLocation)
+	}
 	c := &Change{Account: &t.acct, AccountCreated: t.isNew, Entries: t.entries}
 	for _, r := range t.buckets.rows {
 		if r.isNew {

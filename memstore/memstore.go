@@ -340,6 +340,9 @@ func (s *Store) DueAccounts(ctx context.Context, now time.Time, limit int) ([]st
 }
 
 func (a *account) due(now time.Time) bool {
+	if a.row != nil && !a.row.RenewsAt.IsZero() && !now.Before(a.row.RenewsAt) {
+		return true
+	}
 	for _, h := range a.open {
 		if h.DueAt(now) {
 			return true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/creditkit/credits"
@@ -509,11 +511,13 @@ func TestMigrateFromV1(t *testing.T) {
 }
 
 // checkPlansFromV4 checks, on a database just migrated to v5, that every
-// account and entry reads the plan "" (none), and that a server still
+// account and entry reads the plan "" (none) and every account the
+// allowance null and no renewal (renews_at NULL), and that a server still
 // running the previous release during the rolling deploy — it names the
-// columns it writes, which do not include plan (core.Accounts and
-// core.Entries without it) — creates rows whose plan is "" and updates an
-// account row without losing the plan a current server gave it.
+// columns it writes, which do not include v5's (core.Accounts and
+// core.Entries without them) — creates rows that read the same, and
+// updates an account row without losing the plan, allowance and renewal a
+// current server gave it.
 func checkPlansFromV4(ctx context.Context, t *testing.T, s *sqlstore.Store) {
 	t.Helper()
 	exec := func(q string, args ...any) {
@@ -522,42 +526,62 @@ func checkPlansFromV4(ctx context.Context, t *testing.T, s *sqlstore.Store) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	plans := func(table string) map[string]int {
+	// count counts the rows of table by the value of expr.
+	count := func(table, expr string) map[string]int {
 		t.Helper()
-		rows, err := s.DB().QueryContext(ctx, "SELECT plan, count(*) FROM "+s.TableName(table)+" GROUP BY plan")
+		rows, err := s.DB().QueryContext(ctx, "SELECT "+expr+", count(*) FROM "+s.TableName(table)+" GROUP BY 1")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer rows.Close()
 		out := map[string]int{}
 		for rows.Next() {
-			var plan string
+			var v string
 			var n int
-			if err := rows.Scan(&plan, &n); err != nil {
+			if err := rows.Scan(&v, &n); err != nil {
 				t.Fatal(err)
 			}
-			out[plan] = n
+			out[v] = n
 		}
 		if err := rows.Err(); err != nil {
 			t.Fatal(err)
 		}
 		return out
 	}
-	for _, table := range []string{"accounts", "entries"} {
-		if got := plans(table); len(got) != 1 || got[""] == 0 {
-			t.Fatalf("%s after the migration to v5, rows by plan: %v, want every one \"\"", table, got)
+	// The v5 columns of each table, as every row written without them
+	// must read them.
+	v5 := map[string][][2]string{
+		"accounts": {{"plan", ""}, {"allowance", "null"}, {"renews_at IS NULL", "true"}, {"limits", "null"}},
+		"entries":  {{"plan", ""}},
+	}
+	checkDefaults := func(when string) {
+		t.Helper()
+		for table, cols := range v5 {
+			for _, c := range cols {
+				expr := c[0]
+				if strings.HasSuffix(expr, "IS NULL") {
+					expr = "CASE WHEN " + expr + " THEN 'true' ELSE 'false' END"
+				}
+				if got := count(table, expr); len(got) != 1 || got[c[1]] == 0 {
+					t.Fatalf("%s %s, rows by %s: %v, want every one %q", table, when, c[0], got, c[1])
+				}
+			}
 		}
 	}
+	checkDefaults("after the migration to v5")
 
 	// The previous release's statements: its descriptors' columns, which
-	// are this release's without plan.
-	v4 := func(names []string) []string {
-		if i := slices.Index(names, "plan"); i != len(names)-1 {
-			t.Fatalf("plan is column %d of %v, want the last (ADD COLUMN appends)", i, names)
+	// are this release's without v5's (ADD COLUMN appends them, in the
+	// order the migration adds them).
+	v4 := func(names []string, added ...string) []string {
+		t.Helper()
+		i := slices.Index(names, "plan")
+		if i < 0 || !slices.Equal(names[i:], added) {
+			t.Fatalf("the columns of %v from plan on are not the ones v5 adds, %v, last", names, added)
 		}
-		return names[:len(names)-1]
+		return names[:i]
 	}
-	accountCols, entryCols := v4(core.Accounts.Names), v4(core.Entries.Names)
+	accountCols, entryCols := v4(core.Accounts.Names, "plan", "allowance", "renews_at", "limits"), v4(core.Entries.Names, "plan")
 	p := placeholder(s)
 	params := func(n int) string {
 		ps := make([]string, n)
@@ -570,9 +594,19 @@ func checkPlansFromV4(ctx context.Context, t *testing.T, s *sqlstore.Store) {
 		"v4", 1, 0, "null", 0, 0, 0, 0, 0, 0, 1, "null", 1)
 	exec("INSERT INTO "+s.TableName("entries")+" ("+strings.Join(entryCols, ", ")+") VALUES ("+params(len(entryCols))+")",
 		"v4", 1, "grant", 0, 0, 0, 1, "", "", "", "", "", "", "")
-	// A current server puts "v2" on a plan; the previous release then
-	// writes the row, as it does (every column it knows but the key).
-	exec("UPDATE " + s.TableName("accounts") + " SET plan = 'pro' WHERE id = 'v2'")
+	checkDefaults("after a previous-release server inserted rows")
+
+	// A current server puts "v2" on a plan with an allowance that renews
+	// at renews; the previous release then writes the row, as it does
+	// (every column it knows but the key).
+	renews := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	allowance := &credits.AllowanceState{Period: credits.PeriodMonth, Anchor: renews.AddDate(0, -2, 0), Index: 1,
+		Granted: credits.Whole(100), Buckets: []string{"bkt_1", "bkt_2"}}
+	js, err := json.Marshal(allowance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec("UPDATE "+s.TableName("accounts")+" SET plan = 'pro', allowance = "+p(1)+", renews_at = "+p(2)+" WHERE id = 'v2'", string(js), renews.UnixNano())
 	set := make([]string, len(accountCols)-1)
 	for i, c := range accountCols[1:] {
 		set[i] = c + " = " + p(i+2)
@@ -586,6 +620,29 @@ func checkPlansFromV4(ctx context.Context, t *testing.T, s *sqlstore.Store) {
 	}
 	if v2 != "pro" || v4Account != "" || v4Entry != "" {
 		t.Fatalf("rows a previous-release server wrote: plan of the account it updated %q (want \"pro\"), of the account and entry it inserted %q, %q (want \"\")", v2, v4Account, v4Entry)
+	}
+	// What the store reads of them: the account the previous release
+	// created has no allowance and no renewal, the one it updated keeps
+	// both, and only that one is due for renewal at renews.
+	for id, want := range map[string]credits.Account{"v4": {}, "v2": {Plan: "pro", Allowance: allowance, RenewsAt: renews}} {
+		st, err := s.View(ctx, credits.Query{Account: id})
+		if err != nil || st.Account == nil {
+			t.Fatalf("View %s: %+v %v", id, st, err)
+		}
+		got := credits.Account{Plan: st.Account.Plan, Allowance: st.Account.Allowance, RenewsAt: st.Account.RenewsAt}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("account %s, written by a previous-release server, reads (-want +got):\n%s", id, d)
+		}
+	}
+	for at, want := range map[time.Time][]string{renews.Add(-1): nil, renews: {"v2"}} {
+		due, err := s.DueAccounts(ctx, at, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// "a" has nothing due (its live bucket never expires).
+		if !slices.Equal(due, want) {
+			t.Errorf("DueAccounts(%s) = %v, want %v", at, due, want)
+		}
 	}
 }
 

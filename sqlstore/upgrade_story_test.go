@@ -269,7 +269,8 @@ var addedColumns = map[string][]struct {
 	version int
 	before  string
 }{
-	"accounts": {{"plan", 5, "''"}},
+	"accounts": {{"plan", 5, "''"}, {"allowance", 5, "'null'"}, {"renews_at", 5, "NULL"}, {"limits", 5, "'null'"}},
+	"holds":    {{"seq", 5, "0"}},
 	"entries":  {{"plan", 5, "''"}},
 }
 

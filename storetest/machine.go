@@ -65,11 +65,12 @@ func newMachine(t *rapid.T, store credits.Store, prefix string) *machine {
 		store = ordered
 	}
 	h := NewHarness(t, store, func(c *credits.Config) {
+		c.Catalog = machineCatalog()
 		c.Signup = signup
 		c.Daily = daily
 		c.OnLowBalance = nil
 	})
-	mc := &machine{h: h, m: &model{grace: 24 * time.Hour}, daily: map[string]map[string]credits.GrantResult{}, ordered: ordered}
+	mc := &machine{h: h, m: &model{grace: 24 * time.Hour, plans: machineAllowances}, daily: map[string]map[string]credits.GrantResult{}, ordered: ordered}
 	soloPlan := rapid.SampledFrom(plans).Draw(t, "solo plan")
 	for _, req := range []credits.CreateAccountRequest{{ID: prefix + "solo", Plan: soloPlan}, {ID: prefix + "team", Team: true, Members: []string{"m1", "m2"}}} {
 		res, err := h.Ledger.CreateAccount(h.Ctx, req)
@@ -80,7 +81,10 @@ func newMachine(t *rapid.T, store credits.Store, prefix string) *machine {
 			t.Fatalf("create %s on plan %q: the account says plan %q", req.ID, req.Plan, res.Account.Plan)
 		}
 		a := &mAccount{id: req.ID, plan: req.Plan, team: req.Team, members: req.Members, records: map[string]mOutcome{}}
-		if req.Team { // a team gets no signup credits: fund it
+		// Joining the plan's allowance comes before the signup grant; a
+		// team gets no signup credits: fund it.
+		mc.m.sync(a, h.Clock.Now())
+		if req.Team {
 			if _, err := h.Ledger.Grant(h.Ctx, credits.GrantRequest{Account: req.ID, Amount: signup.Amount, Kind: credits.KindPurchase, Key: "fund"}); err != nil {
 				t.Fatalf("fund %s: %v", req.ID, err)
 			}
@@ -114,9 +118,36 @@ func (mc *machine) member(t *rapid.T, a *mAccount) string {
 	return rapid.SampledFrom([]string{"m1", "m2", "m1", "m2", "outsider"}).Draw(t, "member")
 }
 
-// plans are the plans an account may be on, and a quote priced with: the
-// harness's catalog has "pro" and "studio".
-var plans = []string{"", "pro", "studio"}
+// plans are the plans an account may be on, and a quote priced with.
+var plans = []string{"", "pro", "studio", "max"}
+
+// machineAllowances are the allowances of the machine's catalog, in the
+// model's terms: pro and studio renew every day (the machine's clock jumps
+// cross many days: renewals, rollovers, skipped days, upgrades and
+// downgrades between the two), max every calendar month.
+var machineAllowances = map[string]mAllowance{
+	"pro":    {amount: 10_000, rollover: 5_000, period: credits.PeriodDay},
+	"studio": {amount: 25_000, rollover: 25_000, period: credits.PeriodDay},
+	"max":    {amount: 100_000, rollover: 50_000, period: credits.PeriodMonth},
+}
+
+// machineCatalog is the default catalog with the machine's plans and
+// allowances.
+func machineCatalog() *credits.Catalog {
+	cfg := credits.DefaultCatalog().Config()
+	cfg.Version = "storetest-machine"
+	cfg.Plans = append(cfg.Plans, credits.Plan{ID: "max", Name: "Max", DiscountBasisPoints: 3000})
+	for i := range cfg.Plans {
+		p := &cfg.Plans[i]
+		a := machineAllowances[p.ID]
+		p.Allowance = &credits.Allowance{Amount: credits.FromUnits(a.amount), RolloverMax: credits.FromUnits(a.rollover), Period: a.period}
+	}
+	c, err := credits.NewCatalog(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
 
 // quote prices a random request for a: mostly with a's plan (as
 // Ledger.QuoteFor does), sometimes with another one, which Reserve and
@@ -239,6 +270,9 @@ func (mc *machine) spend(a *mAccount, member string, q credits.Quote, ttl time.D
 	if a.team && !slices.Contains(a.members, member) {
 		return nil, credits.ErrNotMember
 	}
+	if limit, ok := a.limits.limit(member); ok && member != "" && a.limits.used[member]+q.Total.Units() > limit {
+		return nil, credits.ErrMemberLimit
+	}
 	portions, ok := mc.m.take(a, q.Total.Units(), mc.now())
 	if !ok {
 		return nil, credits.ErrInsufficientCredits
@@ -246,7 +280,10 @@ func (mc *machine) spend(a *mAccount, member string, q credits.Quote, ttl time.D
 	if ttl == 0 {
 		ttl = time.Hour
 	}
-	h := &mHold{account: a, amount: q.Total.Units(), portions: portions, status: credits.HoldOpen, deadline: mc.now().Add(ttl), quote: q, order: mc.m.next()}
+	if a.limits != nil && member != "" {
+		a.limits.used[member] += q.Total.Units()
+	}
+	h := &mHold{account: a, member: member, created: mc.now(), amount: q.Total.Units(), portions: portions, status: credits.HoldOpen, deadline: mc.now().Add(ttl), quote: q, order: mc.m.next()}
 	if charge {
 		for i := range h.portions {
 			h.portions[i].captured = h.portions[i].amount
@@ -570,6 +607,9 @@ func (mc *machine) UpdateAccount(t *rapid.T) {
 	mc.m.advance(a, mc.now())
 	changed := plan != a.plan || threshold != a.threshold
 	a.plan, a.threshold = plan, threshold
+	if changed {
+		mc.m.sync(a, mc.now()) // an upgrade's difference, or joining a schedule
+	}
 	if res.Account.Plan != plan || res.Account.LowBalanceThreshold.Units() != threshold || res.Changed != changed || res.Replayed {
 		t.Fatalf("update %s to plan %q, threshold %d: %+v (changed: want %v)", a.id, plan, threshold, res, changed)
 	}
@@ -583,6 +623,95 @@ func (mc *machine) UpdateAccount(t *rapid.T) {
 			_, err := mc.h.Ledger.UpdateAccount(mc.h.Ctx, r)
 			return err
 		}})
+}
+
+// SetMemberLimits gives the team's members random limits per day, week or
+// month (or none), and checks the usage the ledger reports against the
+// model's.
+func (mc *machine) SetMemberLimits(t *rapid.T) {
+	var a *mAccount
+	for _, x := range mc.accounts {
+		if x.team {
+			a = x
+		}
+	}
+	req := credits.MemberLimitsRequest{Account: a.id, Key: mc.key("limits")}
+	if rapid.IntRange(0, 4).Draw(t, "limits") > 0 {
+		req.Period = rapid.SampledFrom([]credits.Period{credits.PeriodDay, credits.PeriodWeek, credits.PeriodMonth}).Draw(t, "limit period")
+		if rapid.Bool().Draw(t, "default limit") {
+			d := credits.FromUnits(rapid.Int64Range(0, 6).Draw(t, "default") * 5_000)
+			req.Default = &d
+		}
+		for _, m := range []string{"m1", "m2"} {
+			if rapid.Bool().Draw(t, "limit of "+m) {
+				if req.Members == nil {
+					req.Members = map[string]credits.Credits{}
+				}
+				req.Members[m] = credits.FromUnits(rapid.Int64Range(0, 6).Draw(t, "limit "+m) * 5_000)
+			}
+		}
+		if req.Default == nil && req.Members == nil {
+			req.Period = ""
+		}
+	}
+	acct, err := mc.h.Ledger.SetMemberLimits(mc.h.Ctx, req)
+	if err != nil {
+		t.Fatalf("set member limits %+v: %v", req, err)
+	}
+	mc.m.advance(a, mc.now())
+	old := a.limits
+	if req.Period == "" {
+		a.limits = nil
+	} else {
+		l := &mLimits{period: req.Period, members: map[string]int64{}, start: calendarStart(mc.now(), req.Period), since: mc.m.counter, used: map[string]int64{}}
+		if req.Default != nil {
+			d := req.Default.Units()
+			l.def = &d
+		}
+		for m, c := range req.Members {
+			l.members[m] = c.Units()
+		}
+		if old != nil && old.period == l.period {
+			l.start, l.since, l.used = old.start, old.since, old.used
+		}
+		a.limits = l
+	}
+	mc.wantAvailable(t, "set member limits", a, acct.Available)
+	mc.checkUsage(t, a)
+	mc.remember(&pastCall{desc: "member limits", result: acct,
+		again: func() (any, error) { return mc.h.Ledger.SetMemberLimits(mc.h.Ctx, req) },
+		variant: func() error {
+			r := req
+			r.Period, r.Default, r.Members = credits.PeriodDay, new(credits.Whole(999)), nil
+			if req.Period == credits.PeriodDay && req.Default != nil && *req.Default == credits.Whole(999) {
+				r.Period = credits.PeriodWeek
+			}
+			_, err := mc.h.Ledger.SetMemberLimits(mc.h.Ctx, r)
+			return err
+		}})
+}
+
+// checkUsage compares the members' usage a spending report shows with the
+// model's.
+func (mc *machine) checkUsage(t *rapid.T, a *mAccount) {
+	rep, err := mc.h.Ledger.Spending(mc.h.Ctx, credits.SpendingRequest{Account: a.id, By: credits.ByMember})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc.m.advance(a, mc.now())
+	for _, u := range rep.Members {
+		var used int64
+		if a.limits != nil {
+			used = a.limits.used[u.Member]
+		}
+		limit, ok := a.limits.limit(u.Member)
+		if u.Used.Units() != used || (u.Limit != nil) != ok || ok && (u.Limit.Units() != limit || u.Remaining.Units() != max(0, limit-used)) {
+			t.Fatalf("member %s of %s: usage %+v (limit %v, remaining %v); the model: used %d, limit %d (%v)", u.Member, a.id, u, u.Limit, u.Remaining, used, limit, ok)
+		}
+	}
+	if len(rep.Members) != len(a.members) {
+		t.Fatalf("the report lists %d members of %s, the team has %d", len(rep.Members), a.id, len(a.members))
+	}
 }
 
 // Retry repeats a past keyed request exactly: same result, flagged as a
@@ -738,6 +867,9 @@ func (mc *machine) Check(t *rapid.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if a.team {
+			mc.checkUsage(t, a)
+		}
 		free, paid := a.freePaid()
 		got := [7]int64{b.Available.Units(), b.Held.Units(), b.Spent.Units(), b.Expired.Units(), b.Granted.Units(), b.Free.Units(), b.Paid.Units()}
 		want := [7]int64{a.available(), a.held, a.spent, a.expired, a.granted, free, paid}
@@ -780,7 +912,7 @@ func kindOf(err error) error {
 		credits.ErrInsufficientCredits, credits.ErrHoldExpired, credits.ErrHoldSettled, credits.ErrNotCaptured,
 		credits.ErrExceedsHold, credits.ErrRefundExceedsCharge, credits.ErrNotMember, credits.ErrIdempotencyConflict,
 		credits.ErrQuoteExpired, credits.ErrQuoteMismatch, credits.ErrInvalidRequest, credits.ErrInvalidAmount,
-		credits.ErrUnknownAccount, credits.ErrUnknownHold, credits.ErrWrongPlan,
+		credits.ErrUnknownAccount, credits.ErrUnknownHold, credits.ErrWrongPlan, credits.ErrMemberLimit,
 	} {
 		if errors.Is(err, k) {
 			return k

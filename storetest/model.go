@@ -17,6 +17,7 @@ type mBucket struct {
 	expiresAt time.Time // zero: never
 	order     int       // creation order
 	restored  bool      // made by giveBack after the original expired
+	lost      int64     // what it lost when it expired
 }
 
 func (b *mBucket) expiredAt(t time.Time) bool { return !b.expiresAt.IsZero() && !t.Before(b.expiresAt) }
@@ -29,6 +30,8 @@ type mPortion struct {
 type mHold struct {
 	id       string
 	account  *mAccount
+	member   string
+	created  time.Time
 	amount   int64
 	portions []mPortion
 	status   credits.HoldStatus
@@ -49,6 +52,8 @@ type mOutcome struct {
 type mAccount struct {
 	id        string
 	plan      string
+	sched     *mSched  // the plan's allowance schedule; nil: none
+	limits    *mLimits // the team's member limits; nil: none
 	threshold int64
 	team      bool
 	members   []string
@@ -64,6 +69,144 @@ type mAccount struct {
 type model struct {
 	grace   time.Duration
 	counter int
+	plans   map[string]mAllowance // the catalog's allowances, by plan
+}
+
+// mLimits are a team's member limits and usage since start.
+type mLimits struct {
+	period  credits.Period
+	def     *int64
+	members map[string]int64
+	start   time.Time // the period's start
+	since   int       // holds of a later order count
+	used    map[string]int64
+}
+
+// limit is member's limit, or false.
+func (l *mLimits) limit(member string) (int64, bool) {
+	if l == nil {
+		return 0, false
+	}
+	if c, ok := l.members[member]; ok {
+		return c, true
+	}
+	if l.def != nil {
+		return *l.def, true
+	}
+	return 0, false
+}
+
+// calendarStart is the start of the UTC day, Monday-started week or month
+// holding t.
+func calendarStart(t time.Time, p credits.Period) time.Time {
+	d := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	switch p {
+	case credits.PeriodWeek:
+		for d.Weekday() != time.Monday {
+			d = d.Add(-24 * time.Hour)
+		}
+	case credits.PeriodMonth:
+		d = time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+	}
+	return d
+}
+
+// limitBack gives amount of h back to its member's usage when h was made
+// since the usage started counting.
+func (m *model) limitBack(a *mAccount, h *mHold, amount int64) {
+	if l := a.limits; l != nil && h.member != "" && h.order > l.since && amount > 0 {
+		l.used[h.member] -= amount
+	}
+}
+
+// mAllowance is a plan's allowance, as the model knows it.
+type mAllowance struct {
+	amount, rollover int64
+	period           credits.Period
+}
+
+// mSched is an account's place in its plan's allowance schedule.
+type mSched struct {
+	period  credits.Period
+	anchor  time.Time
+	index   int64
+	granted int64
+	buckets []*mBucket
+}
+
+// start is the start of period k: whole days and weeks from the anchor;
+// months by the calendar, clamped to the month's last day, always counted
+// from the anchor (so Jan 31 → Feb 28/29 → Mar 31). UTC, the suite's
+// DayLocation.
+func (s *mSched) start(k int64) time.Time {
+	a := s.anchor
+	switch s.period {
+	case credits.PeriodDay:
+		return a.Add(time.Duration(k) * 24 * time.Hour)
+	case credits.PeriodWeek:
+		return a.Add(time.Duration(k) * 7 * 24 * time.Hour)
+	}
+	months := int64(a.Month()-1) + k
+	y, m := int64(a.Year())+months/12, months%12
+	days := []int{31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}[m]
+	if m == 1 && (y%4 == 0 && y%100 != 0 || y%400 == 0) {
+		days = 29
+	}
+	d := min(a.Day(), days)
+	return time.Date(int(y), time.Month(m+1), d, a.Hour(), a.Minute(), a.Second(), a.Nanosecond(), time.UTC)
+}
+
+// renew starts the schedule's next period at its start at: up to the
+// plan's rollover of what the ending period's grants lost at at carries
+// over, then the plan's amount, both expiring at the new period's end
+// (even when that end has passed: advance expires them next). A plan with
+// no allowance ends the schedule.
+func (m *model) renew(a *mAccount, at time.Time) {
+	s := a.sched
+	var unused int64
+	for _, b := range s.buckets {
+		if b.expiresAt.Equal(at) {
+			unused += b.lost
+		}
+	}
+	s.index++
+	s.granted, s.buckets = 0, nil
+	pa, ok := m.plans[a.plan]
+	if !ok {
+		a.sched = nil
+		return
+	}
+	if pa.period != s.period {
+		*s = mSched{period: pa.period, anchor: at}
+	}
+	end := s.start(s.index + 1)
+	if carry := min(unused, pa.rollover); carry > 0 {
+		m.grant(a, credits.KindPlan, carry, end)
+	}
+	m.grant(a, credits.KindPlan, pa.amount, end)
+	s.granted = pa.amount
+	s.buckets = []*mBucket{a.buckets[len(a.buckets)-1]}
+}
+
+// sync joins the plan's allowance (a new schedule, the first period in
+// full), or grants an upgrade's difference for the current period.
+func (m *model) sync(a *mAccount, now time.Time) {
+	pa, ok := m.plans[a.plan]
+	if !ok {
+		return
+	}
+	if a.sched == nil || a.sched.period != pa.period {
+		a.sched = &mSched{period: pa.period, anchor: now}
+		m.grant(a, credits.KindPlan, pa.amount, a.sched.start(1))
+		a.sched.granted = pa.amount
+		a.sched.buckets = []*mBucket{a.buckets[len(a.buckets)-1]}
+		return
+	}
+	if diff := pa.amount - a.sched.granted; diff > 0 {
+		m.grant(a, credits.KindPlan, diff, a.sched.start(a.sched.index+1))
+		a.sched.granted = pa.amount
+		a.sched.buckets = append(a.sched.buckets, a.buckets[len(a.buckets)-1])
+	}
 }
 
 func (m *model) next() int { m.counter++; return m.counter }
@@ -87,9 +230,13 @@ func (a *mAccount) freePaid() (free, paid int64) {
 	return free, paid
 }
 
-// advance applies every bucket expiry and hold deadline at or before now,
-// in the order they fell due (a bucket before a hold at the same instant).
+// advance applies every bucket expiry, allowance renewal and hold deadline
+// at or before now, in the order they fell due (at one instant: a bucket,
+// then the renewal, then a hold), then syncs the allowance with the plan.
 func (m *model) advance(a *mAccount, now time.Time) {
+	if l := a.limits; l != nil && l.start.Before(calendarStart(now, l.period)) {
+		l.start, l.since, l.used = calendarStart(now, l.period), m.counter, map[string]int64{}
+	}
 	for {
 		var due *mBucket
 		for _, b := range a.buckets {
@@ -105,17 +252,40 @@ func (m *model) advance(a *mAccount, now time.Time) {
 				hold = h
 			}
 		}
-		switch {
-		case due == nil && hold == nil:
+		var renewAt time.Time
+		renew := false
+		if a.sched != nil {
+			renewAt = a.sched.start(a.sched.index + 1)
+			renew = !now.Before(renewAt)
+		}
+		// The earliest event; at one instant a bucket, then the renewal,
+		// then a hold.
+		at, what := time.Time{}, ""
+		if hold != nil {
+			at, what = hold.deadline, "hold"
+		}
+		if renew && (what == "" || !at.Before(renewAt)) {
+			at, what = renewAt, "renew"
+		}
+		if due != nil && (what == "" || !at.Before(due.expiresAt)) {
+			at, what = due.expiresAt, "bucket"
+		}
+		switch what {
+		case "":
+			m.sync(a, now)
 			return
-		case hold == nil || (due != nil && !hold.deadline.Before(due.expiresAt)):
+		case "bucket":
 			a.expired += due.remaining
+			due.lost = due.remaining
 			due.remaining = 0
+		case "renew":
+			m.renew(a, at)
 		default:
 			for _, p := range hold.portions {
 				m.giveBack(a, p.b, p.amount, hold.deadline)
 			}
 			a.held -= hold.amount
+			m.limitBack(a, hold, hold.amount)
 			hold.status = credits.HoldExpired
 		}
 	}
@@ -188,6 +358,7 @@ func (m *model) capture(a *mAccount, h *mHold, amount int64, now time.Time) {
 	h.status, h.captured = credits.HoldCaptured, amount
 	a.held -= h.amount
 	a.spent += amount
+	m.limitBack(a, h, h.amount-amount)
 }
 
 func (m *model) release(a *mAccount, h *mHold, now time.Time) {
@@ -196,6 +367,7 @@ func (m *model) release(a *mAccount, h *mHold, now time.Time) {
 	}
 	h.status = credits.HoldReleased
 	a.held -= h.amount
+	m.limitBack(a, h, h.amount)
 }
 
 func (m *model) refund(a *mAccount, h *mHold, amount int64, now time.Time) {
@@ -209,4 +381,5 @@ func (m *model) refund(a *mAccount, h *mHold, amount int64, now time.Time) {
 	}
 	h.refunded += amount
 	a.spent -= amount
+	m.limitBack(a, h, amount)
 }

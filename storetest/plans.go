@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,9 +69,12 @@ func RunPlans(t *testing.T, newStore NewStore) {
 			t.Fatalf("UpdateAccount to pro: %+v, %v", res, err)
 		}
 		hist := h.History(t, "alice")
-		last := hist[len(hist)-1]
-		if last.Type != credits.EntryAccount || last.Plan != "pro" || !last.Amount.IsZero() || last.Key != "to-pro" || last.Note != `plan no plan → plan "pro"` {
+		if last := hist[len(hist)-2]; last.Type != credits.EntryAccount || last.Plan != "pro" || !last.Amount.IsZero() || last.Key != "to-pro" || last.Note != `plan no plan → plan "pro"` {
 			t.Fatalf("the plan change's entry: %+v", last)
+		}
+		// Joining pro grants its monthly allowance at once.
+		if g := hist[len(hist)-1]; g.Type != credits.EntryGrant || g.Kind != credits.KindPlan || g.Amount != whole(500) {
+			t.Fatalf("joining pro: %+v, want its allowance of 500", g)
 		}
 		again, err := h.Ledger.UpdateAccount(h.Ctx, req)
 		if err != nil || !again.Replayed || again.Account.Plan != "pro" || !again.Changed || len(h.History(t, "alice")) != len(hist) {
@@ -168,38 +171,23 @@ func RunPlans(t *testing.T, newStore NewStore) {
 			r.Plan = p
 			quotes[p] = h.Quote(t, r)
 		}
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		var accepted int
-		errs := make(chan error, 64)
-		for g := range 64 {
-			wg.Go(func() {
-				plan := []string{"", "pro", "studio"}[g%3]
-				if g%8 == 0 {
-					_, err := h.Ledger.UpdateAccount(h.Ctx, credits.UpdateAccountRequest{Account: "alice", Plan: &plan, Key: fmt.Sprint("flip-", g)})
-					errs <- err
-					return
-				}
-				_, err := h.Ledger.Reserve(h.Ctx, credits.ReserveRequest{Account: "alice", Quote: quotes[plan], Key: fmt.Sprint("r-", g)})
-				switch {
-				case err == nil:
-					mu.Lock()
-					accepted++
-					mu.Unlock()
-				case errors.Is(err, credits.ErrWrongPlan), errors.Is(err, credits.ErrInsufficientCredits):
-					err = nil
-				}
-				errs <- err
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Fatal(err)
+		var accepted atomic.Int64
+		hammer(t, 64, func(g int) error {
+			plan := []string{"", "pro", "studio"}[g%3]
+			if g%8 == 0 {
+				_, err := h.Ledger.UpdateAccount(h.Ctx, credits.UpdateAccountRequest{Account: "alice", Plan: &plan, Key: fmt.Sprint("flip-", g)})
+				return err
 			}
-		}
-		if accepted == 0 {
+			_, err := h.Ledger.Reserve(h.Ctx, credits.ReserveRequest{Account: "alice", Quote: quotes[plan], Key: fmt.Sprint("r-", g)})
+			switch {
+			case err == nil:
+				accepted.Add(1)
+			case errors.Is(err, credits.ErrWrongPlan), errors.Is(err, credits.ErrInsufficientCredits):
+				err = nil
+			}
+			return err
+		})
+		if accepted.Load() == 0 {
 			t.Fatal("no reserve was accepted while the plan flipped")
 		}
 		// Every accepted hold was priced with the plan the history says

@@ -42,6 +42,8 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Scenarios", func(t *testing.T) { runScenarios(t, newStore) })
 	t.Run("BadInput", func(t *testing.T) { runBadInput(t, newStore) })
 	t.Run("Plans", func(t *testing.T) { RunPlans(t, newStore) })
+	t.Run("Allowances", func(t *testing.T) { RunAllowances(t, newStore) })
+	t.Run("MemberLimits", func(t *testing.T) { RunMemberLimits(t, newStore) })
 	t.Run("StateMachine", func(t *testing.T) { RunStateMachine(t, newStore) })
 	t.Run("Concurrency", func(t *testing.T) { RunConcurrency(t, newStore, 64) })
 	t.Run("Faults", func(t *testing.T) { RunFaults(t, newStore) })

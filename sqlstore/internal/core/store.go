@@ -90,7 +90,7 @@ type Driver interface {
 
 // The rules a load states in SQL, written once for both databases (the Go
 // side of each is in the root package: Hold.DueAt, Bucket.Live,
-// Bucket.DueAt).
+// Bucket.DueAt, Account.RenewsAt).
 
 // DueHold is the condition "the hold aliased h is open and due by the
 // instant param (Unix nanoseconds)".
@@ -106,6 +106,13 @@ func LiveBucket(b string) string { return b + ".live = 1" }
 // the instant param".
 func DueBucket(b, param string) string {
 	return LiveBucket(b) + " AND " + b + ".expires_at IS NOT NULL AND " + b + ".expires_at <= " + param
+}
+
+// DueRenewal is the condition "the account aliased a renews its allowance
+// by the instant param" (Account.RenewsAt set and at or before it). Its
+// first term is the predicate of the partial index accounts_renews.
+func DueRenewal(a, param string) string {
+	return a + ".renews_at IS NOT NULL AND " + a + ".renews_at <= " + param
 }
 
 // Tx is one transaction of a batch.
@@ -155,12 +162,15 @@ type reads struct {
 }
 
 func newReads(n Names, x Syntax) reads {
-	holds, buckets := n.Table("holds"), n.Table("buckets")
+	accounts, holds, buckets := n.Table("accounts"), n.Table("holds"), n.Table("buckets")
 	return reads{
 		holdAccount: fmt.Sprintf("SELECT account FROM %s WHERE id = %s", holds, x.Param(1)),
-		exists:      fmt.Sprintf("SELECT 1 FROM %s WHERE id = %s", n.Table("accounts"), x.Param(1)),
-		dueAccounts: fmt.Sprintf("SELECT account FROM (SELECT h.account FROM %s h WHERE %s UNION SELECT b.account FROM %s b WHERE %s) due ORDER BY account LIMIT %s",
-			holds, DueHold("h", x.Param(1)), buckets, DueBucket("b", x.Param(1)), x.Param(2)),
+		exists:      fmt.Sprintf("SELECT 1 FROM %s WHERE id = %s", accounts, x.Param(1)),
+		// The accounts with a due hold, a due bucket or a due renewal, each
+		// branch through its partial index (holds_due, buckets_due,
+		// accounts_renews), an account found by several once.
+		dueAccounts: fmt.Sprintf("SELECT account FROM (SELECT h.account FROM %s h WHERE %s UNION SELECT b.account FROM %s b WHERE %s UNION SELECT a.id FROM %s a WHERE %s) due ORDER BY account LIMIT %s",
+			holds, DueHold("h", x.Param(1)), buckets, DueBucket("b", x.Param(1)), accounts, DueRenewal("a", x.Param(1)), x.Param(2)),
 		entries: fmt.Sprintf("SELECT %s FROM %s e", Columns("e", &Entries.Schema), n.Table("entries")),
 	}
 }

@@ -16,7 +16,8 @@ import (
 // insert, update and typed array of both databases;
 // TestDescriptorsMatchSchema compares them with the migrated schema of
 // each. Amounts are integer millicredits, times integer Unix nanoseconds,
-// structured values (members, metadata, portions, quotes) JSON text.
+// structured values (members, metadata, portions, quotes, allowances) JSON
+// text.
 
 // Kind is the storage type of a column.
 type Kind uint8
@@ -210,6 +211,11 @@ var (
 		jsonText("metadata", func(r *AccountRow) *map[string]string { return &r.Metadata }),
 		integer("version", func(r *AccountRow) *int64 { return &r.Version }),
 		text("plan", func(r *AccountRow) *string { return &r.Plan }), // v5
+		// v5: 'null' (the nil pointer's JSON, and the column's default)
+		// reads back as nil, never as an empty state; '' is corrupt JSON.
+		jsonText("allowance", func(r *AccountRow) **credits.AllowanceState { return &r.Allowance }),
+		optInstant("renews_at", func(r *AccountRow) *time.Time { return &r.RenewsAt }),      // v5
+		jsonText("limits", func(r *AccountRow) **credits.MemberLimits { return &r.Limits }), // v5
 	)
 	Buckets = table("buckets",
 		text("id", func(r *credits.Bucket) *string { return &r.ID }),
@@ -242,6 +248,7 @@ var (
 		instant("deadline", func(r *credits.Hold) *time.Time { return &r.Deadline }),
 		optInstant("settled_at", func(r *credits.Hold) *time.Time { return &r.SettledAt }),
 		jsonText("metadata", func(r *credits.Hold) *map[string]string { return &r.Metadata }),
+		integer("seq", func(r *credits.Hold) *int64 { return &r.Seq }), // v5
 	)
 	Entries = table("entries",
 		text("account", func(r *credits.Entry) *string { return &r.Account }),
