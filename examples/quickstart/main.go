@@ -173,9 +173,16 @@ func run(ctx context.Context, dsn string) error {
 		}
 	}
 	say("6. alice buys 100 credits (the payment webhook fired twice; applied once)")
+	afterBuy, err := ledger.Balance(ctx, "alice")
+	if err != nil {
+		return err
+	}
+	if err := check("after the purchase", afterBuy.Available, plus(beforeBuy.Available, credits.Whole(100))); err != nil {
+		return err
+	}
 
-	// 7. Alice moves to the pro plan: her quotes are priced with it from
-	// now on, and a quote priced with another plan is refused.
+	// 7. Alice moves to the pro plan: 500 credits a month, and her quotes
+	// are priced with it from now on; a quote of another plan is refused.
 	pro := "pro"
 	up, err := ledger.UpdateAccount(ctx, credits.UpdateAccountRequest{Account: "alice", Plan: &pro, Key: "alice-to-pro"})
 	if err != nil {
@@ -185,10 +192,19 @@ func run(ctx context.Context, dsn string) error {
 	if err != nil {
 		return err
 	}
+	onPlan, err := ledger.Balance(ctx, "alice")
+	if err != nil {
+		return err
+	}
 	if up.Replayed {
 		say("7. alice has been on the pro plan since an earlier run: %s", proQuote.Breakdown)
 	} else {
 		say("7. alice moves to the pro plan: %s", proQuote.Breakdown)
+		if err := check("the plan's allowance", onPlan.Available, plus(afterBuy.Available, credits.Whole(500))); err != nil {
+			return err
+		}
+		say("   +500 credits: the plan's monthly allowance, until %s (up to 100 unused carry into the next month)",
+			onPlan.NextExpiry.At.Format(time.DateTime+" MST"))
 	}
 	listQuote, err := ledger.Quote(credits.QuoteRequest{Tool: "video", Resolution: "720p", Duration: 5 * time.Second})
 	if err != nil {
@@ -206,7 +222,7 @@ func run(ctx context.Context, dsn string) error {
 		return err
 	}
 	say("8. balance: %s available (%s free, %s paid), %s held, %s spent", b.Available, b.Free, b.Paid, b.Held, b.Spent)
-	if err := check("the final balance", b.Available, plus(beforeBuy.Available, credits.Whole(100))); err != nil {
+	if err := check("the final balance", b.Available, onPlan.Available); err != nil {
 		return err
 	}
 	var entries []credits.Entry
