@@ -117,8 +117,9 @@ func (t *txn) renew(at time.Time) {
 		return
 	}
 	if pa.Period != s.Period {
-		// The plan's period changed in the catalog: a new schedule
-		// starts here.
+		// The plan's period is of another length (the account changed
+		// plan, or the catalog changed it): a new schedule starts here, at
+		// the end of the old one's period.
 		*s = AllowanceState{Period: pa.Period, Anchor: at}
 	}
 	end := s.PeriodStart(s.Index+1, t.l.cfg.DayLocation)
@@ -130,19 +131,21 @@ func (t *txn) renew(at time.Time) {
 
 // syncAllowance brings the account's allowance in line with its plan, at
 // now: an account on a plan with an allowance and no schedule joins it (a
-// new schedule anchored now, the first period granted in full); a schedule
-// of another period length is replaced the same way; a plan that gives
-// more per period than the current period has had (an upgrade) grants the
-// difference now. A plan that gives less (a downgrade), or none, changes
-// nothing until the next period: what was granted stays until it expires,
-// and moving back within the period grants only what was not yet given.
+// new schedule anchored now, the first period granted in full); a plan
+// that gives more per period than the current period has had (an upgrade)
+// grants the difference now, until the period's end. Nothing else changes
+// before the current period ends: a plan that gives less (a downgrade) or
+// none, or whose period is of another length, takes effect at the next
+// renewal (see renew), so no sequence of plan or catalog changes ever
+// grants a period more than the most its plans gave, and moving back
+// within a period grants only what it has not had.
 func (t *txn) syncAllowance() {
 	pa := t.planAllowance()
 	if pa == nil {
 		return
 	}
 	s := t.acct.Allowance
-	if s == nil || s.Period != pa.Period {
+	if s == nil {
 		s = &AllowanceState{Period: pa.Period, Anchor: t.now}
 		t.acct.Allowance = s
 		end := s.PeriodStart(1, t.l.cfg.DayLocation)

@@ -124,6 +124,43 @@ func TestSetCatalogVersionNamesOnePriceList(t *testing.T) {
 	}
 }
 
+// A found bug: a quote whose expiry was moved far ahead kept an earlier
+// version's price for ever. A quote lives its catalog's TTL from now at the
+// most (plus a minute of clock skew between servers).
+func TestQuoteExpiryCannotBeStretched(t *testing.T) {
+	h := fundedHarness(t, func(c *credits.Config) { c.EarlierCatalogs = []*credits.Catalog{repriced(t, "v0")} })
+	q := h.Quote(t, imageReq)
+	for _, c := range []struct {
+		name  string
+		shift time.Duration
+		ok    bool
+	}{
+		{"as made", 0, true},
+		{"within the skew", time.Minute, true},
+		{"past the skew", time.Minute + time.Nanosecond, false},
+		{"ten years", 10 * 365 * 24 * time.Hour, false},
+	} {
+		stretched := q
+		stretched.ExpiresAt = q.ExpiresAt.Add(c.shift)
+		_, err := h.Ledger.Charge(h.Ctx, credits.ChargeRequest{Account: "a", Quote: stretched, Key: c.name})
+		if c.ok != (err == nil) || !c.ok && !errors.Is(err, credits.ErrQuoteMismatch) {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+	// The same for a version listed as earlier: a year on, a quote of it
+	// with its expiry moved is refused.
+	old, err := repriced(t, "v0").Quote(imageReq, h.Clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Clock.Advance(365 * 24 * time.Hour)
+	old.ExpiresAt = old.ExpiresAt.Add(10 * 365 * 24 * time.Hour)
+	if _, err := h.Ledger.Charge(h.Ctx, credits.ChargeRequest{Account: "a", Quote: old, Key: "old"}); !errors.Is(err, credits.ErrQuoteMismatch) {
+		t.Fatalf("an earlier version's quote stretched over a year: %v", err)
+	}
+	storetest.CheckInvariants(t, h, "a")
+}
+
 // During a rolling deploy of a price change, a server on the new version
 // takes the quotes that servers still on the old one made.
 func TestEarlierCatalogsForARollingDeploy(t *testing.T) {

@@ -25,7 +25,10 @@ type Config struct {
 	// Reserve and Charge still accept until the quotes expire: during a
 	// rolling deploy of a price change, servers still on the old version
 	// make quotes that this one must take. Versions must differ from
-	// Catalog's and from each other.
+	// Catalog's and from each other. A quote is not signed: while a version
+	// is listed here, a caller can still obtain its prices (a quote never
+	// lives longer than its catalog's TTL from now, so not for ever), so
+	// remove it once no server quotes from it.
 	EarlierCatalogs []*Catalog
 	// Now is the clock. Nil means time.Now. Every rule reads time from it.
 	Now func() time.Time

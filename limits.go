@@ -9,31 +9,54 @@ import (
 	"time"
 )
 
-// MemberLimits caps what each member of a team account may spend per
-// calendar period (a day from midnight, a week from Monday, a month from
-// the 1st, in Config.DayLocation). A member's usage counts what their open
-// holds hold and what they were charged in the period; a release, an
-// expired hold, the unused part of a capture and a refund give it back when
-// the hold was made in the current period. The ledger keeps it on the
-// account row; a store persists it verbatim.
+// MemberLimits are a team account's spending limits per member and every
+// member's usage. The limits (Period, Default, Members) cap what a member
+// may spend per calendar period (a day from midnight, a week from Monday, a
+// month from the 1st, in Config.DayLocation); there are none when Period is
+// "". The usage is kept for every team account, limits or not, in the
+// current day, week and month at once, so that setting or changing limits
+// (another period length included) judges the spending already done in the
+// period exactly. A member's usage counts what their open holds hold and
+// what they were charged; a release, an expired hold, the unused part of a
+// capture and a refund give it back when the hold was made within the
+// window. The ledger keeps it on the account row; a store persists it
+// verbatim.
 type MemberLimits struct {
-	Period Period `json:"period"`
+	// Period is the limits' period, "" when the team has no limits.
+	Period Period `json:"period,omitempty"`
 	// Default is the limit of members without one of their own; nil means
 	// they have none.
 	Default *Credits `json:"default,omitempty"`
 	// Members are the members' own limits. Zero means the member may not
 	// spend.
 	Members map[string]Credits `json:"members,omitempty"`
-	// PeriodStart is the start of the current period.
-	PeriodStart time.Time `json:"period_start"`
-	// SinceSeq is the account's Seq when the usage below started counting
-	// (the first operation of the period, or the limits being set): the
-	// holds counted are those opened by later entries ([Hold.Seq]), so a
-	// hold made before is never given back to a usage it was not counted
-	// in.
+	// Day, Week and Month are the usage in the current calendar day, week
+	// and month.
+	Day   UsageWindow `json:"day"`
+	Week  UsageWindow `json:"week"`
+	Month UsageWindow `json:"month"`
+}
+
+// UsageWindow is the members' usage in one calendar period.
+type UsageWindow struct {
+	// Start is the period's start.
+	Start time.Time `json:"start"`
+	// SinceSeq is the account's Seq when the window started counting (its
+	// first operation in the period): the holds counted are those opened
+	// by later entries ([Hold.Seq]), so a hold made before is never given
+	// back to a usage it was not counted in.
 	SinceSeq int64 `json:"since_seq"`
-	// Used is each member's usage since SinceSeq.
+	// Used is each member's usage in the window.
 	Used map[string]Credits `json:"used,omitempty"`
+}
+
+func (w UsageWindow) clone() UsageWindow {
+	w.Used = maps.Clone(w.Used)
+	return w
+}
+
+func (w *UsageWindow) equal(o *UsageWindow) bool {
+	return w.Start.Equal(o.Start) && w.SinceSeq == o.SinceSeq && maps.Equal(w.Used, o.Used)
 }
 
 // Clone returns a deep copy of m.
@@ -46,13 +69,24 @@ func (m *MemberLimits) Clone() *MemberLimits {
 		c.Default = new(*m.Default)
 	}
 	c.Members = maps.Clone(m.Members)
-	c.Used = maps.Clone(m.Used)
+	c.Day, c.Week, c.Month = m.Day.clone(), m.Week.clone(), m.Month.clone()
 	return &c
+}
+
+// Window returns the usage window of period p (the month for "").
+func (m *MemberLimits) Window(p Period) *UsageWindow {
+	switch p {
+	case PeriodDay:
+		return &m.Day
+	case PeriodWeek:
+		return &m.Week
+	}
+	return &m.Month
 }
 
 // Limit returns member's limit, and false when they have none.
 func (m *MemberLimits) Limit(member string) (Credits, bool) {
-	if m == nil {
+	if m == nil || m.Period == "" {
 		return Credits{}, false
 	}
 	if c, ok := m.Members[member]; ok {
@@ -68,8 +102,7 @@ func (m *MemberLimits) equal(o *MemberLimits) bool {
 	if m == nil || o == nil {
 		return m == o
 	}
-	return m.Period == o.Period && (m.Default == nil) == (o.Default == nil) && (m.Default == nil || *m.Default == *o.Default) &&
-		maps.Equal(m.Members, o.Members) && m.PeriodStart.Equal(o.PeriodStart) && m.SinceSeq == o.SinceSeq && maps.Equal(m.Used, o.Used)
+	return m.sameLimits(o) && m.Day.equal(&o.Day) && m.Week.equal(&o.Week) && m.Month.equal(&o.Month)
 }
 
 // calendarStart is the start of the calendar period p that holds t, in loc:
@@ -115,17 +148,28 @@ func (e *MemberLimitError) Error() string {
 // Is reports whether target is [ErrMemberLimit].
 func (e *MemberLimitError) Is(target error) bool { return target == ErrMemberLimit }
 
-// limitsPeriod starts a new usage period when the calendar has moved on
-// since the usage started counting.
-func (t *txn) limitsPeriod() {
-	m := t.acct.Limits
-	if m == nil {
+var usagePeriods = [...]Period{PeriodDay, PeriodWeek, PeriodMonth}
+
+// usageWindows starts counting a team account's usage, and starts a new
+// window of each period length the calendar has moved on from.
+func (t *txn) usageWindows() {
+	if !t.acct.Team {
 		return
 	}
-	if start := calendarStart(t.now, m.Period, t.l.cfg.DayLocation); m.PeriodStart.Before(start) {
-		c := m.Clone()
-		c.PeriodStart, c.SinceSeq, c.Used = start, t.acct.Seq, nil
-		t.acct.Limits = c
+	m := t.acct.Limits
+	for _, p := range usagePeriods {
+		start := calendarStart(t.now, p, t.l.cfg.DayLocation)
+		if m != nil && !m.Window(p).Start.Before(start) {
+			continue
+		}
+		if m == t.acct.Limits {
+			m = m.Clone()
+			if m == nil {
+				m = &MemberLimits{}
+			}
+			t.acct.Limits = m
+		}
+		*m.Window(p) = UsageWindow{Start: start, SinceSeq: t.acct.Seq}
 	}
 }
 
@@ -137,7 +181,7 @@ func (t *txn) checkLimit(member string, amount Credits) error {
 	if !ok || member == "" {
 		return nil
 	}
-	used := m.Used[member]
+	used := m.Window(m.Period).Used[member]
 	if after, err := used.Add(amount); err != nil || limit.Less(after) {
 		return &MemberLimitError{Account: t.acct.ID, Member: member, Period: m.Period, Limit: limit, Used: used, Requested: amount}
 	}
@@ -150,33 +194,41 @@ func (t *txn) useLimit(h *Hold) {
 		return
 	}
 	m := t.acct.Limits.Clone()
-	u := m.Used[h.Member]
-	t.add(&u, h.Amount)
-	if m.Used == nil {
-		m.Used = map[string]Credits{}
+	for _, p := range usagePeriods {
+		w := m.Window(p)
+		u := w.Used[h.Member]
+		t.add(&u, h.Amount)
+		if w.Used == nil {
+			w.Used = map[string]Credits{}
+		}
+		w.Used[h.Member] = u
 	}
-	m.Used[h.Member] = u
 	t.acct.Limits = m
 }
 
-// limitGiveBack returns amount of hold h to its member's usage, when the
-// hold was counted in it (opened since the usage started counting).
+// limitGiveBack returns amount of hold h to its member's usage in each
+// window that counted it (h opened since the window started counting).
 func (t *txn) limitGiveBack(h *Hold, amount Credits) {
-	m := t.acct.Limits
-	if m == nil || h.Member == "" || amount.IsZero() || h.Seq <= m.SinceSeq {
+	if t.acct.Limits == nil || h.Member == "" || amount.IsZero() {
 		return
 	}
-	u := m.Used[h.Member]
-	m = m.Clone()
-	if m.Used == nil {
-		m.Used = map[string]Credits{}
+	m := t.acct.Limits.Clone()
+	for _, p := range usagePeriods {
+		w := m.Window(p)
+		if h.Seq <= w.SinceSeq {
+			continue
+		}
+		u := w.Used[h.Member]
+		t.sub(&u, amount)
+		if u.IsNegative() {
+			t.fail(fmt.Errorf("credits: account %q: member %q's usage would go negative", t.acct.ID, h.Member))
+			return
+		}
+		if w.Used == nil {
+			w.Used = map[string]Credits{}
+		}
+		w.Used[h.Member] = u
 	}
-	t.sub(&u, amount)
-	if u.IsNegative() {
-		t.fail(fmt.Errorf("credits: account %q: member %q's usage would go negative", t.acct.ID, h.Member))
-		return
-	}
-	m.Used[h.Member] = u
 	t.acct.Limits = m
 }
 
@@ -195,37 +247,49 @@ type MemberLimitsRequest struct {
 	Key string `json:"-"`
 }
 
+// MemberLimitsResult is the outcome of SetMemberLimits.
+type MemberLimitsResult struct {
+	// Account is the account after the change; its Limits hold the limits
+	// and the members' usage.
+	Account Account `json:"account"`
+	// Changed says the limits changed (and an entry says how).
+	Changed bool `json:"changed"`
+	Replay
+}
+
 // SetMemberLimits replaces the spending limits of a team account's
-// members, and appends an [EntryAccount] entry saying what changed. Usage
-// already counted in the current period stays counted when the period
-// length is unchanged; a new period length (or limits set for the first
-// time) starts counting now. No limits at all (no Default, no Members)
-// removes them. Bad input (not a team, a negative limit, an unknown period,
-// a limit for someone who is not a member) is refused with nothing written.
-func (l *Ledger) SetMemberLimits(ctx context.Context, req MemberLimitsRequest) (Account, error) {
+// members, and appends an [EntryAccount] entry saying what changed. The
+// members' usage is kept for every team account whatever its limits, so
+// new limits (of any period length) judge the spending already done in
+// their current period, open holds included. No limits at all (no Default,
+// no Members) removes them. Bad input (not a team, a negative limit, an
+// unknown period, a limit for someone who is not a member) is refused with
+// nothing written. To change one member's limit, send the whole set again;
+// the idempotency key makes the change exact under retries.
+func (l *Ledger) SetMemberLimits(ctx context.Context, req MemberLimitsRequest) (MemberLimitsResult, error) {
 	if err := checkRef("Account", req.Account); err != nil {
-		return Account{}, err
+		return MemberLimitsResult{}, err
 	}
 	if err := checkKey(req.Key); err != nil {
-		return Account{}, err
+		return MemberLimitsResult{}, err
 	}
 	none := req.Default == nil && len(req.Members) == 0
 	switch {
 	case none && req.Period != "":
-		return Account{}, invalid("Period %q given without any limit", truncate(string(req.Period)))
+		return MemberLimitsResult{}, invalid("Period %q given without any limit", truncate(string(req.Period)))
 	case !none && !req.Period.valid():
-		return Account{}, invalid("Period %q is not day, week or month", truncate(string(req.Period)))
+		return MemberLimitsResult{}, invalid("Period %q is not day, week or month", truncate(string(req.Period)))
 	case req.Default != nil && req.Default.IsNegative():
-		return Account{}, fmt.Errorf("%w: negative Default limit %s", ErrInvalidAmount, *req.Default)
+		return MemberLimitsResult{}, fmt.Errorf("%w: negative Default limit %s", ErrInvalidAmount, *req.Default)
 	case len(req.Members) > maxTeamMembers:
-		return Account{}, invalid("limits for %d members, more than %d", len(req.Members), maxTeamMembers)
+		return MemberLimitsResult{}, invalid("limits for %d members, more than %d", len(req.Members), maxTeamMembers)
 	}
 	for _, m := range slices.Sorted(maps.Keys(req.Members)) {
 		if err := checkRef("Members key", m); err != nil {
-			return Account{}, err
+			return MemberLimitsResult{}, err
 		}
 		if c := req.Members[m]; c.IsNegative() {
-			return Account{}, fmt.Errorf("%w: negative limit %s for member %q", ErrInvalidAmount, c, m)
+			return MemberLimitsResult{}, fmt.Errorf("%w: negative limit %s for member %q", ErrInvalidAmount, c, m)
 		}
 	}
 	req.Members = maps.Clone(req.Members)
@@ -233,35 +297,31 @@ func (l *Ledger) SetMemberLimits(ctx context.Context, req MemberLimitsRequest) (
 		req.Members = nil
 	}
 	op := operation{name: opLimits, key: keyOf(req.Key), userKey: true, request: req, query: Query{Account: req.Account}}
-	res, err := mutate(ctx, l, op, func(t *txn) (accountOnly, error) {
+	return mutate(ctx, l, op, func(t *txn) (MemberLimitsResult, error) {
 		if !t.acct.Team {
-			return accountOnly{}, invalid("account %q is not a team: limits are per team member", req.Account)
+			return MemberLimitsResult{}, invalid("account %q is not a team: limits are per team member", req.Account)
 		}
 		for m := range req.Members {
 			if !t.acct.IsMember(m) {
-				return accountOnly{}, fmt.Errorf("%w: a limit for %q, who is not a member of team %q", ErrNotMember, m, req.Account)
+				return MemberLimitsResult{}, fmt.Errorf("%w: a limit for %q, who is not a member of team %q", ErrNotMember, m, req.Account)
 			}
 		}
-		old := t.acct.Limits
-		var next *MemberLimits
-		if !none {
-			next = &MemberLimits{Period: req.Period, Members: req.Members,
-				PeriodStart: calendarStart(t.now, req.Period, l.cfg.DayLocation), SinceSeq: t.acct.Seq}
-			if req.Default != nil {
-				next.Default = new(*req.Default)
-			}
-			if old != nil && old.Period == req.Period {
-				next.PeriodStart, next.SinceSeq, next.Used = old.PeriodStart, old.SinceSeq, maps.Clone(old.Used)
-			}
+		next := t.acct.Limits.Clone() // the usage, kept whatever the limits
+		if next == nil {
+			t.fail(fmt.Errorf("credits: team account %q has no usage windows", req.Account))
+			return MemberLimitsResult{}, nil
 		}
-		if next.sameLimits(old) {
-			return accountOnly{Account: t.acct.Clone()}, nil
+		next.Period, next.Default, next.Members = req.Period, nil, req.Members
+		if req.Default != nil {
+			next.Default = new(*req.Default)
+		}
+		if next.sameLimits(t.acct.Limits) {
+			return MemberLimitsResult{Account: t.acct.Clone()}, nil
 		}
 		t.acct.Limits = next
 		t.entry(Entry{Type: EntryAccount, Plan: t.acct.Plan, Key: req.Key, Note: truncateNote("member limits: " + next.describe())})
-		return accountOnly{Account: t.acct.Clone()}, nil
+		return MemberLimitsResult{Account: t.acct.Clone(), Changed: true}, nil
 	})
-	return res.Account, err
 }
 
 // sameLimits reports whether m and o set the same limits (usage aside).
@@ -275,7 +335,7 @@ func (m *MemberLimits) sameLimits(o *MemberLimits) bool {
 
 // describe says what m sets, deterministically.
 func (m *MemberLimits) describe() string {
-	if m == nil {
+	if m.Period == "" {
 		return "none"
 	}
 	var parts []string
@@ -288,30 +348,41 @@ func (m *MemberLimits) describe() string {
 	return strings.Join(parts, ", ") + " per " + string(m.Period)
 }
 
-// MemberUsage is one member's spending against their limit in the current
-// period.
+// MemberUsage is one member's spending in the current period, against
+// their limit.
 type MemberUsage struct {
 	Member string `json:"member"`
-	// Limit is nil when the member has none.
-	Limit *Credits `json:"limit,omitempty"`
-	// Used counts open holds and charges, less what came back.
+	// Period is the period of Used: the team's limits' period, or the
+	// month when the team has no limits.
+	Period Period `json:"period"`
+	// Limit is nil when the member has none; DefaultLimit says it is the
+	// team's default rather than the member's own.
+	Limit        *Credits `json:"limit,omitempty"`
+	DefaultLimit bool     `json:"default_limit,omitempty"`
+	// Used counts open holds and charges in the period, less what came back.
 	Used Credits `json:"used"`
 	// Remaining is Limit − Used (never below zero); nil without a limit.
 	Remaining *Credits `json:"remaining,omitempty"`
 }
 
-// usage lists every member of the team with their limit and usage now.
+// usage lists every member of the team with their usage now and limit.
 func (t *txn) usage() []MemberUsage {
 	m := t.acct.Limits
 	out := make([]MemberUsage, 0, len(t.acct.Members))
 	for _, member := range t.acct.Members {
-		u := MemberUsage{Member: member}
-		if m != nil {
-			u.Used = m.Used[member]
+		u := MemberUsage{Member: member, Period: PeriodMonth}
+		if m == nil {
+			out = append(out, u)
+			continue
 		}
+		if m.Period != "" {
+			u.Period = m.Period
+		}
+		u.Used = m.Window(u.Period).Used[member]
 		if limit, ok := m.Limit(member); ok {
+			_, own := m.Members[member]
 			r := (&MemberLimitError{Limit: limit, Used: u.Used}).Remaining()
-			u.Limit, u.Remaining = &limit, &r
+			u.Limit, u.Remaining, u.DefaultLimit = &limit, &r, !own
 		}
 		out = append(out, u)
 	}

@@ -231,6 +231,14 @@ func (l *Ledger) UpdateMembers(ctx context.Context, req MembersRequest) (Account
 			return accountOnly{}, invalid("more than %d members", maxTeamMembers)
 		}
 		t.acct.Members = members
+		if l := t.acct.Limits; l != nil && len(remove) > 0 {
+			// A member who leaves takes their own limit along.
+			l = l.Clone()
+			for _, m := range remove {
+				delete(l.Members, m)
+			}
+			t.acct.Limits = l
+		}
 		return accountOnly{Account: t.acct.Clone()}, nil
 	})
 	return res.Account, err
@@ -468,6 +476,10 @@ func (l *Ledger) checkSpend(account, member, key string, q Quote, meta map[strin
 	return checkPositive("Quote.Total", q.Total)
 }
 
+// maxQuoteClockSkew is how far ahead of this ledger's clock another
+// server's clock may be for the quotes it made to be accepted here.
+const maxQuoteClockSkew = time.Minute
+
 // checkQuote verifies, inside the operation (after its idempotency record
 // was looked up, so that a retry of an accepted request is replayed even
 // once its quote has expired), that q is current and matches the catalog.
@@ -479,6 +491,12 @@ func (l *Ledger) checkQuote(q Quote, now time.Time) error {
 	cat := cats.version(q.CatalogVersion, now)
 	if cat == nil {
 		return fmt.Errorf("%w: the quote is from catalog version %q, which the ledger does not accept (it prices with %q): quote again", ErrQuoteMismatch, truncate(q.CatalogVersion), cats.current.Version())
+	}
+	// A quote lives its catalog's TTL from when it was made, never longer:
+	// one whose expiry was moved on would keep an old price for ever.
+	if latest := now.Add(cat.quoteTTL + maxQuoteClockSkew); q.ExpiresAt.After(latest) {
+		return fmt.Errorf("%w: the quote expires at %s, later than a quote of catalog %q made now could (%s)",
+			ErrQuoteMismatch, q.ExpiresAt.Format(time.RFC3339), cat.Version(), latest.Format(time.RFC3339))
 	}
 	fresh, err := cat.Quote(QuoteRequest{Tool: q.Tool, Resolution: q.Resolution, Duration: q.Duration, Images: q.Images, Plan: q.Plan}, now)
 	if err != nil {

@@ -91,7 +91,12 @@ func sameCatalog(a, b *Catalog) bool {
 // SetCatalog returns an error wrapping [ErrInvalidCatalog] and changes
 // nothing. The plans accounts are on must stay in the catalog: an account
 // whose plan the catalog lacks cannot be quoted ([ErrUnknownPlan]) until
-// [Ledger.UpdateAccount] moves it.
+// [Ledger.UpdateAccount] moves it, and gets no allowance meanwhile.
+//
+// Allowances follow the new catalog as a plan change would: a plan that
+// now gives more per period grants each account on it the difference at
+// its next operation or read; less, or another period length, applies from
+// each account's next renewal.
 func (l *Ledger) SetCatalog(c *Catalog) error {
 	if c == nil {
 		return invalid("nil catalog")
@@ -209,8 +214,8 @@ type UpdateAccountRequest struct {
 	// low-balance signal).
 	LowBalanceThreshold *Credits `json:"low_balance_threshold,omitempty"`
 	// Metadata, when not nil, replaces the account's metadata; an empty,
-	// non-nil map clears it.
-	Metadata map[string]string `json:"metadata,omitempty"`
+	// non-nil map clears it (in JSON: null or absent leaves it, {} clears).
+	Metadata map[string]string `json:"metadata"`
 	// Key makes the update idempotent: retried, it returns the first
 	// result. Required.
 	Key string `json:"-"`
@@ -239,7 +244,13 @@ type UpdateAccountResult struct {
 // UpdateAccount changes an account's plan, low-balance threshold or
 // metadata, and appends an [EntryAccount] entry that says what changed, so
 // the history explains every price the account was charged. It is
-// idempotent by req.Key. A plan the ledger's catalog does not have is
+// idempotent by req.Key.
+//
+// A plan with an [Allowance]: joining it grants its first period now;
+// moving to one that gives more per period than the current period has had
+// (an upgrade) grants the difference now, until the period's end; a
+// downgrade, a plan with none, or one whose period is of another length
+// takes effect at the next renewal. Nothing granted is taken back. A plan the ledger's catalog does not have is
 // refused with [ErrUnknownPlan], a negative threshold with
 // [ErrInvalidAmount]; nothing is written then.
 func (l *Ledger) UpdateAccount(ctx context.Context, req UpdateAccountRequest) (UpdateAccountResult, error) {

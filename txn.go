@@ -292,7 +292,7 @@ func (t *txn) giveBack(bucketID string, amount Credits, at time.Time) {
 // lost), then a hold's credits come back. It ends by bringing the
 // allowance in line with the account's plan (syncAllowance).
 func (t *txn) expire() {
-	t.limitsPeriod()
+	t.usageWindows()
 	for t.err == nil {
 		var due *Bucket
 		for b := range t.visibleBuckets {

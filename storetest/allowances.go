@@ -144,6 +144,49 @@ func RunAllowances(t *testing.T, newStore NewStore) {
 		CheckInvariants(t, h, "alice")
 	})
 
+	t.Run("SwitchingPeriodLengthsGrantsNothingMore", func(t *testing.T) {
+		// A found bug: switching between a monthly and a weekly plan (or a
+		// catalog changing the period) started a new schedule, and a full
+		// allowance, on every switch.
+		cfg := credits.DefaultCatalog().Config()
+		cfg.Version = "weekly-pro"
+		cfg.Plans = append(cfg.Plans, credits.Plan{ID: "weekly", Allowance: &credits.Allowance{Amount: whole(500), Period: credits.PeriodWeek}})
+		cat, err := credits.NewCatalog(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := NewHarness(t, newStore(t), func(c *credits.Config) { c.Signup = credits.Reward{}; c.Catalog = cat })
+		h.Account(t, credits.CreateAccountRequest{ID: "alice", Plan: "pro"})
+		for i, plan := range []string{"weekly", "pro", "weekly", "pro", "weekly"} {
+			h.Clock.Advance(time.Minute)
+			if _, err := h.Ledger.UpdateAccount(h.Ctx, credits.UpdateAccountRequest{Account: "alice", Plan: &plan, Key: fmt.Sprint("switch-", i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		balance(t, h, 500, 500, 0, end, 500) // the first period's 500, once
+		cfg.Version = "pro-weekly"
+		for i := range cfg.Plans {
+			if cfg.Plans[i].ID == "pro" {
+				cfg.Plans[i].Allowance.Period = credits.PeriodWeek
+			}
+		}
+		changed, err := credits.NewCatalog(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Ledger.SetCatalog(changed); err != nil {
+			t.Fatal(err)
+		}
+		pro := "pro"
+		if _, err := h.Ledger.UpdateAccount(h.Ctx, credits.UpdateAccountRequest{Account: "alice", Plan: &pro, Key: "back"}); err != nil {
+			t.Fatal(err)
+		}
+		balance(t, h, 500, 500, 0, end, 500) // pro now renews weekly, from the end of this month
+		at(h, end)                           // 500 more, and pro's rollover: 100 of the 500 unused
+		balance(t, h, 600, 1100, 500, end.Add(7*24*time.Hour), 600)
+		CheckInvariants(t, h, "alice")
+	})
+
 	t.Run("LeavingAndRejoining", func(t *testing.T) {
 		h := setup(t, "pro")
 		none, pro := "", "pro"

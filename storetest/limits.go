@@ -104,7 +104,7 @@ func RunMemberLimits(t *testing.T, newStore NewStore) {
 		h := setup(t, credits.MemberLimitsRequest{Period: credits.PeriodDay, Members: map[string]credits.Credits{"m1": whole(14)}})
 		q := h.Quote(t, image)
 		for i := range 2 {
-			if _, err := h.Ledger.Reserve(h.Ctx, credits.ReserveRequest{Account: "team", Member: "m1", Quote: q, Key: fmt.Sprint("r", i), TTL: 48 * time.Hour}); err != nil {
+			if _, err := h.Ledger.Reserve(h.Ctx, credits.ReserveRequest{Account: "team", Member: "m1", Quote: q, Key: fmt.Sprint("r", i), TTL: 20 * time.Hour}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -117,9 +117,57 @@ func RunMemberLimits(t *testing.T, newStore NewStore) {
 		if _, err := h.Ledger.Charge(h.Ctx, credits.ChargeRequest{Account: "team", Member: "m1", Quote: q, Key: "today"}); err != nil {
 			t.Fatalf("the first image of a new day: %v", err)
 		}
-		// Yesterday's holds come back without touching today's usage.
-		h.Clock.Set(time.Date(2026, 11, 27, 11, 0, 0, 0, time.UTC))
-		wantUsage(t, h, "m1:0/14 m2:0/- m3:0/- m4:0/- ")
+		wantUsage(t, h, "m1:7/14 m2:0/- m3:0/- m4:0/- ")
+		// Yesterday's holds expire today (06:00) without giving anything
+		// back to today's usage.
+		h.Clock.Set(time.Date(2026, 11, 26, 11, 0, 0, 0, time.UTC))
+		wantUsage(t, h, "m1:7/14 m2:0/- m3:0/- m4:0/- ")
+		CheckInvariants(t, h, "team")
+	})
+
+	t.Run("ChangingLimitsKeepsTheUsage", func(t *testing.T) {
+		// A found bug: setting another period length (or removing the
+		// limits and setting them again) started counting from zero, and
+		// a member could spend their limit again in the same month.
+		h := setup(t, credits.MemberLimitsRequest{Period: credits.PeriodMonth, Members: map[string]credits.Credits{"m1": whole(14)}})
+		q := h.Quote(t, image)
+		if _, err := h.Ledger.Reserve(h.Ctx, credits.ReserveRequest{Account: "team", Member: "m1", Quote: q, Key: "r"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Ledger.Charge(h.Ctx, credits.ChargeRequest{Account: "team", Member: "m1", Quote: q, Key: "c"}); err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range []credits.Period{credits.PeriodDay, "", credits.PeriodMonth} {
+			req := credits.MemberLimitsRequest{Account: "team", Period: p, Key: fmt.Sprint("change-", i)}
+			if p != "" {
+				req.Members = map[string]credits.Credits{"m1": whole(14)}
+			}
+			if _, err := h.Ledger.SetMemberLimits(h.Ctx, req); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := h.Ledger.Charge(h.Ctx, credits.ChargeRequest{Account: "team", Member: "m1", Quote: q, Key: "over"}); !errors.Is(err, credits.ErrMemberLimit) {
+			t.Fatalf("a third image of 7 under a monthly limit of 14, after the limits changed and came back: %v", err)
+		}
+		wantUsage(t, h, "m1:14/14 m2:0/- m3:0/- m4:0/- ")
+		CheckInvariants(t, h, "team")
+	})
+
+	t.Run("LimitsSetAfterSpendingCountIt", func(t *testing.T) {
+		h := setup(t, credits.MemberLimitsRequest{}) // no limits yet: the usage is kept all the same
+		video := h.Quote(t, credits.QuoteRequest{Tool: "video", Resolution: "720p", Duration: 5 * time.Second})
+		if _, err := h.Ledger.Reserve(h.Ctx, credits.ReserveRequest{Account: "team", Member: "m1", Quote: video, Key: "v"}); err != nil {
+			t.Fatal(err)
+		}
+		wantUsage(t, h, "m1:40/- m2:0/- m3:0/- m4:0/- ")
+		if _, err := h.Ledger.SetMemberLimits(h.Ctx, credits.MemberLimitsRequest{Account: "team", Period: credits.PeriodWeek, Default: new(whole(50)), Key: "now"}); err != nil {
+			t.Fatal(err)
+		}
+		wantUsage(t, h, "m1:40/50 m2:0/50 m3:0/50 m4:0/50 ")
+		_, err := h.Ledger.Charge(h.Ctx, credits.ChargeRequest{Account: "team", Member: "m1", Quote: h.Quote(t, credits.QuoteRequest{Tool: "image", Images: 2}), Key: "i"})
+		if !errors.Is(err, credits.ErrMemberLimit) {
+			t.Fatalf("14 more with 40 held of a new limit of 50: %v", err)
+		}
 		CheckInvariants(t, h, "team")
 	})
 

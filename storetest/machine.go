@@ -270,7 +270,7 @@ func (mc *machine) spend(a *mAccount, member string, q credits.Quote, ttl time.D
 	if a.team && !slices.Contains(a.members, member) {
 		return nil, credits.ErrNotMember
 	}
-	if limit, ok := a.limits.limit(member); ok && member != "" && a.limits.used[member]+q.Total.Units() > limit {
+	if limit, ok := a.limits.limit(member); ok && member != "" && a.limits.usedBy(member)+q.Total.Units() > limit {
 		return nil, credits.ErrMemberLimit
 	}
 	portions, ok := mc.m.take(a, q.Total.Units(), mc.now())
@@ -281,7 +281,9 @@ func (mc *machine) spend(a *mAccount, member string, q credits.Quote, ttl time.D
 		ttl = time.Hour
 	}
 	if a.limits != nil && member != "" {
-		a.limits.used[member] += q.Total.Units()
+		for _, w := range a.limits.windows {
+			w.used[member] += q.Total.Units()
+		}
 	}
 	h := &mHold{account: a, member: member, created: mc.now(), amount: q.Total.Units(), portions: portions, status: credits.HoldOpen, deadline: mc.now().Add(ttl), quote: q, order: mc.m.next()}
 	if charge {
@@ -654,31 +656,24 @@ func (mc *machine) SetMemberLimits(t *rapid.T) {
 			req.Period = ""
 		}
 	}
-	acct, err := mc.h.Ledger.SetMemberLimits(mc.h.Ctx, req)
+	res, err := mc.h.Ledger.SetMemberLimits(mc.h.Ctx, req)
 	if err != nil {
 		t.Fatalf("set member limits %+v: %v", req, err)
 	}
 	mc.m.advance(a, mc.now())
-	old := a.limits
-	if req.Period == "" {
-		a.limits = nil
-	} else {
-		l := &mLimits{period: req.Period, members: map[string]int64{}, start: calendarStart(mc.now(), req.Period), since: mc.m.counter, used: map[string]int64{}}
-		if req.Default != nil {
-			d := req.Default.Units()
-			l.def = &d
-		}
-		for m, c := range req.Members {
-			l.members[m] = c.Units()
-		}
-		if old != nil && old.period == l.period {
-			l.start, l.since, l.used = old.start, old.since, old.used
-		}
-		a.limits = l
+	// The limits are replaced; the usage is kept, whatever they were.
+	l := a.limits
+	l.period, l.def, l.members = req.Period, nil, map[string]int64{}
+	if req.Default != nil {
+		d := req.Default.Units()
+		l.def = &d
 	}
-	mc.wantAvailable(t, "set member limits", a, acct.Available)
+	for m, c := range req.Members {
+		l.members[m] = c.Units()
+	}
+	mc.wantAvailable(t, "set member limits", a, res.Account.Available)
 	mc.checkUsage(t, a)
-	mc.remember(&pastCall{desc: "member limits", result: acct,
+	mc.remember(&pastCall{desc: "member limits", result: res,
 		again: func() (any, error) { return mc.h.Ledger.SetMemberLimits(mc.h.Ctx, req) },
 		variant: func() error {
 			r := req
@@ -700,10 +695,7 @@ func (mc *machine) checkUsage(t *rapid.T, a *mAccount) {
 	}
 	mc.m.advance(a, mc.now())
 	for _, u := range rep.Members {
-		var used int64
-		if a.limits != nil {
-			used = a.limits.used[u.Member]
-		}
+		used := a.limits.usedBy(u.Member)
 		limit, ok := a.limits.limit(u.Member)
 		if u.Used.Units() != used || (u.Limit != nil) != ok || ok && (u.Limit.Units() != limit || u.Remaining.Units() != max(0, limit-used)) {
 			t.Fatalf("member %s of %s: usage %+v (limit %v, remaining %v); the model: used %d, limit %d (%v)", u.Member, a.id, u, u.Limit, u.Remaining, used, limit, ok)
@@ -900,6 +892,9 @@ func markReplayed(r any) any {
 		v.Replayed = true
 		return v
 	case credits.UpdateAccountResult:
+		v.Replayed = true
+		return v
+	case credits.MemberLimitsResult:
 		v.Replayed = true
 		return v
 	}

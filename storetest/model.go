@@ -72,19 +72,36 @@ type model struct {
 	plans   map[string]mAllowance // the catalog's allowances, by plan
 }
 
-// mLimits are a team's member limits and usage since start.
+// mLimits are a team's member limits (period "": none) and its members'
+// usage in the current day, week and month, kept whatever the limits.
 type mLimits struct {
 	period  credits.Period
 	def     *int64
 	members map[string]int64
-	start   time.Time // the period's start
-	since   int       // holds of a later order count
-	used    map[string]int64
+	windows map[credits.Period]*mWindow
+}
+
+// mWindow is the usage in one calendar period.
+type mWindow struct {
+	start time.Time
+	since int // holds of a later order count
+	used  map[string]int64
+}
+
+var mPeriods = []credits.Period{credits.PeriodDay, credits.PeriodWeek, credits.PeriodMonth}
+
+// used is member's usage in the limits' period (the month without limits).
+func (l *mLimits) usedBy(member string) int64 {
+	p := l.period
+	if p == "" {
+		p = credits.PeriodMonth
+	}
+	return l.windows[p].used[member]
 }
 
 // limit is member's limit, or false.
 func (l *mLimits) limit(member string) (int64, bool) {
-	if l == nil {
+	if l == nil || l.period == "" {
 		return 0, false
 	}
 	if c, ok := l.members[member]; ok {
@@ -111,11 +128,32 @@ func calendarStart(t time.Time, p credits.Period) time.Time {
 	return d
 }
 
-// limitBack gives amount of h back to its member's usage when h was made
-// since the usage started counting.
+// limitBack gives amount of h back to its member's usage in each window
+// that counted it (h made since the window started counting).
 func (m *model) limitBack(a *mAccount, h *mHold, amount int64) {
-	if l := a.limits; l != nil && h.member != "" && h.order > l.since && amount > 0 {
-		l.used[h.member] -= amount
+	if a.limits == nil || h.member == "" {
+		return
+	}
+	for _, w := range a.limits.windows {
+		if h.order > w.since {
+			w.used[h.member] -= amount
+		}
+	}
+}
+
+// windows starts a new usage window of each period length the calendar
+// has moved on from (a team's usage starts counting when it is created).
+func (m *model) windows(a *mAccount, now time.Time) {
+	if !a.team {
+		return
+	}
+	if a.limits == nil {
+		a.limits = &mLimits{windows: map[credits.Period]*mWindow{}}
+	}
+	for _, p := range mPeriods {
+		if w := a.limits.windows[p]; w == nil || w.start.Before(calendarStart(now, p)) {
+			a.limits.windows[p] = &mWindow{start: calendarStart(now, p), since: m.counter, used: map[string]int64{}}
+		}
 	}
 }
 
@@ -189,13 +227,14 @@ func (m *model) renew(a *mAccount, at time.Time) {
 }
 
 // sync joins the plan's allowance (a new schedule, the first period in
-// full), or grants an upgrade's difference for the current period.
+// full), or grants an upgrade's difference for the current period; a
+// period of another length starts at the next renewal.
 func (m *model) sync(a *mAccount, now time.Time) {
 	pa, ok := m.plans[a.plan]
 	if !ok {
 		return
 	}
-	if a.sched == nil || a.sched.period != pa.period {
+	if a.sched == nil {
 		a.sched = &mSched{period: pa.period, anchor: now}
 		m.grant(a, credits.KindPlan, pa.amount, a.sched.start(1))
 		a.sched.granted = pa.amount
@@ -234,9 +273,7 @@ func (a *mAccount) freePaid() (free, paid int64) {
 // at or before now, in the order they fell due (at one instant: a bucket,
 // then the renewal, then a hold), then syncs the allowance with the plan.
 func (m *model) advance(a *mAccount, now time.Time) {
-	if l := a.limits; l != nil && l.start.Before(calendarStart(now, l.period)) {
-		l.start, l.since, l.used = calendarStart(now, l.period), m.counter, map[string]int64{}
-	}
+	m.windows(a, now)
 	for {
 		var due *mBucket
 		for _, b := range a.buckets {
