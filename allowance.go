@@ -82,6 +82,15 @@ func (t *txn) planAllowance() *Allowance {
 	return p.allowance
 }
 
+// renewsAt is when the account's allowance renews next; zero when it has
+// none.
+func (t *txn) renewsAt() time.Time {
+	if s := t.acct.Allowance; s != nil {
+		return s.PeriodStart(s.Index+1, t.l.cfg.DayLocation)
+	}
+	return time.Time{}
+}
+
 // renewalDue returns the start of the account's next allowance period when
 // it is at or before now.
 func (t *txn) renewalDue() (time.Time, bool) {

@@ -212,6 +212,7 @@ const (
 	opMembers = "members"
 	opUpdate  = "update_account"
 	opLimits  = "member_limits"
+	opExtend  = "extend"
 	opSweep   = "sweep"
 )
 

@@ -2,6 +2,7 @@ package credits
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -413,9 +414,13 @@ func (r *ReserveResult) recorded() any {
 	}{holdRef{r.Hold.ID}, r.Available}
 }
 
-// reservedHold is a hold as Reserve left it: open, nothing captured.
+// reservedHold is a hold as Reserve left it: open, nothing captured, the
+// deadline it gave (before any Extend).
 func reservedHold(h Hold) Hold {
 	h.Status, h.Captured, h.Refunded, h.SettledAt = HoldOpen, Credits{}, Credits{}, time.Time{}
+	if !h.FirstDeadline.IsZero() {
+		h.Deadline, h.FirstDeadline = h.FirstDeadline, time.Time{}
+	}
 	for i := range h.Portions {
 		h.Portions[i].Captured, h.Portions[i].Refunded = Credits{}, Credits{}
 	}
@@ -583,6 +588,10 @@ func (t *txn) openHold(member, key string, q Quote, deadline time.Time, meta map
 // CaptureRequest charges a hold by what the job actually produced.
 type CaptureRequest struct {
 	Hold string `json:"hold"`
+	// ReserveKey, instead of Hold, names the hold by the key of the
+	// Reserve (or Run) that made it, with Account: for a worker that knows
+	// only the job.
+	ReserveKey string `json:"-"`
 	// Account, when set, must be the hold's account; it saves a lookup.
 	Account string `json:"-"`
 	// Usage is what the job produced; it is priced with the quote's own
@@ -634,6 +643,9 @@ func (l *Ledger) Capture(ctx context.Context, req CaptureRequest) (ChargeResult,
 	if req.Usage.Duration < 0 || req.Usage.Images < 0 {
 		return ChargeResult{}, invalid("negative usage")
 	}
+	if err := l.resolveHold(ctx, &req.Hold, req.ReserveKey, req.Account); err != nil {
+		return ChargeResult{}, err
+	}
 	op, err := l.holdOp(ctx, opCapture, req.Hold, req.Account, req.Key, req)
 	if err != nil {
 		return ChargeResult{}, err
@@ -662,6 +674,64 @@ func (l *Ledger) Capture(ctx context.Context, req CaptureRequest) (ChargeResult,
 		released := t.capture(h, amount)
 		return ChargeResult{Hold: h.Clone(), Charged: amount, Released: released, Capped: capped, Available: t.acct.Available}, nil
 	})
+}
+
+// resolveHold sets *hold to the ID of the hold the Reserve (or Run) under
+// reserveKey on account made, when the request names it that way.
+func (l *Ledger) resolveHold(ctx context.Context, hold *string, reserveKey, account string) error {
+	switch {
+	case reserveKey == "":
+		return nil
+	case *hold != "":
+		return invalid("both Hold and ReserveKey given: name the hold one way")
+	case account == "":
+		return invalid("ReserveKey needs Account: keys are per account")
+	}
+	id, err := l.reservedHoldID(ctx, account, reserveKey, opReserve)
+	*hold = id
+	return err
+}
+
+// reservedHoldID finds the hold that the operation (of the names given)
+// under key on account made, from its idempotency record.
+func (l *Ledger) reservedHoldID(ctx context.Context, account, key string, ops ...string) (string, error) {
+	if err := checkRef("Account", account); err != nil {
+		return "", err
+	}
+	if err := checkText("ReserveKey", key, MaxKeyLength, true); err != nil {
+		return "", err
+	}
+	st, err := l.store.View(ctx, Query{Account: account, Keys: []string{keyOf(key)}})
+	if err != nil {
+		return "", err
+	}
+	if st.Account == nil {
+		return "", fmt.Errorf("%w: %q", ErrUnknownAccount, account)
+	}
+	rec := st.Records[keyOf(key)]
+	if rec == nil || !slices.Contains(ops, rec.Operation) {
+		return "", fmt.Errorf("%w: no %s under key %q on account %q", ErrUnknownHold, strings.Join(ops, " or "), truncate(key), account)
+	}
+	var res struct {
+		OK *struct {
+			Hold struct {
+				ID string `json:"id"`
+			} `json:"hold"`
+		} `json:"ok"`
+		OKHoldByID *struct {
+			Hold holdRef `json:"hold"`
+		} `json:"ok_hold_by_id"`
+	}
+	if err := json.Unmarshal(rec.Result, &res); err != nil {
+		return "", fmt.Errorf("credits: decode idempotency record %q: %w", rec.Key, err)
+	}
+	switch {
+	case res.OKHoldByID != nil && res.OKHoldByID.Hold.ID != "":
+		return res.OKHoldByID.Hold.ID, nil
+	case res.OK != nil && res.OK.Hold.ID != "":
+		return res.OK.Hold.ID, nil
+	}
+	return "", fmt.Errorf("%w: the %s under key %q on account %q was refused: it made no hold", ErrUnknownHold, rec.Operation, truncate(key), account)
 }
 
 // holdOp builds the operation for a call that names a hold, finding the
@@ -754,6 +824,9 @@ func mustSub(a, b Credits) Credits { return Credits{units: a.units - b.units} }
 // ReleaseRequest gives a hold's credits back: the job failed or was cancelled.
 type ReleaseRequest struct {
 	Hold string `json:"hold"`
+	// ReserveKey, instead of Hold, names the hold by the key of the
+	// Reserve (or Run) that made it, with Account.
+	ReserveKey string `json:"-"`
 	// Account, when set, must be the hold's account; it saves a lookup.
 	Account string `json:"-"`
 	Reason  string `json:"reason,omitempty"`
@@ -785,6 +858,9 @@ func (l *Ledger) Release(ctx context.Context, req ReleaseRequest) (ReleaseResult
 	if err := checkText("Reason", req.Reason, MaxNoteLength, false); err != nil {
 		return ReleaseResult{}, err
 	}
+	if err := l.resolveHold(ctx, &req.Hold, req.ReserveKey, req.Account); err != nil {
+		return ReleaseResult{}, err
+	}
 	// The reason is a note, not part of what is asked: a retry with another
 	// reason is still the same release.
 	op, err := l.holdOp(ctx, opRelease, req.Hold, req.Account, req.Key, struct {
@@ -808,6 +884,73 @@ func (l *Ledger) Release(ctx context.Context, req ReleaseRequest) (ReleaseResult
 		t.entry(Entry{Type: EntryRelease, Amount: h.Amount, Hold: h.ID, Tool: h.Quote.Tool, Member: h.Member, Note: req.Reason})
 		t.expire() // credits restored into a grant whose deadline already passed
 		return ReleaseResult{Hold: h.Clone(), Released: h.Amount, Available: t.acct.Available}, nil
+	})
+}
+
+// ExtendRequest moves an open hold's deadline later: the heartbeat of a
+// worker whose job is still running.
+type ExtendRequest struct {
+	Hold string `json:"hold"`
+	// ReserveKey, instead of Hold, names the hold by the key of the
+	// Reserve (or Run) that made it, with Account.
+	ReserveKey string `json:"-"`
+	// Account, when set, must be the hold's account; it saves a lookup.
+	Account string `json:"-"`
+	// TTL is how long from now the hold is to last; zero means
+	// Config.HoldTTL.
+	TTL time.Duration `json:"ttl,omitempty"`
+}
+
+// ExtendResult is the outcome of Extend.
+type ExtendResult struct {
+	// Hold is the hold with its new Deadline.
+	Hold Hold `json:"hold"`
+	// Capped says the deadline stopped at the hold's creation plus
+	// Config.MaxHoldTTL, short of what was asked.
+	Capped bool `json:"capped,omitempty"`
+}
+
+func (r *ExtendResult) markReplayed() {} // Extend keeps no record: nothing replays
+
+// Extend moves an open hold's deadline to now plus req.TTL, never past
+// the hold's creation plus Config.MaxHoldTTL and never earlier than it was:
+// a job that outlives its TTL keeps its credits held (and its generation
+// paid for) while its worker sends heartbeats. A hold already expired is
+// refused with [ErrHoldExpired], one captured or released with
+// [ErrHoldSettled]; an unknown hold with [ErrUnknownHold]. It takes no key:
+// every call moves the deadline from its own now, so a retry is harmless.
+// A replay of the Reserve that made the hold still returns the deadline it
+// gave ([Hold.FirstDeadline] keeps it).
+func (l *Ledger) Extend(ctx context.Context, req ExtendRequest) (ExtendResult, error) {
+	ttl := cmpDuration(req.TTL, l.cfg.HoldTTL)
+	if ttl < 0 || ttl > l.cfg.MaxHoldTTL {
+		return ExtendResult{}, invalid("TTL %s must be positive and at most %s", req.TTL, l.cfg.MaxHoldTTL)
+	}
+	if err := l.resolveHold(ctx, &req.Hold, req.ReserveKey, req.Account); err != nil {
+		return ExtendResult{}, err
+	}
+	op, err := l.holdOp(ctx, opExtend, req.Hold, req.Account, "", nil)
+	if err != nil {
+		return ExtendResult{}, err
+	}
+	op.key = "" // a heartbeat: nothing to record
+	return mutate(ctx, l, op, func(t *txn) (ExtendResult, error) {
+		h, err := t.openHoldNamed(req.Hold)
+		if err != nil {
+			return ExtendResult{}, err
+		}
+		want, limit := t.now.Add(ttl), h.CreatedAt.Add(t.l.cfg.MaxHoldTTL)
+		capped := want.After(limit)
+		if capped {
+			want = limit
+		}
+		if want.After(h.Deadline) {
+			if h.FirstDeadline.IsZero() {
+				h.FirstDeadline = h.Deadline
+			}
+			h.Deadline = want
+		}
+		return ExtendResult{Hold: h.Clone(), Capped: capped}, nil
 	})
 }
 
@@ -951,12 +1094,25 @@ type Job func(ctx context.Context, hold Hold) (Usage, error)
 // (joined with the release's error, if that failed too) and re-panics a
 // panic after the release. If the job outlives the hold's deadline, the
 // credits are already back and Run returns [ErrHoldExpired].
+//
+// Run never runs a settled job again: retried under the key of a Run whose
+// hold was captured, it returns that first charge (Replayed) without
+// calling job; of one whose hold was released (the job failed) or expired,
+// an error matching [ErrHoldSettled] or [ErrHoldExpired], also without
+// calling job — a new attempt needs a new key. Only a hold still open (an
+// earlier Run that did not finish, such as a process that died mid-job)
+// runs job again, and is captured once.
 func (l *Ledger) Run(ctx context.Context, req ReserveRequest, job Job) (ChargeResult, error) {
 	res, err := l.Reserve(ctx, req)
 	if err != nil {
 		return ChargeResult{}, err
 	}
 	hold := res.Hold
+	if res.Replayed {
+		if out, settled, err := l.settledRun(ctx, req.Key, hold); settled || err != nil {
+			return out, err
+		}
+	}
 	settle := func(f func(context.Context) error) error {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.SettleTimeout)
 		defer cancel()
@@ -1003,6 +1159,45 @@ func (l *Ledger) Run(ctx context.Context, req ReserveRequest, job Job) (ChargeRe
 		return err
 	})
 	return out, err
+}
+
+// settledRun reports how the hold of a replayed Run ended, if it has: the
+// first capture's result, or the error a released or expired hold gives.
+func (l *Ledger) settledRun(ctx context.Context, key string, hold Hold) (ChargeResult, bool, error) {
+	capKey := opCapture + ":" + hold.ID
+	op := operation{name: opCapture, key: capKey, query: Query{Account: hold.Account, Holds: []string{hold.ID}, Keys: []string{capKey}}, holdAt: capturedHold}
+	t, err := l.projected(ctx, op.query)
+	if err != nil {
+		return ChargeResult{}, false, err
+	}
+	st := t.st
+	h := t.hold(hold.ID)
+	switch {
+	case h == nil:
+		return ChargeResult{}, false, fmt.Errorf("%w: the hold %q of Run %q", ErrUnknownHold, hold.ID, key)
+	case h.Status == HoldReleased:
+		return ChargeResult{}, true, fmt.Errorf("%w: Run %q already ran its job, which failed or was cancelled: its hold %s was released at %s; the job is not run again (a new attempt needs a new key)",
+			ErrHoldSettled, key, h.ID, h.SettledAt.Format(time.RFC3339Nano))
+	case h.Status == HoldExpired:
+		return ChargeResult{}, true, fmt.Errorf("%w: Run %q did not settle its hold %s before its deadline, %s; the job is not run again (a new attempt needs a new key)",
+			ErrHoldExpired, key, h.ID, h.Deadline.Format(time.RFC3339Nano))
+	case h.Status != HoldCaptured:
+		return ChargeResult{}, false, nil // still open: the earlier Run did not finish
+	}
+	if rec := st.Records[capKey]; rec != nil {
+		r, byID, bizErr, err := decodeResult[ChargeResult](rec.Result)
+		if err == nil && byID {
+			err = rebuildHold(&op, st, &r)
+		}
+		if err != nil || bizErr != nil {
+			return ChargeResult{}, true, cmpErr(err, bizErr)
+		}
+		r.markReplayed()
+		return r, true, nil
+	}
+	// Captured by a Capture under a key of its own: what the hold says.
+	c := capturedHold(h.Clone())
+	return ChargeResult{Hold: c, Charged: c.Captured, Released: mustSub(c.Amount, c.Captured), Available: t.acct.Available, Replay: Replay{Replayed: true}}, true, nil
 }
 
 // truncateNote makes an error message safe to store as a note: valid

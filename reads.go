@@ -2,6 +2,7 @@ package credits
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -42,31 +43,37 @@ type Expiry struct {
 	Amount Credits   `json:"amount"`
 }
 
+// projected loads q's state and applies, without storing anything, what
+// fell due by now (expiries, renewals), as every read shows the account:
+// the stored rows catch up on the next write or sweep.
+func (l *Ledger) projected(ctx context.Context, q Query) (*txn, error) {
+	now := l.now()
+	q.Due = now
+	st, err := l.store.View(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if st.Account == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownAccount, q.Account)
+	}
+	t := newTxn(l, st, now)
+	t.expire()
+	return t, t.err
+}
+
 // Balance returns the account's balance as of now, with every expiry that
 // fell due applied (the stored rows catch up on the next write or sweep).
 func (l *Ledger) Balance(ctx context.Context, account string) (Balance, error) {
 	if err := checkRef("account", account); err != nil {
 		return Balance{}, err
 	}
-	now := l.now()
-	st, err := l.store.View(ctx, Query{Account: account, Due: now})
+	t, err := l.projected(ctx, Query{Account: account})
 	if err != nil {
 		return Balance{}, err
 	}
-	if st.Account == nil {
-		return Balance{}, fmt.Errorf("%w: %q", ErrUnknownAccount, account)
-	}
-	t := newTxn(l, st, now)
-	t.expire()
-	if t.err != nil {
-		return Balance{}, t.err
-	}
+	now := t.now
 	a := t.acct
-	var renews time.Time
-	if s := a.Allowance; s != nil {
-		renews = s.PeriodStart(s.Index+1, l.cfg.DayLocation)
-	}
-	b := Balance{RenewsAt: renews,
+	b := Balance{RenewsAt: t.renewsAt(),
 		Account: a.ID, Plan: a.Plan, Available: a.Available, Held: a.Held, Granted: a.Granted, Spent: a.Spent,
 		Expired: a.Expired, Threshold: a.LowBalanceThreshold, AsOf: now,
 		Low: a.LowBalanceThreshold.IsPositive() && a.Available.Less(a.LowBalanceThreshold),
@@ -280,21 +287,66 @@ func (l *Ledger) Spending(ctx context.Context, req SpendingRequest) (SpendingRep
 	if err != nil || req.By != ByMember {
 		return rep, err
 	}
-	now := l.now()
-	st, err := l.store.View(ctx, Query{Account: req.Account, Due: now})
+	t, err := l.projected(ctx, Query{Account: req.Account}) // holds past their deadline gave their usage back
 	if err != nil {
 		return SpendingReport{}, err
 	}
-	if st.Account == nil {
-		return SpendingReport{}, fmt.Errorf("%w: %q", ErrUnknownAccount, req.Account)
-	}
-	if st.Account.Team {
-		t := newTxn(l, st, now)
-		t.expire() // holds past their deadline gave their usage back
-		if t.err != nil {
-			return SpendingReport{}, t.err
-		}
+	if t.acct.Team {
 		rep.Members = t.usage()
 	}
 	return rep, nil
+}
+
+// Account returns the account as of now: its plan, team members, limits
+// and their usage, threshold, metadata and balances, with every expiry and
+// allowance renewal that fell due applied (as Balance applies them: the
+// stored row catches up on the next write or sweep).
+func (l *Ledger) Account(ctx context.Context, id string) (Account, error) {
+	if err := checkRef("account", id); err != nil {
+		return Account{}, err
+	}
+	t, err := l.projected(ctx, Query{Account: id})
+	if err != nil {
+		return Account{}, err
+	}
+	a := t.acct.Clone()
+	a.RenewsAt = t.renewsAt()
+	return a, nil
+}
+
+// HoldByKey returns, as [Ledger.Hold] does, the hold that the Reserve,
+// Run or Charge under key on account made: for a worker that knows only
+// the job. It returns an error wrapping [ErrUnknownHold] when no such
+// operation made a hold.
+func (l *Ledger) HoldByKey(ctx context.Context, account, key string) (Hold, error) {
+	id, err := l.reservedHoldID(ctx, account, key, opReserve, opCharge)
+	if err != nil {
+		return Hold{}, err
+	}
+	return l.Hold(ctx, id)
+}
+
+// Hold returns a hold (or a one-step charge) as of now: a hold whose
+// deadline has passed reads as expired, as every operation would find it.
+// It returns an error wrapping [ErrUnknownHold] when there is no such hold.
+func (l *Ledger) Hold(ctx context.Context, holdID string) (Hold, error) {
+	if err := checkRef("hold", holdID); err != nil {
+		return Hold{}, err
+	}
+	account, err := l.store.HoldAccount(ctx, holdID)
+	if err != nil {
+		return Hold{}, err
+	}
+	t, err := l.projected(ctx, Query{Account: account, Holds: []string{holdID}})
+	if errors.Is(err, ErrUnknownAccount) {
+		return Hold{}, fmt.Errorf("%w: %q", ErrUnknownHold, holdID)
+	}
+	if err != nil {
+		return Hold{}, err
+	}
+	h := t.hold(holdID)
+	if h == nil {
+		return Hold{}, fmt.Errorf("%w: %q", ErrUnknownHold, holdID)
+	}
+	return h.Clone(), nil
 }

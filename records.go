@@ -168,9 +168,12 @@ type Hold struct {
 	Quote     Quote     `json:"quote"`
 	CreatedAt time.Time `json:"created_at"`
 	// Deadline is the instant an open hold expires by itself.
-	Deadline  time.Time         `json:"deadline"`
-	SettledAt time.Time         `json:"settled_at,omitzero"`
-	Metadata  map[string]string `json:"metadata,omitempty"`
+	Deadline time.Time `json:"deadline"`
+	// FirstDeadline, once [Ledger.Extend] moved Deadline, is the deadline
+	// Reserve gave; zero until then.
+	FirstDeadline time.Time         `json:"first_deadline,omitzero"`
+	SettledAt     time.Time         `json:"settled_at,omitzero"`
+	Metadata      map[string]string `json:"metadata,omitempty"`
 }
 
 // DueAt reports whether h's deadline has passed at t: h is open

@@ -378,10 +378,7 @@ func accountEqual(a, b *Account) bool {
 // change collects the txn's copies into a Change. The txn is done: the
 // Change takes its rows as they are, without copying them again.
 func (t *txn) change() *Change {
-	t.acct.RenewsAt = time.Time{}
-	if s := t.acct.Allowance; s != nil {
-		t.acct.RenewsAt = s.PeriodStart(s.Index+1, t.l.cfg.DayLocation)
-	}
+	t.acct.RenewsAt = t.renewsAt()
 	c := &Change{Account: &t.acct, AccountCreated: t.isNew, Entries: t.entries}
 	for _, r := range t.buckets.rows {
 		if r.isNew {

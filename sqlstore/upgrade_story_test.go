@@ -270,7 +270,7 @@ var addedColumns = map[string][]struct {
 	before  string
 }{
 	"accounts": {{"plan", 5, "''"}, {"allowance", 5, "'null'"}, {"renews_at", 5, "NULL"}, {"limits", 5, "'null'"}},
-	"holds":    {{"seq", 5, "0"}},
+	"holds":    {{"seq", 5, "0"}, {"first_deadline", 5, "NULL"}},
 	"entries":  {{"plan", 5, "''"}},
 }
 

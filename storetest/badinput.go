@@ -775,6 +775,21 @@ func badCaseTable(f *badFixture) []badCase {
 	relv = append(relv, holdVariants(func(r *credits.ReleaseRequest) (*string, *string) { return &r.Hold, &r.Account })...)
 	add(expand("Release", newRelease, releaseDo, releaseTarget, relv)...)
 
+	// ---- Extend ----
+	extendDo := func(r credits.ExtendRequest) error { _, err := L.Extend(ctx, r); return err }
+	extendTarget := func(r credits.ExtendRequest) (string, string) { return holdAccount(r.Account), "" }
+	newExtend := func() credits.ExtendRequest {
+		return credits.ExtendRequest{Hold: f.open(f.fresh("extend"), badVideo).ID, TTL: 2 * time.Hour}
+	}
+	extv := []variant[credits.ExtendRequest]{
+		{name: "negative TTL", mod: func(r *credits.ExtendRequest) { r.TTL = -time.Second }, want: credits.ErrInvalidRequest},
+		{name: "TTL MinInt64", mod: func(r *credits.ExtendRequest) { r.TTL = math.MinInt64 }, want: credits.ErrInvalidRequest},
+		{name: "TTL over MaxHoldTTL", mod: func(r *credits.ExtendRequest) { r.TTL = 7*24*time.Hour + 1 }, want: credits.ErrInvalidRequest},
+		{name: "TTL MaxInt64", mod: func(r *credits.ExtendRequest) { r.TTL = math.MaxInt64 }, want: credits.ErrInvalidRequest},
+	}
+	extv = append(extv, holdVariants(func(r *credits.ExtendRequest) (*string, *string) { return &r.Hold, &r.Account })...)
+	add(expand("Extend", newExtend, extendDo, extendTarget, extv)...)
+
 	// ---- Refund ----
 	refundDo := func(r credits.RefundRequest) error { _, err := L.Refund(ctx, r); return err }
 	refundTarget := func(r credits.RefundRequest) (string, string) { return holdAccount(r.Account), r.Key }
@@ -832,6 +847,12 @@ func badCaseTable(f *badFixture) []badCase {
 						return captureDo(credits.CaptureRequest{Hold: f.open(hd.Account, badImage).ID, Key: r.Key})
 					}}
 				}})
+				if !keyed { // Extend takes no key
+					add(badCase{op: "Extend", name: s.name, want: s.settle, build: func() badRun {
+						hd := s.hold()
+						return badRun{account: hd.Account, call: func() error { return extendDo(credits.ExtendRequest{Hold: hd.ID, TTL: time.Hour}) }}
+					}})
+				}
 				add(badCase{op: "Release", name: s.name + suffix, want: s.settle, recorded: keyed, build: func() badRun {
 					hd := s.hold()
 					r := credits.ReleaseRequest{Hold: hd.ID, Reason: "again"}

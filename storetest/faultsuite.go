@@ -98,6 +98,10 @@ func faultOps() []faultOp {
 			_, err := h.Ledger.Capture(ctx, credits.CaptureRequest{Hold: hold, Usage: credits.Usage{Duration: 3 * time.Second}})
 			return err
 		}},
+		{name: "Extend", setup: reserved, run: func(ctx context.Context, h *Harness, _, hold string) error {
+			_, err := h.Ledger.Extend(ctx, credits.ExtendRequest{Hold: hold, TTL: 3 * time.Hour})
+			return err
+		}},
 		{name: "Release", setup: reserved, run: func(ctx context.Context, h *Harness, _, hold string) error {
 			_, err := h.Ledger.Release(ctx, credits.ReleaseRequest{Hold: hold, Reason: "job failed"})
 			return err
@@ -125,8 +129,11 @@ func faultOps() []faultOp {
 			_, err := h.Ledger.Run(ctx, reserveJob(h, acct), func(context.Context, credits.Hold) (credits.Usage, error) {
 				return credits.Usage{}, errJobFailed
 			})
-			if errors.Is(err, errJobFailed) && !errors.Is(err, ErrInjected) && !isCancel(err) {
-				return nil // the job's own failure, its credits given back: the expected outcome
+			// The job's own failure, its credits given back, is the expected
+			// outcome; a retry of a Run whose job already failed says so
+			// (ErrHoldSettled) without running the job again.
+			if (errors.Is(err, errJobFailed) || errors.Is(err, credits.ErrHoldSettled)) && !errors.Is(err, ErrInjected) && !isCancel(err) {
+				return nil
 			}
 			return err
 		}, partial: func(ctx context.Context, h *Harness, acct, _ string) error {

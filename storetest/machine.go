@@ -538,13 +538,29 @@ func (mc *machine) RunJob(t *rapid.T) {
 	boom := errors.New("job failed")
 	var res credits.ChargeResult
 	var err error
+	req := credits.ReserveRequest{Account: a.id, Member: member, Quote: q, Key: mc.key("run")}
+	// Run retried under its key never runs a settled job again: it
+	// replays the charge, or says the job failed before.
+	again := func() (any, error) {
+		return mc.h.Ledger.Run(mc.h.Ctx, req, func(context.Context, credits.Hold) (credits.Usage, error) {
+			return credits.Usage{}, errors.New("storetest: Run ran a settled job again")
+		})
+	}
+	variant := func() error {
+		r := req
+		r.TTL = 2 * time.Hour
+		_, err := mc.h.Ledger.Run(mc.h.Ctx, r, func(context.Context, credits.Hold) (credits.Usage, error) {
+			return credits.Usage{}, errors.New("storetest: Run ran a job under a conflicting key")
+		})
+		return err
+	}
 	func() {
 		defer func() {
 			if p := recover(); p != nil && p != "job panicked" {
 				panic(p)
 			}
 		}()
-		res, err = mc.h.Ledger.Run(mc.h.Ctx, credits.ReserveRequest{Account: a.id, Member: member, Quote: q, Key: mc.key("run")},
+		res, err = mc.h.Ledger.Run(mc.h.Ctx, req,
 			func(_ context.Context, hold credits.Hold) (credits.Usage, error) {
 				holdID = hold.ID
 				switch fate {
@@ -559,10 +575,14 @@ func (mc *machine) RunJob(t *rapid.T) {
 	h, want := mc.spend(a, member, q, 0, false)
 	if want != nil {
 		checkOutcome(t, "run", err, want)
+		if want != credits.ErrWrongPlan { // a plan refusal is not recorded
+			mc.remember(&pastCall{desc: "run", err: err, again: again, variant: variant})
+		}
 		return
 	}
 	h.id = holdID
 	if fate != "ok" {
+		mc.remember(&pastCall{desc: "failed run", err: credits.ErrHoldSettled, again: again, variant: variant})
 		if fate == "error" && !errors.Is(err, boom) {
 			t.Fatalf("run: got %v, want the job's error", err)
 		}
@@ -589,6 +609,45 @@ func (mc *machine) RunJob(t *rapid.T) {
 	mc.m.advance(a, mc.now())
 	a.records["capture:"+h.id] = mOutcome{request: fmt.Sprint(u), result: res}
 	mc.wantAvailable(t, "run", a, res.Available)
+	mc.remember(&pastCall{desc: "run", result: res, again: again, variant: variant})
+}
+
+// Extend sends a worker's heartbeat for a random hold: an open one lasts
+// longer (never past its creation plus the 7 days of MaxHoldTTL, never
+// shorter than it was); a settled or expired one is refused.
+func (mc *machine) Extend(t *rapid.T) {
+	h := mc.pickHold(t)
+	if h.id == "" {
+		t.Skip("hold never made")
+	}
+	ttl := rapid.SampledFrom([]time.Duration{0, time.Minute, 30 * time.Minute, 3 * time.Hour, 7 * 24 * time.Hour}).Draw(t, "extend ttl")
+	res, err := mc.h.Ledger.Extend(mc.h.Ctx, credits.ExtendRequest{Hold: h.id, TTL: ttl})
+	mc.m.advance(h.account, mc.now())
+	switch h.status {
+	case credits.HoldExpired:
+		checkOutcome(t, "extend", err, credits.ErrHoldExpired)
+		return
+	case credits.HoldCaptured, credits.HoldReleased:
+		checkOutcome(t, "extend", err, credits.ErrHoldSettled)
+		return
+	}
+	if err != nil {
+		t.Fatalf("extend %s: %v", h.id, err)
+	}
+	if ttl == 0 {
+		ttl = time.Hour
+	}
+	want, limit := mc.now().Add(ttl), h.created.Add(7*24*time.Hour)
+	capped := want.After(limit)
+	if capped {
+		want = limit
+	}
+	if want.After(h.deadline) {
+		h.deadline = want
+	}
+	if !res.Hold.Deadline.Equal(h.deadline) || res.Capped != capped || res.Hold.Status != credits.HoldOpen {
+		t.Fatalf("extend %s by %s: deadline %s (capped %v); the model: %s (%v)", h.id, ttl, res.Hold.Deadline, res.Capped, h.deadline, capped)
+	}
 }
 
 // UpdateAccount moves an account to a random plan (its own again, at
@@ -684,6 +743,35 @@ func (mc *machine) SetMemberLimits(t *rapid.T) {
 			_, err := mc.h.Ledger.SetMemberLimits(mc.h.Ctx, r)
 			return err
 		}})
+}
+
+// checkReads checks Ledger.Account and Ledger.Hold against the model: a
+// read shows what the next operation will find.
+func (mc *machine) checkReads(t *rapid.T, a *mAccount) {
+	acct, err := mc.h.Ledger.Account(mc.h.Ctx, a.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := [6]int64{acct.Available.Units(), acct.Held.Units(), acct.Spent.Units(), acct.Expired.Units(), acct.Granted.Units(), int64(len(acct.Members))}
+	want := [6]int64{a.available(), a.held, a.spent, a.expired, a.granted, int64(len(a.members))}
+	if got != want || acct.Plan != a.plan || acct.Team != a.team || (acct.Allowance == nil) != (a.sched == nil) {
+		t.Fatalf("Account(%s) = %v plan %q allowance %+v; the model %v plan %q schedule %+v", a.id, got, acct.Plan, acct.Allowance, want, a.plan, a.sched)
+	}
+	if s := a.sched; s != nil && !acct.RenewsAt.Equal(s.start(s.index+1)) {
+		t.Fatalf("Account(%s) renews at %s; the model at %s", a.id, acct.RenewsAt, s.start(s.index+1))
+	}
+	for _, h := range a.holds {
+		if h.id == "" {
+			continue
+		}
+		got, err := mc.h.Ledger.Hold(mc.h.Ctx, h.id)
+		if err != nil {
+			t.Fatalf("Hold(%s): %v", h.id, err)
+		}
+		if got.Status != h.status || got.Captured.Units() != h.captured || got.Refunded.Units() != h.refunded || got.Account != a.id {
+			t.Fatalf("Hold(%s) = %s captured %s refunded %s; the model: %s %d %d", h.id, got.Status, got.Captured, got.Refunded, h.status, h.captured, h.refunded)
+		}
+	}
 }
 
 // checkUsage compares the members' usage a spending report shows with the
@@ -862,6 +950,7 @@ func (mc *machine) Check(t *rapid.T) {
 		if a.team {
 			mc.checkUsage(t, a)
 		}
+		mc.checkReads(t, a)
 		free, paid := a.freePaid()
 		got := [7]int64{b.Available.Units(), b.Held.Units(), b.Spent.Units(), b.Expired.Units(), b.Granted.Units(), b.Free.Units(), b.Paid.Units()}
 		want := [7]int64{a.available(), a.held, a.spent, a.expired, a.granted, free, paid}

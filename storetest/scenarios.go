@@ -89,6 +89,158 @@ func scenarios() []scenario {
 	video := credits.QuoteRequest{Tool: "video", Resolution: "720p", Duration: 5 * time.Second} // 8/s → 40
 	image := credits.QuoteRequest{Tool: "image"}                                                // 7
 	return []scenario{
+		{name: "RunNeverRunsASettledJobAgain", edit: noSignup, run: func(t *testing.T, h *Harness) {
+			// A found bug: Run retried under a used key ran the job again —
+			// after a success, a second generation for one charge; after a
+			// failure, a generation nobody paid for.
+			h.Account(t, credits.CreateAccountRequest{ID: "a"})
+			grant(t, h, "a", whole(500), credits.KindPurchase, time.Time{}, "fund")
+			q := h.Quote(t, video) // 40
+			calls := 0
+			job := func(u credits.Usage, err error) credits.Job {
+				return func(context.Context, credits.Hold) (credits.Usage, error) {
+					calls++
+					return u, err
+				}
+			}
+			never := func(context.Context, credits.Hold) (credits.Usage, error) {
+				t.Fatal("Run ran a settled job again")
+				return credits.Usage{}, nil
+			}
+			ok := credits.ReserveRequest{Account: "a", Quote: q, Key: "ok"}
+			first, err := h.Ledger.Run(h.Ctx, ok, job(credits.Usage{Duration: 3 * time.Second}, nil))
+			if err != nil || first.Charged != whole(24) || calls != 1 {
+				t.Fatalf("Run: %+v, %v, %d calls", first, err, calls)
+			}
+			again, err := h.Ledger.Run(h.Ctx, ok, never)
+			first.Replayed = true
+			if err != nil || !cmp.Equal(first, again) {
+				t.Fatalf("Run retried after a success: %v\n%s", err, cmp.Diff(first, again))
+			}
+
+			failed := credits.ReserveRequest{Account: "a", Quote: q, Key: "failed"}
+			if _, err := h.Ledger.Run(h.Ctx, failed, job(credits.Usage{}, errors.New("model crashed"))); err == nil || calls != 2 {
+				t.Fatalf("Run of a failing job: %v, %d calls", err, calls)
+			}
+			if _, err := h.Ledger.Run(h.Ctx, failed, never); !errors.Is(err, credits.ErrHoldSettled) {
+				t.Fatalf("Run retried after the job failed: %v, want ErrHoldSettled", err)
+			}
+
+			late := credits.ReserveRequest{Account: "a", Quote: q, Key: "late", TTL: time.Minute}
+			_, err = h.Ledger.Run(h.Ctx, late, func(context.Context, credits.Hold) (credits.Usage, error) {
+				h.Clock.Advance(2 * time.Minute) // the job outlives its hold
+				return credits.Usage{}, nil
+			})
+			if !errors.Is(err, credits.ErrHoldExpired) {
+				t.Fatalf("Run of a job outliving its hold: %v", err)
+			}
+			if _, err := h.Ledger.Run(h.Ctx, late, never); !errors.Is(err, credits.ErrHoldExpired) {
+				t.Fatalf("Run retried after its hold expired: %v, want ErrHoldExpired", err)
+			}
+
+			// A Run that died mid-job left its hold open: the retry runs
+			// the job, and charges once.
+			crashed := credits.ReserveRequest{Account: "a", Quote: q, Key: "crashed"}
+			if _, err := h.Ledger.Reserve(h.Ctx, crashed); err != nil {
+				t.Fatal(err)
+			}
+			if r, err := h.Ledger.Run(h.Ctx, crashed, job(credits.Usage{}, nil)); err != nil || r.Charged != whole(40) || calls != 3 {
+				t.Fatalf("Run retried over a hold left open: %+v, %v, %d calls", r, err, calls)
+			}
+			wantAvailable(t, h, "a", whole(500-24-40))
+			CheckInvariants(t, h, "a")
+		}},
+		{name: "HoldsByTheReserveKey", edit: noSignup, run: func(t *testing.T, h *Harness) {
+			h.Account(t, credits.CreateAccountRequest{ID: "a"})
+			h.Account(t, credits.CreateAccountRequest{ID: "b"})
+			grant(t, h, "a", whole(100), credits.KindPurchase, time.Time{}, "fund")
+			r := reserve(t, h, "a", h.Quote(t, video), "job-1")
+			hd, err := h.Ledger.HoldByKey(h.Ctx, "a", "job-1")
+			if err != nil || hd.ID != r.ID || hd.Status != credits.HoldOpen {
+				t.Fatalf("HoldByKey: %+v, %v; want hold %s", hd, err, r.ID)
+			}
+			for _, c := range []struct {
+				name string
+				req  credits.CaptureRequest
+				want error
+			}{
+				{"an unknown key", credits.CaptureRequest{Account: "a", ReserveKey: "job-2"}, credits.ErrUnknownHold},
+				{"the key on another account", credits.CaptureRequest{Account: "b", ReserveKey: "job-1"}, credits.ErrUnknownHold},
+				{"the key of a grant", credits.CaptureRequest{Account: "a", ReserveKey: "fund"}, credits.ErrUnknownHold},
+				{"no account", credits.CaptureRequest{ReserveKey: "job-1"}, credits.ErrInvalidRequest},
+				{"both ID and key", credits.CaptureRequest{Account: "a", Hold: r.ID, ReserveKey: "job-1"}, credits.ErrInvalidRequest},
+			} {
+				_, err := h.Ledger.Capture(h.Ctx, c.req)
+				wantErr(t, "Capture by "+c.name, err, c.want)
+			}
+			if _, err := h.Ledger.Extend(h.Ctx, credits.ExtendRequest{Account: "a", ReserveKey: "job-1", TTL: 2 * time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+			byKey, err := h.Ledger.Capture(h.Ctx, credits.CaptureRequest{Account: "a", ReserveKey: "job-1", Usage: credits.Usage{Duration: 2 * time.Second}})
+			if err != nil || byKey.Hold.ID != r.ID || byKey.Charged != whole(16) {
+				t.Fatalf("Capture by the reserve key: %+v, %v", byKey, err)
+			}
+			// By ID or by key, it is the same capture: a retry either way replays it.
+			byID, err := h.Ledger.Capture(h.Ctx, credits.CaptureRequest{Hold: r.ID, Usage: credits.Usage{Duration: 2 * time.Second}})
+			byKey.Replayed = true
+			if err != nil || !cmp.Equal(byID, byKey) {
+				t.Fatalf("the capture retried by ID: %v\n%s", err, cmp.Diff(byKey, byID))
+			}
+			// A refused Reserve made no hold.
+			_, err = h.Ledger.Reserve(h.Ctx, credits.ReserveRequest{Account: "b", Quote: h.Quote(t, video), Key: "broke"})
+			wantErr(t, "Reserve on an empty account", err, credits.ErrInsufficientCredits)
+			if _, err := h.Ledger.Release(h.Ctx, credits.ReleaseRequest{Account: "b", ReserveKey: "broke"}); !errors.Is(err, credits.ErrUnknownHold) {
+				t.Fatalf("Release by the key of a refused Reserve: %v", err)
+			}
+			CheckInvariants(t, h, "a")
+		}},
+		{name: "ExtendKeepsALongJobHeld", edit: noSignup, run: func(t *testing.T, h *Harness) {
+			h.Account(t, credits.CreateAccountRequest{ID: "a"})
+			grant(t, h, "a", whole(100), credits.KindPurchase, time.Time{}, "fund")
+			req := credits.ReserveRequest{Account: "a", Quote: h.Quote(t, video), TTL: 10 * time.Minute, Key: "job"}
+			r, err := h.Ledger.Reserve(h.Ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Clock.Advance(8 * time.Minute)
+			e, err := h.Ledger.Extend(h.Ctx, credits.ExtendRequest{Hold: r.Hold.ID, TTL: 10 * time.Minute})
+			if want := Epoch.Add(18 * time.Minute); err != nil || !e.Hold.Deadline.Equal(want) || e.Capped {
+				t.Fatalf("Extend: %+v, %v; want the deadline at %s", e, err, want)
+			}
+			// A shorter TTL never brings the deadline closer.
+			if e, err := h.Ledger.Extend(h.Ctx, credits.ExtendRequest{Hold: r.Hold.ID, TTL: time.Minute}); err != nil || !e.Hold.Deadline.Equal(Epoch.Add(18*time.Minute)) {
+				t.Fatalf("Extend by less: %+v, %v", e, err)
+			}
+			h.Clock.Advance(5 * time.Minute) // past the first deadline
+			if hd, err := h.Ledger.Hold(h.Ctx, r.Hold.ID); err != nil || hd.Status != credits.HoldOpen {
+				t.Fatalf("the extended hold past its first deadline: %+v, %v", hd, err)
+			}
+			// The Reserve's replay still says the deadline it gave.
+			again, err := h.Ledger.Reserve(h.Ctx, req)
+			if err != nil || !again.Replayed || !again.Hold.Deadline.Equal(r.Hold.Deadline) || !again.Hold.FirstDeadline.IsZero() {
+				t.Fatalf("Reserve replayed after Extend: %+v, %v; want the deadline %s", again.Hold, err, r.Hold.Deadline)
+			}
+			// Never past the creation plus MaxHoldTTL (7 days).
+			e, err = h.Ledger.Extend(h.Ctx, credits.ExtendRequest{Hold: r.Hold.ID, TTL: 7 * 24 * time.Hour})
+			if want := Epoch.Add(7 * 24 * time.Hour); err != nil || !e.Hold.Deadline.Equal(want) || !e.Capped {
+				t.Fatalf("Extend past MaxHoldTTL: %+v, %v; want %s, capped", e, err, want)
+			}
+			if _, err := h.Ledger.Capture(h.Ctx, credits.CaptureRequest{Hold: r.Hold.ID}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.Ledger.Extend(h.Ctx, credits.ExtendRequest{Hold: r.Hold.ID}); !errors.Is(err, credits.ErrHoldSettled) {
+				t.Fatalf("Extend of a captured hold: %v", err)
+			}
+			short, err := h.Ledger.Reserve(h.Ctx, credits.ReserveRequest{Account: "a", Quote: h.Quote(t, video), TTL: time.Minute, Key: "short"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Clock.Advance(time.Minute)
+			if _, err := h.Ledger.Extend(h.Ctx, credits.ExtendRequest{Hold: short.Hold.ID}); !errors.Is(err, credits.ErrHoldExpired) {
+				t.Fatalf("Extend at the deadline: %v, want ErrHoldExpired", err)
+			}
+			CheckInvariants(t, h, "a")
+		}},
 		{name: "SignupOnce", run: func(t *testing.T, h *Harness) {
 			req := credits.CreateAccountRequest{ID: "alice"}
 			first, err := h.Ledger.CreateAccount(h.Ctx, req)
