@@ -109,3 +109,30 @@ func ExampleCaptureRequest_byJob() {
 	// worker: holding 40 for job-42
 	// charged 32 released 8
 }
+
+// A dashboard's activity list: the newest entries first, only what the
+// user's jobs did, each with the job it belongs to.
+func ExampleHistoryRequest_newest() {
+	ctx := context.Background()
+	ledger, _ := credits.NewLedger(memstore.New(), &credits.Config{Signup: credits.Reward{Amount: credits.Whole(50)}})
+	_, _ = ledger.CreateAccount(ctx, credits.CreateAccountRequest{ID: "alice"})
+	img, _ := ledger.QuoteFor(ctx, "alice", credits.QuoteRequest{Tool: "image"})
+	vid, _ := ledger.QuoteFor(ctx, "alice", credits.QuoteRequest{Tool: "video", Resolution: "480p", Duration: 4 * time.Second})
+	_, _ = ledger.Charge(ctx, credits.ChargeRequest{Account: "alice", Quote: img, Key: "job-1"})
+	_, _ = ledger.Run(ctx, credits.ReserveRequest{Account: "alice", Quote: vid, Key: "job-2"},
+		func(context.Context, credits.Hold) (credits.Usage, error) {
+			return credits.Usage{}, errors.New("timed out")
+		})
+
+	page, _ := ledger.History(ctx, credits.HistoryRequest{Account: "alice", Newest: true, Limit: 2,
+		Types: []credits.EntryType{credits.EntryCharge, credits.EntryHold, credits.EntryCapture, credits.EntryRelease}})
+	for _, e := range page.Entries {
+		fmt.Println(e.Seq, e.Type, e.Amount, e.Job)
+	}
+	next, _ := ledger.History(ctx, credits.HistoryRequest{Account: "alice", Newest: true, Before: page.Next, Limit: 2})
+	fmt.Println("then", next.Entries[0].Seq, next.Entries[0].Type, next.Entries[0].Job)
+	// Output:
+	// 4 release 20 job-2
+	// 3 hold 20 job-2
+	// then 2 charge job-1
+}

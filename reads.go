@@ -103,21 +103,33 @@ func (l *Ledger) Balance(ctx context.Context, account string) (Balance, error) {
 // HistoryRequest asks for one page of an account's history.
 type HistoryRequest struct {
 	Account string
-	// After is the cursor: entries with Seq > After. Zero starts at the
-	// first entry.
+	// After keeps entries with Seq > After: the cursor of oldest-first
+	// pages (zero starts at the first entry).
 	After int64
+	// Newest lists the newest entries first. Before, when positive, keeps
+	// entries with Seq < Before: the cursor of newest-first pages (zero
+	// starts at the latest entry).
+	Newest bool
+	Before int64
 	// Limit is the page size; zero means 50, at most 1000.
 	Limit int
+	// Types, when not empty, keeps entries of these types.
+	Types []EntryType
+	// Since and Until, when not zero, keep entries with Since <= At < Until.
+	Since, Until time.Time
 }
 
-// HistoryPage is one page of history, oldest first.
+// HistoryPage is one page of history.
 type HistoryPage struct {
 	Entries []Entry `json:"entries"`
-	// Next is the After of the next page; zero when this is the last.
+	// Next is the cursor of the next page — its After, or its Before when
+	// Newest — and zero when this is the last.
 	Next int64 `json:"next,omitempty"`
 }
 
-// History returns an account's entries in the order they were written.
+// History returns a page of an account's entries, oldest first (or newest
+// first), filtered by type and time. Each entry about a hold or charge
+// carries its Job: the key of the Reserve, Run or Charge that made it.
 // Entries are immutable: a page read twice is the same.
 func (l *Ledger) History(ctx context.Context, req HistoryRequest) (HistoryPage, error) {
 	if err := checkRef("Account", req.Account); err != nil {
@@ -125,18 +137,25 @@ func (l *Ledger) History(ctx context.Context, req HistoryRequest) (HistoryPage, 
 	}
 	limit := req.Limit
 	switch {
-	case req.After < 0:
-		return HistoryPage{}, invalid("negative After")
+	case req.After < 0 || req.Before < 0:
+		return HistoryPage{}, invalid("negative After or Before")
+	case !req.Since.IsZero() && !req.Until.IsZero() && req.Until.Before(req.Since):
+		return HistoryPage{}, invalid("Until is before Since")
+	case len(req.Types) > 16:
+		return HistoryPage{}, invalid("more than 16 Types")
 	case limit == 0:
 		limit = 50
 	case limit < 0 || limit > 1000:
 		return HistoryPage{}, invalid("Limit %d is not within 1..1000", limit)
 	}
+	f := EntryFilter{Account: req.Account, AfterSeq: req.After, BeforeSeq: req.Before, Newest: req.Newest,
+		Types: req.Types, Since: req.Since, Until: req.Until}
 	// A store may return fewer entries than asked: read until the page and
 	// one more are there, or the history ends.
 	var es []Entry
-	for after := req.After; len(es) <= limit; {
-		more, err := l.store.Entries(ctx, EntryFilter{Account: req.Account, AfterSeq: after, Limit: limit + 1 - len(es)})
+	for len(es) <= limit {
+		f.Limit = limit + 1 - len(es)
+		more, err := l.store.Entries(ctx, f)
 		if err != nil {
 			return HistoryPage{}, err
 		}
@@ -144,15 +163,45 @@ func (l *Ledger) History(ctx context.Context, req HistoryRequest) (HistoryPage, 
 			break
 		}
 		es = append(es, more...)
-		after = more[len(more)-1].Seq
+		if last := more[len(more)-1].Seq; f.Newest {
+			f.BeforeSeq = last
+		} else {
+			f.AfterSeq = last
+		}
 	}
 	var p HistoryPage
 	if len(es) > limit {
 		es = es[:limit]
 		p.Next = es[limit-1].Seq
 	}
+	if err := l.jobs(ctx, req.Account, es); err != nil {
+		return HistoryPage{}, err
+	}
 	p.Entries = es
 	return p, nil
+}
+
+// jobs fills in the Job of every entry about a hold, from the hold.
+func (l *Ledger) jobs(ctx context.Context, account string, es []Entry) error {
+	var ids []string
+	for i := range es {
+		if es[i].Hold != "" && !slices.Contains(ids, es[i].Hold) {
+			ids = append(ids, es[i].Hold)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	st, err := l.store.View(ctx, Query{Account: account, Holds: ids})
+	if err != nil {
+		return err
+	}
+	for i := range es {
+		if h := st.Holds[es[i].Hold]; h != nil {
+			es[i].Job = h.Key
+		}
+	}
+	return nil
 }
 
 // GroupBy is how a spending report groups charges.

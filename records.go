@@ -242,6 +242,11 @@ type Entry struct {
 	// Key is the caller's idempotency key of the operation that wrote the
 	// entry, where it had one.
 	Key string `json:"key,omitempty"`
+	// Job, on an entry about a hold or charge, is the key of the Reserve,
+	// Run or Charge that made it: the job's reference, on its hold, capture,
+	// release and refund entries alike. [Ledger.History] fills it in from
+	// the hold; a store does not keep it.
+	Job string `json:"job,omitempty"`
 	// Plan, on an [EntryAccount] entry, is the account's plan after it
 	// ("" for none); empty on every other entry.
 	Plan string `json:"plan,omitempty"`

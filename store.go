@@ -54,8 +54,9 @@ type Store interface {
 	HoldAccount(ctx context.Context, holdID string) (string, error)
 
 	// Entries returns the entries of f.Account that match f, in increasing
-	// Seq order, at most f.Limit of them. It returns an error wrapping
-	// [ErrUnknownAccount] when the account does not exist.
+	// Seq order (decreasing when f.Newest), at most f.Limit of them. It
+	// returns an error wrapping [ErrUnknownAccount] when the account does
+	// not exist.
 	Entries(ctx context.Context, f EntryFilter) ([]Entry, error)
 
 	// DueAccounts returns up to limit IDs of accounts that have an open hold
@@ -156,6 +157,11 @@ type EntryFilter struct {
 	Account string
 	// AfterSeq returns entries with Seq > AfterSeq (0: from the first).
 	AfterSeq int64
+	// BeforeSeq, when positive, returns entries with Seq < BeforeSeq.
+	BeforeSeq int64
+	// Newest returns the entries newest first: in decreasing Seq order,
+	// so that Limit keeps the latest ones.
+	Newest bool
 	// Limit is the maximum number of entries to return; a Store may cap it
 	// but returns at least one entry when any matches. Zero means no limit.
 	Limit int
@@ -165,9 +171,10 @@ type EntryFilter struct {
 	Types []EntryType
 }
 
-// Match reports whether e passes f's Account, AfterSeq, Since, Until and Types.
+// Match reports whether e passes f's Account, AfterSeq, BeforeSeq, Since,
+// Until and Types.
 func (f EntryFilter) Match(e *Entry) bool {
-	if e.Account != f.Account || e.Seq <= f.AfterSeq {
+	if e.Account != f.Account || e.Seq <= f.AfterSeq || f.BeforeSeq > 0 && e.Seq >= f.BeforeSeq {
 		return false
 	}
 	if !f.Since.IsZero() && e.At.Before(f.Since) {

@@ -302,12 +302,20 @@ func (s *Store) Entries(ctx context.Context, f credits.EntryFilter) ([]credits.E
 	if a.row == nil {
 		return nil, fmt.Errorf("%w: %q", credits.ErrUnknownAccount, f.Account)
 	}
-	// Entries are in Seq order, Seq = index+1: start at the cursor.
-	start := int(min(max(f.AfterSeq, 0), int64(len(a.entries))))
+	// Entries are in Seq order, Seq = index+1: [lo, hi) is the cursors' range.
+	lo := int(min(max(f.AfterSeq, 0), int64(len(a.entries))))
+	hi := len(a.entries)
+	if f.BeforeSeq > 0 {
+		hi = int(min(f.BeforeSeq-1, int64(hi)))
+	}
 	var out []credits.Entry
-	for i := start; i < len(a.entries); i++ {
+	for k := range max(hi-lo, 0) {
 		if f.Limit > 0 && len(out) >= f.Limit {
 			break
+		}
+		i := lo + k
+		if f.Newest {
+			i = hi - 1 - k
 		}
 		if f.Match(&a.entries[i]) {
 			out = append(out, a.entries[i])

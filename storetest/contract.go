@@ -153,6 +153,17 @@ func runContract(t *testing.T, newStore NewStore) {
 			{credits.EntryFilter{Since: now.Add(time.Second)}, []int64{2, 3}},
 			{credits.EntryFilter{Until: now.Add(time.Second)}, []int64{1}},
 			{credits.EntryFilter{AfterSeq: 3}, nil},
+			{credits.EntryFilter{BeforeSeq: 3}, []int64{1, 2}},
+			{credits.EntryFilter{AfterSeq: 1, BeforeSeq: 3}, []int64{2}},
+			{credits.EntryFilter{BeforeSeq: 1}, nil},
+			{credits.EntryFilter{BeforeSeq: 99}, []int64{1, 2, 3}},
+			{credits.EntryFilter{Newest: true}, []int64{3, 2, 1}},
+			{credits.EntryFilter{Newest: true, Limit: 2}, []int64{3, 2}},
+			{credits.EntryFilter{Newest: true, BeforeSeq: 3, Limit: 1}, []int64{2}},
+			{credits.EntryFilter{Newest: true, AfterSeq: 1}, []int64{3, 2}},
+			{credits.EntryFilter{Newest: true, Types: []credits.EntryType{credits.EntryGrant}}, []int64{2, 1}},
+			{credits.EntryFilter{Newest: true, Types: []credits.EntryType{credits.EntryGrant}, Limit: 1}, []int64{2}},
+			{credits.EntryFilter{Newest: true, Until: now.Add(time.Second)}, []int64{1}},
 		} {
 			if got := seqs(c.f); !slices.Equal(got, c.want) {
 				t.Errorf("Entries(%+v) = %v, want %v", c.f, got, c.want)

@@ -150,6 +150,59 @@ func scenarios() []scenario {
 			wantAvailable(t, h, "a", whole(500-24-40))
 			CheckInvariants(t, h, "a")
 		}},
+		{name: "HistoryFiltersAndNewestFirst", edit: noSignup, run: func(t *testing.T, h *Harness) {
+			h.Account(t, credits.CreateAccountRequest{ID: "a"})
+			grant(t, h, "a", whole(500), credits.KindPurchase, time.Time{}, "fund")
+			q := h.Quote(t, image)
+			for i := range 5 {
+				h.Clock.Advance(time.Minute)
+				if _, err := h.Ledger.Charge(h.Ctx, credits.ChargeRequest{Account: "a", Quote: q, Key: fmt.Sprint("img-", i)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := reserve(t, h, "a", h.Quote(t, video), "vid")
+			if _, err := h.Ledger.Capture(h.Ctx, credits.CaptureRequest{Hold: r.ID, Usage: credits.Usage{Duration: time.Second}}); err != nil {
+				t.Fatal(err)
+			}
+			all := h.History(t, "a") // 1 grant, 5 charges, hold, capture, release
+			// Newest first, paged by 4: the same entries, reversed, each with its job.
+			var newest []credits.Entry
+			for before := int64(0); ; {
+				p, err := h.Ledger.History(h.Ctx, credits.HistoryRequest{Account: "a", Newest: true, Before: before, Limit: 4})
+				if err != nil {
+					t.Fatal(err)
+				}
+				newest = append(newest, p.Entries...)
+				if p.Next == 0 {
+					break
+				}
+				before = p.Next
+			}
+			if len(newest) != len(all) || len(all) != 9 {
+				t.Fatalf("newest first: %d entries, oldest first %d, want 9", len(newest), len(all))
+			}
+			for i, e := range newest {
+				want := all[len(all)-1-i]
+				if e.Seq != want.Seq || e.Job != want.Job {
+					t.Fatalf("newest-first entry %d: seq %d job %q, want seq %d job %q", i, e.Seq, e.Job, want.Seq, want.Job)
+				}
+			}
+			var jobs []string
+			for _, e := range all {
+				jobs = append(jobs, e.Job)
+			}
+			if got := fmt.Sprint(jobs); got != "[ img-0 img-1 img-2 img-3 img-4 vid vid vid]" {
+				t.Fatalf("jobs of the entries: %s", got)
+			}
+			// Filtered by type and time.
+			p, err := h.Ledger.History(h.Ctx, credits.HistoryRequest{Account: "a", Types: []credits.EntryType{credits.EntryCharge},
+				Since: Epoch.Add(2 * time.Minute), Until: Epoch.Add(4 * time.Minute)})
+			if err != nil || len(p.Entries) != 2 || p.Entries[0].Job != "img-1" || p.Entries[1].Job != "img-2" {
+				t.Fatalf("charges in [2 min, 4 min): %+v, %v", p.Entries, err)
+			}
+			_, err = h.Ledger.History(h.Ctx, credits.HistoryRequest{Account: "a", Before: -1})
+			wantErr(t, "History with a negative Before", err, credits.ErrInvalidRequest)
+		}},
 		{name: "HoldsByTheReserveKey", edit: noSignup, run: func(t *testing.T, h *Harness) {
 			h.Account(t, credits.CreateAccountRequest{ID: "a"})
 			h.Account(t, credits.CreateAccountRequest{ID: "b"})

@@ -405,6 +405,10 @@ func (s *Store) entries(ctx context.Context, db Querier, f credits.EntryFilter) 
 		args = append(args, n)
 		where = append(where, "e.at "+bound.op+" "+x.Param(len(args)))
 	}
+	if f.BeforeSeq > 0 {
+		args = append(args, f.BeforeSeq)
+		where = append(where, "e.seq < "+x.Param(len(args)))
+	}
 	if len(f.Types) > 0 {
 		types := make([]string, len(f.Types))
 		for i, t := range f.Types {
@@ -414,6 +418,9 @@ func (s *Store) entries(ctx context.Context, db Querier, f credits.EntryFilter) 
 		where = append(where, x.In("e.type", x.Param(len(args))))
 	}
 	query := r.entries + " WHERE " + strings.Join(where, " AND ") + " ORDER BY e.seq"
+	if f.Newest {
+		query += " DESC"
+	}
 	if f.Limit > 0 {
 		args = append(args, f.Limit)
 		query += " LIMIT " + x.Param(len(args))
