@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Sentinel errors. Every error the package returns for a domain outcome
@@ -135,6 +136,25 @@ func (e *CatalogError) Error() string {
 
 // Is reports whether target is [ErrInvalidCatalog].
 func (e *CatalogError) Is(target error) bool { return target == ErrInvalidCatalog }
+
+// ReplayedError is a refusal returned again for a retry under the same
+// idempotency key: the request was decided at DecidedAt, and its figures
+// (how many credits were available, what remained of a limit) are those of
+// that moment, not of now. It wraps the first refusal, so errors.Is and
+// errors.As see it as they did ([ErrInsufficientCredits],
+// [*InsufficientCreditsError], …). A refusal under a key is final: to try
+// again after topping up (or once a limit has room), send a new key.
+type ReplayedError struct {
+	Err       error
+	DecidedAt time.Time
+}
+
+func (e *ReplayedError) Error() string {
+	return e.Err.Error() + " (a replay: decided at " + e.DecidedAt.Format(time.RFC3339) + "; use a new key to try again)"
+}
+
+// Unwrap returns the first refusal.
+func (e *ReplayedError) Unwrap() error { return e.Err }
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidRequest}, args...)...)

@@ -1067,8 +1067,11 @@ func (fz *fzLedger) run(c *fzCall) {
 		}
 		return
 	}
-	same := fmt.Sprint(err) == fmt.Sprint(first.err) && reflect.DeepEqual(fzFirst(res), first.res) &&
-		(first.err != nil || fzReplayed(res))
+	// A replayed refusal is the first refusal, said to be a replay.
+	var re *credits.ReplayedError
+	sameErr := err == nil && first.err == nil ||
+		err != nil && first.err != nil && errors.As(err, &re) && re.Err.Error() == first.err.Error()
+	same := sameErr && reflect.DeepEqual(fzFirst(res), first.res) && (first.err != nil || fzReplayed(res))
 	if same {
 		return
 	}

@@ -389,6 +389,9 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 					}
 				}
 				PR(&r).markReplayed()
+				if e != nil {
+					e = &ReplayedError{Err: e, DecidedAt: rec.CreatedAt}
+				}
 				out.res, out.bizErr = r, e
 				return nil, nil
 			case op.name == opCreate:

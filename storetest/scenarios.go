@@ -150,6 +150,26 @@ func scenarios() []scenario {
 			wantAvailable(t, h, "a", whole(500-24-40))
 			CheckInvariants(t, h, "a")
 		}},
+		{name: "ReplayedRefusalSaysSo", edit: noSignup, run: func(t *testing.T, h *Harness) {
+			h.Account(t, credits.CreateAccountRequest{ID: "a"})
+			grant(t, h, "a", c3, credits.KindPurchase, time.Time{}, "fund")
+			req := credits.ChargeRequest{Account: "a", Quote: h.Quote(t, image), Key: "img"} // 7 of 3
+			_, first := h.Ledger.Charge(h.Ctx, req)
+			var re *credits.ReplayedError
+			if !errors.Is(first, credits.ErrInsufficientCredits) || errors.As(first, &re) {
+				t.Fatalf("the first refusal: %v", first)
+			}
+			h.Clock.Advance(time.Minute)
+			grant(t, h, "a", c10, credits.KindPurchase, time.Time{}, "top-up")
+			_, again := h.Ledger.Charge(h.Ctx, req)
+			var ie *credits.InsufficientCreditsError
+			if !errors.As(again, &re) || !re.DecidedAt.Equal(Epoch) || !errors.As(again, &ie) || ie.Available != c3 || re.Err.Error() != first.Error() {
+				t.Fatalf("the refusal retried after a top-up: %v; want a *ReplayedError of the first, decided at %s, with its figures", again, Epoch)
+			}
+			if _, err := h.Ledger.Charge(h.Ctx, credits.ChargeRequest{Account: "a", Quote: req.Quote, Key: "img-2"}); err != nil {
+				t.Fatalf("the same charge under a new key: %v", err)
+			}
+		}},
 		{name: "HistoryFiltersAndNewestFirst", edit: noSignup, run: func(t *testing.T, h *Harness) {
 			h.Account(t, credits.CreateAccountRequest{ID: "a"})
 			grant(t, h, "a", whole(500), credits.KindPurchase, time.Time{}, "fund")

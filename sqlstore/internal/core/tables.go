@@ -249,7 +249,7 @@ var (
 		optInstant("settled_at", func(r *credits.Hold) *time.Time { return &r.SettledAt }),
 		jsonText("metadata", func(r *credits.Hold) *map[string]string { return &r.Metadata }),
 		integer("seq", func(r *credits.Hold) *int64 { return &r.Seq }),                             // v5
-		optInstant("first_deadline", func(r *credits.Hold) *time.Time { return &r.FirstDeadline }), // v5
+		optInstant("first_deadline", func(r *credits.Hold) *time.Time { return &r.FirstDeadline }), // v6
 	)
 	Entries = table("entries",
 		text("account", func(r *credits.Entry) *string { return &r.Account }),

@@ -30,8 +30,4 @@ ALTER TABLE {{t}}accounts ADD COLUMN renews_at INTEGER;
 -- counted in a member's usage, so never given back to it).
 ALTER TABLE {{t}}accounts ADD COLUMN limits TEXT NOT NULL DEFAULT 'null';
 ALTER TABLE {{t}}holds ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
--- The deadline Reserve gave a hold, once Extend moved it (Hold.FirstDeadline,
--- Unix nanoseconds, NULL until then), so that a replay of the Reserve
--- returns the deadline it gave.
-ALTER TABLE {{t}}holds ADD COLUMN first_deadline INTEGER;
 CREATE INDEX {{t}}accounts_renews ON {{t}}accounts (renews_at) WHERE renews_at IS NOT NULL;
