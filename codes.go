@@ -24,6 +24,8 @@ var errorCodes = []struct {
 	{ErrQuoteMismatch, "quote_mismatch", http.StatusConflict},
 	{ErrUnknownAccount, "unknown_account", http.StatusNotFound},
 	{ErrUnknownHold, "unknown_hold", http.StatusNotFound},
+	{ErrUnknownGrant, "unknown_grant", http.StatusNotFound},
+	{ErrGrantVoided, "grant_voided", http.StatusConflict},
 	{ErrUnknownTool, "unknown_tool", http.StatusUnprocessableEntity},
 	{ErrUnknownResolution, "unknown_resolution", http.StatusUnprocessableEntity},
 	{ErrUnknownPlan, "unknown_plan", http.StatusUnprocessableEntity},

@@ -35,6 +35,10 @@ var (
 	ErrUnknownPlan = errors.New("credits: unknown plan")
 	// ErrUnknownHold: no hold (or charge) has that ID.
 	ErrUnknownHold = errors.New("credits: unknown hold")
+	// ErrUnknownGrant: the account has no grant with that ID.
+	ErrUnknownGrant = errors.New("credits: unknown grant")
+	// ErrGrantVoided: the grant was already revoked by [Ledger.VoidGrant].
+	ErrGrantVoided = errors.New("credits: grant already voided")
 	// ErrHoldExpired: the hold's deadline passed; its credits went back to
 	// the account and it can no longer be captured.
 	ErrHoldExpired = errors.New("credits: hold expired")

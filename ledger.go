@@ -213,6 +213,8 @@ const (
 	opUpdate  = "update_account"
 	opLimits  = "member_limits"
 	opExtend  = "extend"
+	opDebit   = "debit"
+	opVoid    = "void_grant"
 	opSweep   = "sweep"
 )
 
@@ -496,6 +498,7 @@ var recordedKinds = map[string]error{
 	"exceeds_hold":   ErrExceedsHold,
 	"refund_exceeds": ErrRefundExceedsCharge,
 	"not_member":     ErrNotMember,
+	"grant_voided":   ErrGrantVoided,
 }
 
 type recordedResult struct {

@@ -24,10 +24,12 @@ type Balance struct {
 	// other grant kind is free.
 	Free Credits `json:"free"`
 	Paid Credits `json:"paid"`
-	// Granted = Available + Held + Spent + Expired.
+	// Granted = Available + Held + Spent + Expired + Debited.
 	Granted Credits `json:"granted"`
 	Spent   Credits `json:"spent"`
 	Expired Credits `json:"expired"`
+	// Debited is what Debit and VoidGrant took out.
+	Debited Credits `json:"debited"`
 	// NextExpiry is the soonest instant some available credits expire, and
 	// how many; nil when none of the available credits expire.
 	NextExpiry *Expiry `json:"next_expiry,omitempty"`
@@ -75,7 +77,7 @@ func (l *Ledger) Balance(ctx context.Context, account string) (Balance, error) {
 	a := t.acct
 	b := Balance{RenewsAt: t.renewsAt(),
 		Account: a.ID, Plan: a.Plan, Available: a.Available, Held: a.Held, Granted: a.Granted, Spent: a.Spent,
-		Expired: a.Expired, Threshold: a.LowBalanceThreshold, AsOf: now,
+		Expired: a.Expired, Debited: a.Debited, Threshold: a.LowBalanceThreshold, AsOf: now,
 		Low: a.LowBalanceThreshold.IsPositive() && a.Available.Less(a.LowBalanceThreshold),
 	}
 	for bk := range t.visibleBuckets {

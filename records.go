@@ -34,7 +34,8 @@ func (k GrantKind) Paid() bool { return k == KindPurchase }
 
 // Account is an account row: one balance, personal or shared by a team.
 //
-// The counters always satisfy Granted = Available + Held + Spent + Expired.
+// The counters always satisfy
+// Granted = Available + Held + Spent + Expired + Debited.
 type Account struct {
 	ID        string    `json:"id"`
 	CreatedAt time.Time `json:"created_at"`
@@ -61,11 +62,12 @@ type Account struct {
 	// ledger's OnLowBalance hook is called. Zero disables it.
 	LowBalanceThreshold Credits `json:"low_balance_threshold"`
 
-	Available Credits `json:"available"` // spendable now: the sum of the live buckets' Remaining
-	Held      Credits `json:"held"`      // reserved by open holds
-	Granted   Credits `json:"granted"`   // every credit ever granted
-	Spent     Credits `json:"spent"`     // captured and charged, less refunds
-	Expired   Credits `json:"expired"`   // lost to grant expiry
+	Available Credits `json:"available"`        // spendable now: the sum of the live buckets' Remaining
+	Held      Credits `json:"held"`             // reserved by open holds
+	Granted   Credits `json:"granted"`          // every credit ever granted
+	Spent     Credits `json:"spent"`            // captured and charged, less refunds
+	Expired   Credits `json:"expired"`          // lost to grant expiry
+	Debited   Credits `json:"debited,omitzero"` // taken out by Debit and VoidGrant (omitted when zero)
 
 	// Seq is the Seq of the account's last entry.
 	Seq      int64             `json:"seq"`
@@ -101,6 +103,13 @@ type Bucket struct {
 	Remaining Credits `json:"remaining"`
 	// Expired is what the bucket lost at its expiry.
 	Expired Credits `json:"expired"`
+	// Debited is what [Ledger.Debit] and [Ledger.VoidGrant] took out of it
+	// (omitted from JSON when zero).
+	Debited Credits `json:"debited,omitzero"`
+	// VoidedAt, when not zero, is when [Ledger.VoidGrant] revoked the
+	// grant: it can never be spent from again, and credits a release or
+	// refund gives back to it are revoked too.
+	VoidedAt time.Time `json:"voided_at,omitzero"`
 	// ExpiresAt is the instant the bucket expires; zero means never. From
 	// that instant on, its remainder can no longer be spent.
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
@@ -213,6 +222,14 @@ const (
 	EntryCharge      EntryType = "charge"       // available −, spent +
 	EntryRefund      EntryType = "refund"       // spent −, available +
 	EntryExpiry      EntryType = "expiry"       // available −, expired +
+	// EntryDebit takes credits out of one grant ([Ledger.Debit]): a
+	// correction or a chargeback. Available −, debited +.
+	EntryDebit EntryType = "debit"
+	// EntryVoid revokes what remains of one grant ([Ledger.VoidGrant]), or
+	// credits a release or refund gave back to a revoked grant. Available
+	// −, debited +; its Amount may be zero (a grant revoked with nothing
+	// left in it).
+	EntryVoid EntryType = "void"
 	// EntryAccount changes no balance (its Amount is zero): the account's
 	// plan, low-balance threshold or metadata changed; Plan is the plan
 	// after it and Note says what changed.
@@ -224,7 +241,8 @@ type Entry struct {
 	Account string    `json:"account"`
 	Seq     int64     `json:"seq"` // 1, 2, 3… per account
 	Type    EntryType `json:"type"`
-	// Amount is the magnitude, positive (zero only on an [EntryAccount]);
+	// Amount is the magnitude, positive (zero only on an [EntryAccount],
+	// and on an [EntryVoid] of a grant with nothing left);
 	// see [Entry.AvailableDelta].
 	Amount Credits `json:"amount"`
 	// Available and Held are the account's balances after this entry.
@@ -259,7 +277,7 @@ func (e *Entry) AvailableDelta() Credits {
 	switch e.Type {
 	case EntryGrant, EntryRelease, EntryHoldExpired, EntryRefund:
 		return e.Amount
-	case EntryHold, EntryCharge, EntryExpiry:
+	case EntryHold, EntryCharge, EntryExpiry, EntryDebit, EntryVoid:
 		return Credits{units: -e.Amount.units}
 	}
 	return Credits{}
@@ -283,6 +301,15 @@ func (e *Entry) SpentDelta() Credits {
 		return e.Amount
 	case EntryRefund:
 		return Credits{units: -e.Amount.units}
+	}
+	return Credits{}
+}
+
+// DebitedDelta is the entry's signed change to the debited total.
+func (e *Entry) DebitedDelta() Credits {
+	switch e.Type {
+	case EntryDebit, EntryVoid:
+		return e.Amount
 	}
 	return Credits{}
 }

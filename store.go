@@ -53,6 +53,12 @@ type Store interface {
 	// error wrapping [ErrUnknownHold].
 	HoldAccount(ctx context.Context, holdID string) (string, error)
 
+	// Buckets returns the buckets of f.Account, live or not (spent,
+	// expired, voided), in increasing (Seq, ID) order after f's cursor, at
+	// most f.Limit of them. It returns an error wrapping
+	// [ErrUnknownAccount] when the account does not exist.
+	Buckets(ctx context.Context, f BucketFilter) ([]Bucket, error)
+
 	// Entries returns the entries of f.Account that match f, in increasing
 	// Seq order (decreasing when f.Newest), at most f.Limit of them. It
 	// returns an error wrapping [ErrUnknownAccount] when the account does
@@ -75,6 +81,9 @@ type Query struct {
 	// Holds are holds the operation names; each one that exists and belongs
 	// to Account is loaded, whatever its status.
 	Holds []string
+	// Buckets are buckets the operation names; each one that exists and
+	// belongs to Account is loaded, live or not.
+	Buckets []string
 	// Keys are idempotency keys; each one recorded on Account is loaded.
 	Keys []string
 	// Due, when not zero, also loads every open hold of Account whose
@@ -84,8 +93,9 @@ type Query struct {
 
 // State is what a Store loads for a Query.
 //
-// Buckets holds every live bucket of the account ([Bucket.Live]), and
-// every bucket named by a Portion of a loaded hold. Holds holds the holds
+// Buckets holds every live bucket of the account ([Bucket.Live]), every
+// bucket named by a Portion of a loaded hold, and the buckets the Query
+// named. Holds holds the holds
 // the Query named and the due holds. Records holds the idempotency records
 // of the Query's keys. Maps are keyed by ID (Records by Key); a store may
 // pass nil maps for empty sets.
@@ -150,6 +160,30 @@ type Record struct {
 	Request   []byte    `json:"request"` // the request, canonical JSON (for a Reserve or Charge, by its hold: see above)
 	Result    []byte    `json:"result"`  // the result or the business error, JSON
 	CreatedAt time.Time `json:"created_at"`
+}
+
+// BucketFilter selects buckets of one account, in (Seq, ID) order.
+type BucketFilter struct {
+	Account string
+	// AfterSeq and AfterID are a cursor: only buckets after (AfterSeq,
+	// AfterID) in (Seq, ID) order are returned. Zero values start at the
+	// first.
+	AfterSeq int64
+	AfterID  string
+	// LiveOnly keeps the buckets that still hold credits ([Bucket.Live]).
+	LiveOnly bool
+	// Limit is the maximum number of buckets to return; a Store may cap it
+	// but returns at least one bucket when any matches. Zero means no
+	// limit.
+	Limit int
+}
+
+// Match reports whether b passes f's Account, cursor and LiveOnly.
+func (f BucketFilter) Match(b *Bucket) bool {
+	if b.Account != f.Account || f.LiveOnly && !b.Live() {
+		return false
+	}
+	return b.Seq > f.AfterSeq || b.Seq == f.AfterSeq && b.ID > f.AfterID
 }
 
 // EntryFilter selects entries of one account.

@@ -21,6 +21,9 @@ type txn struct {
 	buckets workset[Bucket] // working copies of changed or new buckets
 	holds   workset[Hold]
 	entries []Entry
+	// revoked are voided buckets a release or refund gave credits back
+	// to: entry revokes them right after the entry that explains it.
+	revoked []string
 
 	startAvailable Credits
 	err            error // the first overflow or broken store contract
@@ -193,6 +196,25 @@ func (t *txn) entry(e Entry) {
 		e.At = t.now
 	}
 	t.entries = append(t.entries, e)
+	if len(t.revoked) > 0 {
+		ids := t.revoked
+		t.revoked = nil
+		for _, id := range ids {
+			t.revoke(t.bucket(id), "", "credits given back to a voided grant")
+		}
+	}
+}
+
+// revoke takes what remains of b out of the account (b is a working
+// copy), with its void entry under key.
+func (t *txn) revoke(b *Bucket, key, note string) Credits {
+	rem := b.Remaining
+	b.Remaining = Credits{}
+	t.add(&b.Debited, rem)
+	t.sub(&t.acct.Available, rem)
+	t.add(&t.acct.Debited, rem)
+	t.entry(Entry{Type: EntryVoid, Amount: rem, Bucket: b.ID, Kind: b.Kind, Key: key, Note: note})
+	return rem
 }
 
 // newBucket creates a bucket with its credits available. The caller records
@@ -229,13 +251,25 @@ func (t *txn) take(amount Credits) ([]Portion, error) {
 	if t.acct.Available.Less(amount) {
 		return nil, &InsufficientCreditsError{Account: t.acct.ID, Available: t.acct.Available, Requested: amount}
 	}
+	return t.takeFrom(amount, t.spendable(nil))
+}
+
+// spendable returns the live buckets that can be spent from now and pass
+// keep (all when nil), in spending order.
+func (t *txn) spendable(keep func(*Bucket) bool) []*Bucket {
 	var live []*Bucket
 	for b := range t.visibleBuckets {
-		if b.Live() && !b.DueAt(t.now) {
+		if b.Live() && !b.DueAt(t.now) && (keep == nil || keep(b)) {
 			live = append(live, b)
 		}
 	}
 	slices.SortFunc(live, spendOrder)
+	return live
+}
+
+// takeFrom removes amount from the buckets live, in their order; they
+// must hold it.
+func (t *txn) takeFrom(amount Credits, live []*Bucket) ([]Portion, error) {
 	var portions []Portion
 	need := amount
 	for _, b := range live {
@@ -268,6 +302,17 @@ func (t *txn) giveBack(bucketID string, amount Credits, at time.Time) {
 	b := t.bucket(bucketID)
 	if b == nil {
 		t.fail(fmt.Errorf("credits: account %q: store did not load bucket %q named by a hold", t.acct.ID, bucketID))
+		return
+	}
+	if !b.VoidedAt.IsZero() {
+		// The grant was revoked while these credits were out of it: they
+		// come back to it and are revoked with the next entry (the one
+		// that explains their return), so the history stays a running sum.
+		t.add(&b.Remaining, amount)
+		t.add(&t.acct.Available, amount)
+		if !slices.Contains(t.revoked, b.ID) {
+			t.revoked = append(t.revoked, b.ID)
+		}
 		return
 	}
 	if b.expiredAt(at) {
@@ -371,7 +416,7 @@ func accountEqual(a, b *Account) bool {
 	}
 	return a.ID == b.ID && a.Plan == b.Plan && a.Allowance.equal(b.Allowance) && a.Limits.equal(b.Limits) && a.Team == b.Team && slices.Equal(a.Members, b.Members) &&
 		a.LowBalanceThreshold == b.LowBalanceThreshold && a.Available == b.Available &&
-		a.Held == b.Held && a.Granted == b.Granted && a.Spent == b.Spent && a.Expired == b.Expired &&
+		a.Held == b.Held && a.Granted == b.Granted && a.Spent == b.Spent && a.Expired == b.Expired && a.Debited == b.Debited &&
 		a.Seq == b.Seq
 }
 

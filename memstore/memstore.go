@@ -8,11 +8,13 @@
 package memstore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -114,6 +116,12 @@ func (a *account) load(q credits.Query) *credits.State {
 	for id, b := range a.live {
 		c := *b
 		st.Buckets[id] = &c
+	}
+	for _, id := range q.Buckets {
+		if b, ok := a.buckets[id]; ok {
+			c := *b
+			st.Buckets[id] = &c
+		}
 	}
 	for _, h := range st.Holds {
 		for _, p := range h.Portions {
@@ -320,6 +328,38 @@ func (s *Store) Entries(ctx context.Context, f credits.EntryFilter) ([]credits.E
 		if f.Match(&a.entries[i]) {
 			out = append(out, a.entries[i])
 		}
+	}
+	return out, nil
+}
+
+// Buckets implements credits.Store.
+func (s *Store) Buckets(ctx context.Context, f credits.BucketFilter) ([]credits.Bucket, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	a := s.get(f.Account, false)
+	if a == nil {
+		return nil, fmt.Errorf("%w: %q", credits.ErrUnknownAccount, f.Account)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.row == nil {
+		return nil, fmt.Errorf("%w: %q", credits.ErrUnknownAccount, f.Account)
+	}
+	var out []credits.Bucket
+	for _, b := range a.buckets {
+		if f.Match(b) {
+			out = append(out, *b)
+		}
+	}
+	slices.SortFunc(out, func(x, y credits.Bucket) int {
+		if c := cmp.Compare(x.Seq, y.Seq); c != 0 {
+			return c
+		}
+		return strings.Compare(x.ID, y.ID)
+	})
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
 	}
 	return out, nil
 }

@@ -148,6 +148,9 @@ func (a *alternating) HoldAccount(ctx context.Context, id string) (string, error
 func (a *alternating) Entries(ctx context.Context, f credits.EntryFilter) ([]credits.Entry, error) {
 	return a.next().Entries(ctx, f)
 }
+func (a *alternating) Buckets(ctx context.Context, f credits.BucketFilter) ([]credits.Bucket, error) {
+	return a.next().Buckets(ctx, f)
+}
 func (a *alternating) DueAccounts(ctx context.Context, now time.Time, limit int) ([]string, error) {
 	return a.next().DueAccounts(ctx, now, limit)
 }
@@ -572,12 +575,12 @@ func checkPlansFromV4(ctx context.Context, t *testing.T, s *sqlstore.Store) {
 
 	// The previous release's statements: its descriptors' columns, which
 	// are this release's without v5's (ADD COLUMN appends them, in the
-	// order the migration adds them).
+	// order the migration adds them) and any later migration's.
 	v4 := func(names []string, added ...string) []string {
 		t.Helper()
 		i := slices.Index(names, "plan")
-		if i < 0 || !slices.Equal(names[i:], added) {
-			t.Fatalf("the columns of %v from plan on are not the ones v5 adds, %v, last", names, added)
+		if i < 0 || len(names) < i+len(added) || !slices.Equal(names[i:i+len(added)], added) {
+			t.Fatalf("the columns of %v from plan on are not the ones v5 adds, %v, next", names, added)
 		}
 		return names[:i]
 	}

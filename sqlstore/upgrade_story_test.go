@@ -277,7 +277,8 @@ var addedColumns = map[string][]struct {
 	version int
 	before  string
 }{
-	"accounts": {{"plan", 5, "''"}, {"allowance", 5, "'null'"}, {"renews_at", 5, "NULL"}, {"limits", 5, "'null'"}},
+	"accounts": {{"plan", 5, "''"}, {"allowance", 5, "'null'"}, {"renews_at", 5, "NULL"}, {"limits", 5, "'null'"}, {"debited", 7, "0"}},
+	"buckets":  {{"debited", 7, "0"}, {"voided_at", 7, "NULL"}},
 	"holds":    {{"seq", 5, "0"}, {"first_deadline", 6, "NULL"}},
 	"entries":  {{"plan", 5, "''"}},
 }

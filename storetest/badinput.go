@@ -790,6 +790,61 @@ func badCaseTable(f *badFixture) []badCase {
 	extv = append(extv, holdVariants(func(r *credits.ExtendRequest) (*string, *string) { return &r.Hold, &r.Account })...)
 	add(expand("Extend", newExtend, extendDo, extendTarget, extv)...)
 
+	// ---- Debit ----
+	debitDo := func(r credits.DebitRequest) error { _, err := L.Debit(ctx, r); return err }
+	debitTarget := func(r credits.DebitRequest) (string, string) { return r.Account, r.Key }
+	newDebit := func() credits.DebitRequest {
+		return credits.DebitRequest{Account: f.fresh("debit"), Amount: c1, Reason: "chargeback", Key: f.key("debit")}
+	}
+	debv := []variant[credits.DebitRequest]{
+		{name: "zero amount", mod: func(r *credits.DebitRequest) { r.Amount = credits.Credits{} }, want: credits.ErrInvalidAmount},
+		{name: "negative amount", mod: func(r *credits.DebitRequest) { r.Amount = credits.FromUnits(-1) }, want: credits.ErrInvalidAmount},
+		{name: "amount MinInt64", mod: func(r *credits.DebitRequest) { r.Amount = credits.FromUnits(math.MinInt64) }, want: credits.ErrInvalidAmount},
+		// Refusals decided against the account: recorded.
+		{name: "more than the account has", mod: func(r *credits.DebitRequest) { r.Amount = credits.Whole(51) }, want: credits.ErrInsufficientCredits, recorded: true},
+		{name: "amount MaxInt64", mod: func(r *credits.DebitRequest) { r.Amount = credits.FromUnits(credits.MaxUnits) }, want: credits.ErrInsufficientCredits, recorded: true},
+		{name: "no credits of the kind", mod: func(r *credits.DebitRequest) { r.Kinds = []credits.GrantKind{credits.KindPurchase} }, want: credits.ErrInsufficientCredits, recorded: true},
+		{name: "unknown kind", mod: func(r *credits.DebitRequest) { r.Kinds = []credits.GrantKind{credits.KindPromo, "gift"} }, want: credits.ErrInvalidRequest},
+		{name: "empty kind", mod: func(r *credits.DebitRequest) { r.Kinds = []credits.GrantKind{""} }, want: credits.ErrInvalidRequest},
+		{name: "grant and kinds", mod: func(r *credits.DebitRequest) { r.Grant, r.Kinds = "grant_x", []credits.GrantKind{credits.KindPromo} }, want: credits.ErrInvalidRequest},
+		{name: "empty reason", mod: func(r *credits.DebitRequest) { r.Reason = "" }, want: credits.ErrInvalidRequest},
+	}
+	debv = append(debv, grantVariants(func(r *credits.DebitRequest) *string { return &r.Grant })...)
+	debv = append(debv, keyVariants(func(r *credits.DebitRequest) *string { return &r.Key }, true)...)
+	debv = append(debv, noteVariants(func(r *credits.DebitRequest) *string { return &r.Reason })...)
+	debv = append(debv, accountVariants(func(r *credits.DebitRequest) *string { return &r.Account })...)
+	add(expand("Debit", newDebit, debitDo, debitTarget, debv)...)
+
+	// ---- VoidGrant ----
+	voidDo := func(r credits.VoidGrantRequest) error { _, err := L.VoidGrant(ctx, r); return err }
+	voidTarget := func(r credits.VoidGrantRequest) (string, string) { return r.Account, r.Key }
+	newVoid := func() credits.VoidGrantRequest {
+		acct := f.fresh("void")
+		g := grant(f.t, h, acct, c1, credits.KindPromo, time.Time{}, f.key("promo"))
+		return credits.VoidGrantRequest{Account: acct, Grant: g.Grant.ID, Reason: "promo abuse", Key: f.key("void")}
+	}
+	vv := []variant[credits.VoidGrantRequest]{
+		{name: "empty reason", mod: func(r *credits.VoidGrantRequest) { r.Reason = "" }, want: credits.ErrInvalidRequest},
+		{name: "empty grant", mod: func(r *credits.VoidGrantRequest) { r.Grant = "" }, want: credits.ErrInvalidRequest},
+	}
+	vv = append(vv, grantVariants(func(r *credits.VoidGrantRequest) *string { return &r.Grant })...)
+	vv = append(vv, keyVariants(func(r *credits.VoidGrantRequest) *string { return &r.Key }, true)...)
+	vv = append(vv, noteVariants(func(r *credits.VoidGrantRequest) *string { return &r.Reason })...)
+	vv = append(vv, accountVariants(func(r *credits.VoidGrantRequest) *string { return &r.Account })...)
+	add(expand("VoidGrant", newVoid, voidDo, voidTarget, vv)...)
+	add(badCase{op: "VoidGrant", name: "voided already", want: credits.ErrGrantVoided, recorded: true, build: func() badRun {
+		r := newVoid()
+		if _, err := L.VoidGrant(ctx, credits.VoidGrantRequest{Account: r.Account, Grant: r.Grant, Reason: "first", Key: f.key("void")}); err != nil {
+			f.t.Fatal(err)
+		}
+		return badRun{account: r.Account, key: r.Key, call: func() error { return voidDo(r) }}
+	}})
+	add(one("VoidGrant", "grant of another account", credits.ErrUnknownGrant, func() badRun {
+		r := newVoid()
+		r.Account = f.fresh("void")
+		return badRun{account: r.Account, key: r.Key, call: func() error { return voidDo(r) }}
+	}))
+
 	// ---- Refund ----
 	refundDo := func(r credits.RefundRequest) error { _, err := L.Refund(ctx, r); return err }
 	refundTarget := func(r credits.RefundRequest) (string, string) { return holdAccount(r.Account), r.Key }
@@ -1280,6 +1335,18 @@ func holdVariants[R any](field func(*R) (*string, *string)) []variant[R] {
 	vs = append(vs,
 		badText("hold", func(r *R, s string) { hold(s)(r) }),
 		badText("account", func(r *R, s string) { acct(s)(r) }))
+	return vs
+}
+
+// grantVariants: refused and unknown grant IDs.
+func grantVariants[R any](field func(*R) *string) []variant[R] {
+	vs := []variant[R]{
+		{name: "grant over 128 bytes", mod: func(r *R) { *field(r) = sized(credits.MaxIDLength+1, "g") }, want: credits.ErrInvalidRequest},
+		{name: "unknown grant", mod: func(r *R) { *field(r) = "grant_nope" }, want: credits.ErrUnknownGrant},
+		{name: "grant with SQL", mod: func(r *R) { *field(r) = "grant'; DROP TABLE credits_buckets; --" }, want: credits.ErrUnknownGrant},
+		{name: "grant LIKE pattern", mod: func(r *R) { *field(r) = "grant_%" }, want: credits.ErrUnknownGrant},
+	}
+	vs = append(vs, badText("grant", func(r *R, s string) { *field(r) = s }))
 	return vs
 }
 

@@ -66,6 +66,15 @@ func runContract(t *testing.T, newStore NewStore) {
 		if diff := cmp.Diff(&rec, st.Records["k:one"]); diff != "" || len(st.Records) != 1 {
 			t.Fatalf("record (-want +got):\n%s", diff)
 		}
+		st, err = s.View(ctx, credits.Query{Account: "acct", Buckets: []string{"b-spent", "b-nope"}})
+		wantErr(t, "view", err, nil)
+		if diff := cmp.Diff(&spent, st.Buckets["b-spent"]); diff != "" || len(st.Buckets) != 2 {
+			t.Fatalf("a named bucket must be loaded, live or not (-want +got):\n%s", diff)
+		}
+		st, err = s.View(ctx, credits.Query{Account: "other", Buckets: []string{"b-spent"}})
+		if err != nil || len(st.Buckets) != 0 {
+			t.Fatalf("a bucket named with another account was loaded: %+v %v", st.Buckets, err)
+		}
 		st, err = s.View(ctx, credits.Query{Account: "acct", Due: now.Add(time.Minute - 1)})
 		wantErr(t, "view", err, nil)
 		if len(st.Holds) != 0 {
@@ -170,6 +179,60 @@ func runContract(t *testing.T, newStore NewStore) {
 			}
 		}
 		_, err := s.Entries(ctx, credits.EntryFilter{Account: "nobody"})
+		wantErr(t, "unknown account", err, credits.ErrUnknownAccount)
+	})
+	t.Run("Buckets", func(t *testing.T) {
+		s := seed(t)
+		// A restored bucket shares the Seq of the entry that follows it
+		// with other buckets: (Seq, ID) orders them.
+		extra := []credits.Bucket{
+			{ID: "b-a", Account: "acct", Kind: credits.KindPromo, Amount: c1, Remaining: c1, CreatedAt: now, Seq: 4},
+			{ID: "b-0", Account: "acct", Kind: credits.KindPromo, Amount: c1, CreatedAt: now, Seq: 4, VoidedAt: now, Debited: c1},
+		}
+		err := s.Update(ctx, credits.Query{Account: "acct"}, func(st *credits.State) (*credits.Change, error) {
+			a := *st.Account
+			a.Available, a.Granted, a.Debited, a.Seq = whole(10), whole(17), c1, 5
+			return &credits.Change{Account: &a, NewBuckets: extra, Entries: []credits.Entry{
+				{Account: "acct", Seq: 4, Type: credits.EntryGrant, Amount: c1, Available: whole(10), Held: c1, At: now, Bucket: "b-a"},
+				{Account: "acct", Seq: 5, Type: credits.EntryVoid, Amount: credits.Credits{}, Available: whole(10), Held: c1, At: now, Bucket: "b-0"},
+			}}, nil
+		})
+		wantErr(t, "add buckets", err, nil)
+		ids := func(f credits.BucketFilter) []string {
+			f.Account = "acct"
+			bs, err := s.Buckets(ctx, f)
+			if err != nil {
+				t.Fatalf("Buckets(%+v): %v", f, err)
+			}
+			var out []string
+			for _, b := range bs {
+				out = append(out, b.ID)
+			}
+			return out
+		}
+		for _, c := range []struct {
+			f    credits.BucketFilter
+			want []string
+		}{
+			{credits.BucketFilter{}, []string{"b-live", "b-spent", "b-0", "b-a"}},
+			{credits.BucketFilter{LiveOnly: true}, []string{"b-live", "b-a"}},
+			{credits.BucketFilter{Limit: 2}, []string{"b-live", "b-spent"}},
+			{credits.BucketFilter{AfterSeq: 2, AfterID: "b-spent"}, []string{"b-0", "b-a"}},
+			{credits.BucketFilter{AfterSeq: 4, AfterID: "b-0"}, []string{"b-a"}},
+			{credits.BucketFilter{AfterSeq: 4, AfterID: "b-0", Limit: 1}, []string{"b-a"}},
+			{credits.BucketFilter{AfterSeq: 4, AfterID: "b-a"}, nil},
+			{credits.BucketFilter{AfterSeq: 1, LiveOnly: true}, []string{"b-live", "b-a"}}, // (1, "b-live") is after (1, "")
+			{credits.BucketFilter{AfterSeq: 1, AfterID: "b-live", LiveOnly: true}, []string{"b-a"}},
+		} {
+			if got := ids(c.f); !slices.Equal(got, c.want) {
+				t.Errorf("Buckets(%+v) = %v, want %v", c.f, got, c.want)
+			}
+		}
+		bs, err := s.Buckets(ctx, credits.BucketFilter{Account: "acct", AfterSeq: 3})
+		if err != nil || len(bs) != 2 || !cmp.Equal(bs[0], extra[1]) {
+			t.Fatalf("a voided bucket reads back as written: %+v %v", bs, err)
+		}
+		_, err = s.Buckets(ctx, credits.BucketFilter{Account: "nobody"})
 		wantErr(t, "unknown account", err, credits.ErrUnknownAccount)
 	})
 	t.Run("DueAccounts", func(t *testing.T) {

@@ -102,6 +102,32 @@ func faultOps() []faultOp {
 			_, err := h.Ledger.Extend(ctx, credits.ExtendRequest{Hold: hold, TTL: 3 * time.Hour})
 			return err
 		}},
+		{name: "Debit", setup: func(t TB, h *Harness, acct string) string {
+			reserved(t, h, acct) // a hold too: Debit takes only what is available
+			if _, err := h.Ledger.Grant(h.Ctx, credits.GrantRequest{Account: acct, Amount: credits.Whole(30), Kind: credits.KindPurchase, Key: "buy"}); err != nil {
+				t.Fatalf("setup grant: %v", err)
+			}
+			return ""
+		}, run: func(ctx context.Context, h *Harness, acct, _ string) error {
+			_, err := h.Ledger.Debit(ctx, credits.DebitRequest{Account: acct, Amount: credits.Whole(40), Partial: true, Reason: "chargeback", Key: "debit"})
+			return err
+		}},
+		{name: "VoidGrant", setup: func(t TB, h *Harness, acct string) string {
+			h.Account(t, credits.CreateAccountRequest{ID: acct})
+			g, err := h.Ledger.Grant(h.Ctx, credits.GrantRequest{Account: acct, Amount: credits.Whole(30), Kind: credits.KindPromo, Key: "promo"})
+			if err != nil {
+				t.Fatalf("setup grant: %v", err)
+			}
+			// Part of it held: the void takes the rest now, and the held
+			// part when the hold gives it back.
+			if _, err := h.Ledger.Reserve(h.Ctx, credits.ReserveRequest{Account: acct, Quote: h.Quote(t, image), Key: "setup"}); err != nil {
+				t.Fatalf("setup reserve: %v", err)
+			}
+			return g.Grant.ID
+		}, run: func(ctx context.Context, h *Harness, acct, grant string) error {
+			_, err := h.Ledger.VoidGrant(ctx, credits.VoidGrantRequest{Account: acct, Grant: grant, Reason: "promo abuse", Key: "void"})
+			return err
+		}},
 		{name: "Release", setup: reserved, run: func(ctx context.Context, h *Harness, _, hold string) error {
 			_, err := h.Ledger.Release(ctx, credits.ReleaseRequest{Hold: hold, Reason: "job failed"})
 			return err

@@ -222,6 +222,7 @@ func (mc *machine) Grant(t *rapid.T) {
 	}
 	mc.m.advance(a, mc.now())
 	mc.m.grant(a, kind, amount.Units(), exp)
+	a.buckets[len(a.buckets)-1].id = res.Grant.ID
 	mc.wantAvailable(t, "grant", a, res.Available)
 	mc.remember(&pastCall{desc: "grant", result: res,
 		again: func() (any, error) { return mc.h.Ledger.Grant(mc.h.Ctx, req) },
@@ -650,6 +651,112 @@ func (mc *machine) Extend(t *rapid.T) {
 	}
 }
 
+// grantOf picks one of the grants the machine made on a (nil when none).
+func (mc *machine) grantOf(t *rapid.T, a *mAccount) *mBucket {
+	var known []*mBucket
+	for _, b := range a.buckets {
+		if b.id != "" {
+			known = append(known, b)
+		}
+	}
+	if len(known) == 0 {
+		return nil
+	}
+	return rapid.SampledFrom(known).Draw(t, "grant")
+}
+
+// Debit takes credits out: from any grant, from some kinds, or from one
+// grant (a voided one too, or one that does not exist); all of it or,
+// when partial, what is there.
+func (mc *machine) Debit(t *rapid.T) {
+	a := mc.account(t)
+	req := credits.DebitRequest{Account: a.id, Amount: credits.FromUnits(rapid.Int64Range(1, 40_000).Draw(t, "debit units")),
+		Partial: rapid.Bool().Draw(t, "partial"), Reason: "correction", Key: mc.key("debit")}
+	keep := func(*mBucket) bool { return true }
+	var grant *mBucket
+	switch rapid.IntRange(0, 3).Draw(t, "debit from") {
+	case 1:
+		req.Kinds = []credits.GrantKind{credits.KindPurchase}
+		keep = func(b *mBucket) bool { return b.kind == credits.KindPurchase }
+	case 2:
+		req.Kinds = []credits.GrantKind{credits.KindPromo, credits.KindPlan, credits.KindSignup}
+		keep = func(b *mBucket) bool { return slices.Contains(req.Kinds, b.kind) }
+	case 3:
+		if grant = mc.grantOf(t, a); grant == nil {
+			req.Grant = "grant_nowhere"
+		} else {
+			req.Grant = grant.id
+			keep = func(b *mBucket) bool { return b == grant }
+		}
+	}
+	res, err := mc.h.Ledger.Debit(mc.h.Ctx, req)
+	mc.m.advance(a, mc.now())
+	switch {
+	case req.Grant == "grant_nowhere":
+		checkOutcome(t, "debit of an unknown grant", err, credits.ErrUnknownGrant)
+		return // not recorded: nothing to replay
+	case grant != nil && grant.voided:
+		checkOutcome(t, "debit of a voided grant", err, credits.ErrGrantVoided)
+	default:
+		taken, ok := mc.m.debit(a, req.Amount.Units(), req.Partial, keep)
+		if !ok {
+			checkOutcome(t, "debit", err, credits.ErrInsufficientCredits)
+			break
+		}
+		if err != nil {
+			t.Fatalf("debit %+v: %v", req, err)
+		}
+		var sum int64
+		for _, p := range res.Portions {
+			sum += p.Amount.Units()
+		}
+		if res.Debited.Units() != taken || res.Short.Units() != req.Amount.Units()-taken || sum != taken {
+			t.Fatalf("debit of %s (partial %v): debited %s short %s in %d portions; the model took %d", req.Amount, req.Partial, res.Debited, res.Short, len(res.Portions), taken)
+		}
+		mc.wantAvailable(t, "debit", a, res.Available)
+	}
+	mc.remember(&pastCall{desc: "debit", result: res, err: err,
+		again: func() (any, error) { return mc.h.Ledger.Debit(mc.h.Ctx, req) },
+		variant: func() error {
+			r := req
+			r.Partial = !r.Partial
+			_, err := mc.h.Ledger.Debit(mc.h.Ctx, r)
+			return err
+		}})
+}
+
+// VoidGrant revokes one of the machine's grants (voided already at times).
+func (mc *machine) VoidGrant(t *rapid.T) {
+	a := mc.account(t)
+	g := mc.grantOf(t, a)
+	if g == nil {
+		t.Skip("no grant of the machine's on this account")
+	}
+	req := credits.VoidGrantRequest{Account: a.id, Grant: g.id, Reason: "revoked", Key: mc.key("void")}
+	res, err := mc.h.Ledger.VoidGrant(mc.h.Ctx, req)
+	mc.m.advance(a, mc.now())
+	if g.voided {
+		checkOutcome(t, "void of a voided grant", err, credits.ErrGrantVoided)
+	} else {
+		if err != nil {
+			t.Fatalf("void %s: %v", g.id, err)
+		}
+		n := mc.m.void(a, g)
+		if res.Voided.Units() != n || res.Grant.ID != g.id || res.Grant.VoidedAt.IsZero() || !res.Grant.Remaining.IsZero() {
+			t.Fatalf("void %s: %+v; the model voided %d", g.id, res, n)
+		}
+		mc.wantAvailable(t, "void", a, res.Available)
+	}
+	mc.remember(&pastCall{desc: "void", result: res, err: err,
+		again: func() (any, error) { return mc.h.Ledger.VoidGrant(mc.h.Ctx, req) },
+		variant: func() error {
+			r := req
+			r.Grant += "x"
+			_, err := mc.h.Ledger.VoidGrant(mc.h.Ctx, r)
+			return err
+		}})
+}
+
 // UpdateAccount moves an account to a random plan (its own again, at
 // times: no change), and sometimes changes its low-balance threshold.
 func (mc *machine) UpdateAccount(t *rapid.T) {
@@ -752,8 +859,8 @@ func (mc *machine) checkReads(t *rapid.T, a *mAccount) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := [6]int64{acct.Available.Units(), acct.Held.Units(), acct.Spent.Units(), acct.Expired.Units(), acct.Granted.Units(), int64(len(acct.Members))}
-	want := [6]int64{a.available(), a.held, a.spent, a.expired, a.granted, int64(len(a.members))}
+	got := [7]int64{acct.Available.Units(), acct.Held.Units(), acct.Spent.Units(), acct.Expired.Units(), acct.Granted.Units(), acct.Debited.Units(), int64(len(acct.Members))}
+	want := [7]int64{a.available(), a.held, a.spent, a.expired, a.granted, a.debited, int64(len(a.members))}
 	if got != want || acct.Plan != a.plan || acct.Team != a.team || (acct.Allowance == nil) != (a.sched == nil) {
 		t.Fatalf("Account(%s) = %v plan %q allowance %+v; the model %v plan %q schedule %+v", a.id, got, acct.Plan, acct.Allowance, want, a.plan, a.sched)
 	}
@@ -770,6 +877,61 @@ func (mc *machine) checkReads(t *rapid.T, a *mAccount) {
 		}
 		if got.Status != h.status || got.Captured.Units() != h.captured || got.Refunded.Units() != h.refunded || got.Account != a.id {
 			t.Fatalf("Hold(%s) = %s captured %s refunded %s; the model: %s %d %d", h.id, got.Status, got.Captured, got.Refunded, h.status, h.captured, h.refunded)
+		}
+	}
+}
+
+// ReadGrants reads every grant of an account, a few to a page, and
+// compares them with the model: the machine's own grants one by one, and
+// what all of them hold with the available balance; the grants with
+// credits left alone hold it too. (An action, not a check after every
+// step: Grants stores what fell due first, as a sweep, which the next
+// operation would otherwise apply lazily.)
+func (mc *machine) ReadGrants(t *rapid.T) {
+	a := mc.account(t)
+	mc.m.advance(a, mc.now())
+	list := func(all bool) []credits.Bucket {
+		var out []credits.Bucket
+		req := credits.GrantsRequest{Account: a.id, All: all, Limit: 3}
+		for {
+			page, err := mc.h.Ledger.Grants(mc.h.Ctx, req)
+			if err != nil {
+				t.Fatalf("Grants(%s): %v", a.id, err)
+			}
+			out = append(out, page.Grants...)
+			if page.Next == "" {
+				return out
+			}
+			req.After = page.Next
+		}
+	}
+	all := list(true)
+	byID := map[string]credits.Bucket{}
+	var held int64
+	for i, b := range all {
+		if _, dup := byID[b.ID]; dup || i > 0 && (b.Seq < all[i-1].Seq || b.Seq == all[i-1].Seq && b.ID <= all[i-1].ID) {
+			t.Fatalf("Grants(%s): %s listed twice or out of (seq, id) order", a.id, b.ID)
+		}
+		byID[b.ID] = b
+		held += b.Remaining.Units()
+	}
+	var live int64
+	for _, b := range list(false) {
+		if !b.Live() {
+			t.Fatalf("Grants(%s) without All lists %s, which holds nothing", a.id, b.ID)
+		}
+		live += b.Remaining.Units()
+	}
+	if held != a.available() || live != a.available() {
+		t.Fatalf("Grants(%s): all grants hold %d, the live ones %d; the model's available is %d", a.id, held, live, a.available())
+	}
+	for _, mb := range a.buckets {
+		if mb.id == "" {
+			continue
+		}
+		b, ok := byID[mb.id]
+		if !ok || b.Remaining.Units() != mb.remaining || b.Debited.Units() != mb.debited || b.VoidedAt.IsZero() == mb.voided || b.Kind != mb.kind {
+			t.Fatalf("Grants(%s): grant %s is %+v (listed: %v); the model: remaining %d debited %d voided %v", a.id, mb.id, b, ok, mb.remaining, mb.debited, mb.voided)
 		}
 	}
 }
@@ -952,10 +1114,10 @@ func (mc *machine) Check(t *rapid.T) {
 		}
 		mc.checkReads(t, a)
 		free, paid := a.freePaid()
-		got := [7]int64{b.Available.Units(), b.Held.Units(), b.Spent.Units(), b.Expired.Units(), b.Granted.Units(), b.Free.Units(), b.Paid.Units()}
-		want := [7]int64{a.available(), a.held, a.spent, a.expired, a.granted, free, paid}
+		got := [8]int64{b.Available.Units(), b.Held.Units(), b.Spent.Units(), b.Expired.Units(), b.Granted.Units(), b.Debited.Units(), b.Free.Units(), b.Paid.Units()}
+		want := [8]int64{a.available(), a.held, a.spent, a.expired, a.granted, a.debited, free, paid}
 		if got != want {
-			t.Fatalf("account %s at %s: balance [available held spent expired granted free paid] = %v, model %v",
+			t.Fatalf("account %s at %s: balance [available held spent expired granted debited free paid] = %v, model %v",
 				a.id, mc.now().Format(time.RFC3339Nano), got, want)
 		}
 	}
@@ -986,6 +1148,12 @@ func markReplayed(r any) any {
 	case credits.MemberLimitsResult:
 		v.Replayed = true
 		return v
+	case credits.DebitResult:
+		v.Replayed = true
+		return v
+	case credits.VoidGrantResult:
+		v.Replayed = true
+		return v
 	}
 	return r
 }
@@ -997,6 +1165,7 @@ func kindOf(err error) error {
 		credits.ErrExceedsHold, credits.ErrRefundExceedsCharge, credits.ErrNotMember, credits.ErrIdempotencyConflict,
 		credits.ErrQuoteExpired, credits.ErrQuoteMismatch, credits.ErrInvalidRequest, credits.ErrInvalidAmount,
 		credits.ErrUnknownAccount, credits.ErrUnknownHold, credits.ErrWrongPlan, credits.ErrMemberLimit,
+		credits.ErrUnknownGrant, credits.ErrGrantVoided,
 	} {
 		if errors.Is(err, k) {
 			return k

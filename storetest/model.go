@@ -12,12 +12,15 @@ import (
 // operation on the model and on the real ledger and compares.
 
 type mBucket struct {
+	id        string // the ledger's ID, when the machine knows it (its own grants)
 	kind      credits.GrantKind
 	remaining int64
 	expiresAt time.Time // zero: never
 	order     int       // creation order
 	restored  bool      // made by giveBack after the original expired
 	lost      int64     // what it lost when it expired
+	debited   int64     // what Debit and VoidGrant took out of it
+	voided    bool
 }
 
 func (b *mBucket) expiredAt(t time.Time) bool { return !b.expiresAt.IsZero() && !t.Before(b.expiresAt) }
@@ -62,6 +65,7 @@ type mAccount struct {
 	granted   int64
 	spent     int64
 	expired   int64
+	debited   int64
 	held      int64
 	records   map[string]mOutcome
 }
@@ -332,6 +336,11 @@ func (m *model) giveBack(a *mAccount, b *mBucket, amount int64, at time.Time) {
 	if amount == 0 {
 		return
 	}
+	if b.voided { // revoked while the credits were out: revoked on return
+		b.debited += amount
+		a.debited += amount
+		return
+	}
 	if b.expiredAt(at) {
 		exp := b.expiresAt.Add(m.grace)
 		if b.restored {
@@ -353,7 +362,46 @@ func (m *model) take(a *mAccount, amount int64, now time.Time) ([]mPortion, bool
 	if a.available() < amount {
 		return nil, false
 	}
-	live := slices.Clone(a.buckets)
+	return m.takeFrom(a.buckets, amount), true
+}
+
+// debit takes up to amount (all of it unless partial) from the buckets
+// keep accepts, in spending order, and returns what it took, or false
+// when they hold less and the debit is not partial.
+func (m *model) debit(a *mAccount, amount int64, partial bool, keep func(*mBucket) bool) (int64, bool) {
+	var from []*mBucket
+	var there int64
+	for _, b := range a.buckets {
+		if b.remaining > 0 && keep(b) {
+			from = append(from, b)
+			there += b.remaining
+		}
+	}
+	if there < amount {
+		if !partial {
+			return 0, false
+		}
+		amount = there
+	}
+	for _, p := range m.takeFrom(from, amount) {
+		p.b.debited += p.amount
+	}
+	a.debited += amount
+	return amount, true
+}
+
+// void revokes what remains of b.
+func (m *model) void(a *mAccount, b *mBucket) int64 {
+	n := b.remaining
+	b.voided, b.remaining = true, 0
+	b.debited += n
+	a.debited += n
+	return n
+}
+
+// takeFrom takes amount from buckets in spending order; they hold it.
+func (m *model) takeFrom(buckets []*mBucket, amount int64) []mPortion {
+	live := slices.Clone(buckets)
 	slices.SortStableFunc(live, func(x, y *mBucket) int {
 		switch {
 		case x.expiresAt.IsZero() != y.expiresAt.IsZero():
@@ -380,7 +428,7 @@ func (m *model) take(a *mAccount, amount int64, now time.Time) ([]mPortion, bool
 		need -= n
 		out = append(out, mPortion{b: b, amount: n})
 	}
-	return out, true
+	return out
 }
 
 func (m *model) capture(a *mAccount, h *mHold, amount int64, now time.Time) {

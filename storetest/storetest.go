@@ -164,10 +164,10 @@ func checkInvariants(h *Harness, account string) error {
 	if err != nil {
 		return fmt.Errorf("Balance(%q): %w", account, err)
 	}
-	if b.Available.IsNegative() || b.Held.IsNegative() || b.Spent.IsNegative() || b.Expired.IsNegative() {
+	if b.Available.IsNegative() || b.Held.IsNegative() || b.Spent.IsNegative() || b.Expired.IsNegative() || b.Debited.IsNegative() {
 		return fmt.Errorf("account %q: negative balance %+v", account, b)
 	}
-	if err := conserved(account, "balance", b.Granted, b.Available, b.Held, b.Spent, b.Expired); err != nil {
+	if err := conserved(account, "balance", b.Granted, b.Available, b.Held, b.Spent, b.Expired, b.Debited); err != nil {
 		return err
 	}
 	if sum, err := b.Free.Add(b.Paid); err != nil || sum != b.Available {
@@ -184,13 +184,19 @@ func checkInvariants(h *Harness, account string) error {
 	if a.Available.IsNegative() || a.Held.IsNegative() {
 		return fmt.Errorf("account %q: stored row negative: %+v", account, a)
 	}
-	if err := conserved(account, "stored row", a.Granted, a.Available, a.Held, a.Spent, a.Expired); err != nil {
+	if err := conserved(account, "stored row", a.Granted, a.Available, a.Held, a.Spent, a.Expired, a.Debited); err != nil {
 		return err
 	}
 	var inBuckets credits.Credits
 	for _, bk := range st.Buckets {
-		if bk.Remaining.IsNegative() || bk.Expired.IsNegative() {
+		if bk.Remaining.IsNegative() || bk.Expired.IsNegative() || bk.Debited.IsNegative() {
 			return fmt.Errorf("bucket %s: negative: %+v", bk.ID, bk)
+		}
+		if used, err := sumOf(bk.Remaining, bk.Expired, bk.Debited); err != nil || bk.Amount.Less(used) {
+			return fmt.Errorf("bucket %s: remaining %s + expired %s + debited %s exceed its amount %s", bk.ID, bk.Remaining, bk.Expired, bk.Debited, bk.Amount)
+		}
+		if !bk.VoidedAt.IsZero() && bk.Remaining.IsPositive() {
+			return fmt.Errorf("bucket %s: voided at %s, yet %s remains in it", bk.ID, bk.VoidedAt, bk.Remaining)
 		}
 		if inBuckets, err = inBuckets.Add(bk.Remaining); err != nil {
 			return err
@@ -200,7 +206,7 @@ func checkInvariants(h *Harness, account string) error {
 		return fmt.Errorf("account %q: buckets hold %s, stored available is %s", account, inBuckets, a.Available)
 	}
 	// The history is the balance: replay it.
-	var avail, held, spent credits.Credits
+	var avail, held, spent, debited credits.Credits
 	var seq int64
 	var after int64
 	var holdIDs []string
@@ -229,7 +235,7 @@ func checkInvariants(h *Harness, account string) error {
 					return fmt.Errorf("account %q: account entry %d moves credits: %+v", account, e.Seq, e)
 				}
 				plan = e.Plan
-			} else if !e.Amount.IsPositive() || e.Plan != "" {
+			} else if !e.Amount.IsPositive() && !(e.Type == credits.EntryVoid && e.Amount.IsZero()) || e.Plan != "" {
 				return fmt.Errorf("account %q: entry %d (%s) has amount %s, plan %q", account, e.Seq, e.Type, e.Amount, e.Plan)
 			}
 			if e.Type == credits.EntryHold || e.Type == credits.EntryCharge {
@@ -242,6 +248,7 @@ func checkInvariants(h *Harness, account string) error {
 			avail, _ = avail.Add(e.AvailableDelta())
 			held, _ = held.Add(e.HeldDelta())
 			spent, _ = spent.Add(e.SpentDelta())
+			debited, _ = debited.Add(e.DebitedDelta())
 			if e.Available != avail || e.Held != held {
 				return fmt.Errorf("account %q: entry %d (%s %s) says available %s held %s; running sums are %s and %s",
 					account, e.Seq, e.Type, e.Amount, e.Available, e.Held, avail, held)
@@ -292,24 +299,36 @@ func checkInvariants(h *Harness, account string) error {
 	if plan != a.Plan {
 		return fmt.Errorf("account %q: the history leaves it on plan %q, the row says %q", account, plan, a.Plan)
 	}
-	if seq != a.Seq || avail != a.Available || held != a.Held || spent != a.Spent {
-		return fmt.Errorf("account %q: history sums to available %s held %s spent %s (seq %d); the row says %s %s %s (seq %d)",
-			account, avail, held, spent, seq, a.Available, a.Held, a.Spent, a.Seq)
+	if seq != a.Seq || avail != a.Available || held != a.Held || spent != a.Spent || debited != a.Debited {
+		return fmt.Errorf("account %q: history sums to available %s held %s spent %s debited %s (seq %d); the row says %s %s %s %s (seq %d)",
+			account, avail, held, spent, debited, seq, a.Available, a.Held, a.Spent, a.Debited, a.Seq)
 	}
 	return nil
 }
 
-func conserved(account, what string, granted, available, held, spent, expired credits.Credits) error {
+// sumOf adds cs, or fails on overflow.
+func sumOf(cs ...credits.Credits) (credits.Credits, error) {
+	var sum credits.Credits
+	for _, c := range cs {
+		var err error
+		if sum, err = sum.Add(c); err != nil {
+			return sum, err
+		}
+	}
+	return sum, nil
+}
+
+func conserved(account, what string, granted, available, held, spent, expired, debited credits.Credits) error {
 	sum := available
 	var err error
-	for _, c := range []credits.Credits{held, spent, expired} {
+	for _, c := range []credits.Credits{held, spent, expired, debited} {
 		if sum, err = sum.Add(c); err != nil {
 			return err
 		}
 	}
 	if sum != granted {
-		return fmt.Errorf("account %q %s: granted %s != available %s + held %s + spent %s + expired %s (= %s)",
-			account, what, granted, available, held, spent, expired, sum)
+		return fmt.Errorf("account %q %s: granted %s != available %s + held %s + spent %s + expired %s + debited %s (= %s)",
+			account, what, granted, available, held, spent, expired, debited, sum)
 	}
 	return nil
 }

@@ -114,7 +114,7 @@ func (d *driver) loads(a core.LoadArgs, l *core.Load, lock bool) []load {
 	return []load{
 		{"accounts", accounts, []any{a.Accounts}, l.Account, len(core.Accounts.Columns)},
 		{"holds", d.q.holds, []any{a.Accounts, a.Holds, a.Due}, l.Hold, len(core.Holds.Columns)},
-		{"buckets", d.q.buckets, []any{a.Accounts, a.Holds, a.Due}, l.Bucket, len(core.Buckets.Columns)},
+		{"buckets", d.q.buckets, []any{a.Accounts, a.Holds, a.Due, a.Buckets}, l.Bucket, len(core.Buckets.Columns)},
 		{"records", d.q.records, []any{a.KeyAccounts, a.Keys}, l.Record, len(core.Records.Columns)},
 	}
 }

@@ -12,8 +12,8 @@ import (
 type queries struct {
 	// A batch's load, one statement per kind of row, their parameters
 	// typed arrays: lock (and view) $1 account IDs; holds and buckets $1
-	// account IDs, $2 hold IDs, $3 the latest Due; records $1 accounts and
-	// $2 keys, pairwise.
+	// account IDs, $2 hold IDs, $3 the latest Due (and buckets $4 bucket
+	// IDs); records $1 accounts and $2 keys, pairwise.
 	lock, view, holds, buckets, records string
 
 	names core.Names
@@ -36,6 +36,7 @@ func newQueries(n core.Names) queries {
 		fmt.Sprintf("SELECT %s FROM %s b WHERE b.account = ANY($1::text[]) AND %s", core.Columns("b", &core.Buckets.Schema), buckets, core.LiveBucket("b")),
 		fmt.Sprintf("SELECT %s FROM %s b WHERE b.id = ANY(ARRAY(%s))", core.Columns("b", &core.Buckets.Schema), buckets, fmt.Sprintf(portions, holds, named)),
 		fmt.Sprintf("SELECT %s FROM %s b WHERE b.id = ANY(ARRAY(%s))", core.Columns("b", &core.Buckets.Schema), buckets, fmt.Sprintf(portions, holds, due)),
+		fmt.Sprintf("SELECT %s FROM %s b WHERE b.id = ANY($4::text[]) AND b.account = ANY($1::text[])", core.Columns("b", &core.Buckets.Schema), buckets),
 	}, "\nUNION ALL\n")
 	q.records = fmt.Sprintf("SELECT %s FROM unnest($1::text[], $2::text[]) k(account, key) JOIN %s r ON r.account = k.account AND r.key = k.key",
 		core.Columns("r", &core.Records.Schema), n.Table("records"))

@@ -61,6 +61,7 @@ func newQueries(n core.Names) queries {
 		fmt.Sprintf("SELECT %s FROM %s b WHERE %s AND %s", core.Columns("b", &core.Buckets.Schema), buckets, in("b.account", "?1"), core.LiveBucket("b")),
 		fmt.Sprintf("SELECT %s FROM %s b WHERE b.id IN (%s)", core.Columns("b", &core.Buckets.Schema), buckets, fmt.Sprintf(portions, holds, named)),
 		fmt.Sprintf("SELECT %s FROM %s b WHERE b.id IN (%s)", core.Columns("b", &core.Buckets.Schema), buckets, fmt.Sprintf(portions, holds, due)),
+		fmt.Sprintf("SELECT %s FROM %s b WHERE %s AND %s", core.Columns("b", &core.Buckets.Schema), buckets, in("b.id", "?4"), in("b.account", "?1")),
 	}, "\nUNION ALL\n")
 	q.records = fmt.Sprintf("SELECT %s FROM json_each(?1) k JOIN %s r ON r.account = json_extract(k.value, '$[0]') AND r.key = json_extract(k.value, '$[1]')",
 		core.Columns("r", &core.Records.Schema), n.Table("records"))
@@ -198,7 +199,7 @@ func (t *sqliteTx) Load(ctx context.Context, a core.LoadArgs, l *core.Load, _ bo
 	}{
 		{"accounts", t.d.q.lock, []any{accounts}, l.Account, len(core.Accounts.Columns)},
 		{"holds", t.d.q.holds, []any{accounts, holds, a.Due}, l.Hold, len(core.Holds.Columns)},
-		{"buckets", t.d.q.buckets, []any{accounts, holds, a.Due}, l.Bucket, len(core.Buckets.Columns)},
+		{"buckets", t.d.q.buckets, []any{accounts, holds, a.Due, jsonList(a.Buckets)}, l.Bucket, len(core.Buckets.Columns)},
 		{"records", t.d.q.records, []any{string(pairsJSON)}, l.Record, len(core.Records.Columns)},
 	} {
 		if err := t.rows(ctx, r.sql, r.args, r.n, r.row); err != nil {

@@ -226,6 +226,11 @@ func (s *Store) attemptKept(ctx context.Context, live []*pending) (err error, do
 	holds := map[string][]string{}
 	var accounts []string
 	for _, p := range live {
+		if len(p.q.Buckets) > 0 {
+			// A kept state has the live buckets only; an operation that
+			// names a bucket (a correction: rare) runs on loaded state.
+			return nil, false
+		}
 		if _, ok := holds[p.q.Account]; !ok {
 			accounts = append(accounts, p.q.Account)
 			holds[p.q.Account] = []string{}

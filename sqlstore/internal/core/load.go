@@ -15,6 +15,7 @@ import (
 type LoadArgs struct {
 	Accounts []string // sorted, unique: the order they are locked in
 	Holds    []string // hold IDs the operations name
+	Buckets  []string // bucket IDs the operations name
 	// Due is the latest Due of the operations in Unix nanoseconds: open
 	// holds whose deadline is at or before it are loaded (the smallest
 	// int64 when none asks).
@@ -25,10 +26,11 @@ type LoadArgs struct {
 
 // NewLoadArgs returns the load arguments of the queries.
 func NewLoadArgs(qs []credits.Query) LoadArgs {
-	a := LoadArgs{Due: math.MinInt64, Holds: []string{}, KeyAccounts: []string{}, Keys: []string{}}
+	a := LoadArgs{Due: math.MinInt64, Holds: []string{}, Buckets: []string{}, KeyAccounts: []string{}, Keys: []string{}}
 	for _, q := range qs {
 		a.Accounts = append(a.Accounts, q.Account)
 		a.Holds = append(a.Holds, q.Holds...)
+		a.Buckets = append(a.Buckets, q.Buckets...)
 		for _, k := range q.Keys {
 			a.KeyAccounts = append(a.KeyAccounts, q.Account)
 			a.Keys = append(a.Keys, k)

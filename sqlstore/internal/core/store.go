@@ -158,7 +158,7 @@ type Syntax struct {
 
 // reads are the statements of the reads that take one statement.
 type reads struct {
-	holdAccount, exists, dueAccounts, entries string
+	holdAccount, exists, dueAccounts, entries, buckets string
 }
 
 func newReads(n Names, x Syntax) reads {
@@ -172,6 +172,9 @@ func newReads(n Names, x Syntax) reads {
 		dueAccounts: fmt.Sprintf("SELECT account FROM (SELECT h.account FROM %s h WHERE %s UNION SELECT b.account FROM %s b WHERE %s UNION SELECT a.id FROM %s a WHERE %s) due ORDER BY account LIMIT %s",
 			holds, DueHold("h", x.Param(1)), buckets, DueBucket("b", x.Param(1)), accounts, DueRenewal("a", x.Param(1)), x.Param(2)),
 		entries: fmt.Sprintf("SELECT %s FROM %s e", Columns("e", &Entries.Schema), n.Table("entries")),
+		// Through the index buckets_account (account, seq, id).
+		buckets: fmt.Sprintf("SELECT %s FROM %s b WHERE b.account = %s AND (b.seq, b.id) > (%s, %s)",
+			Columns("b", &Buckets.Schema), buckets, x.Param(1), x.Param(2), x.Param(3)),
 	}
 }
 
@@ -437,15 +440,61 @@ func (s *Store) entries(ctx context.Context, db Querier, f credits.EntryFilter) 
 		return nil, fmt.Errorf("sqlstore: entries: %w", err)
 	}
 	if len(out) == 0 {
-		var one int
-		switch err := db.QueryRowContext(ctx, r.exists, f.Account).Scan(&one); {
-		case errors.Is(err, sql.ErrNoRows):
-			return nil, fmt.Errorf("%w: %q", credits.ErrUnknownAccount, f.Account)
-		case err != nil:
-			return nil, fmt.Errorf("sqlstore: entries: %w", err)
+		if err := s.exists(ctx, db, f.Account); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// Buckets implements credits.Store.
+func (s *Store) Buckets(ctx context.Context, f credits.BucketFilter) ([]credits.Bucket, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	return s.buckets(ctx, s.db, f)
+}
+
+func (s *Store) buckets(ctx context.Context, db Querier, f credits.BucketFilter) ([]credits.Bucket, error) {
+	query, args := s.reads.buckets, []any{f.Account, f.AfterSeq, f.AfterID}
+	if f.LiveOnly {
+		query += " AND " + LiveBucket("b")
+	}
+	query += " ORDER BY b.seq, b.id"
+	if f.Limit > 0 {
+		args = append(args, f.Limit)
+		query += " LIMIT " + s.syntax.Param(len(args))
+	}
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: buckets: %w", err)
+	}
+	defer rows.Close()
+	var out []credits.Bucket
+	var cd codec
+	err = ScanRows(rows, len(Buckets.Columns), func(vals []any) { out = append(out, Buckets.decode(vals, &cd)) })
+	if err = cmp.Or(err, cd.err); err != nil {
+		return nil, fmt.Errorf("sqlstore: buckets: %w", err)
+	}
+	if len(out) == 0 {
+		if err := s.exists(ctx, db, f.Account); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// exists returns nil when the account exists, or an error wrapping
+// credits.ErrUnknownAccount.
+func (s *Store) exists(ctx context.Context, db Querier, account string) error {
+	var one int
+	switch err := db.QueryRowContext(ctx, s.reads.exists, account).Scan(&one); {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%w: %q", credits.ErrUnknownAccount, account)
+	case err != nil:
+		return fmt.Errorf("sqlstore: %w", err)
+	}
+	return nil
 }
 
 // DueAccounts implements credits.Store.
@@ -525,6 +574,10 @@ func (t *txStore) HoldAccount(ctx context.Context, holdID string) (string, error
 
 func (t *txStore) Entries(ctx context.Context, f credits.EntryFilter) ([]credits.Entry, error) {
 	return t.s.entries(ctx, t.sqlTx, f)
+}
+
+func (t *txStore) Buckets(ctx context.Context, f credits.BucketFilter) ([]credits.Bucket, error) {
+	return t.s.buckets(ctx, t.sqlTx, f)
 }
 
 func (t *txStore) DueAccounts(ctx context.Context, now time.Time, limit int) ([]string, error) {

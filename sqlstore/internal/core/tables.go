@@ -216,6 +216,7 @@ var (
 		jsonText("allowance", func(r *AccountRow) **credits.AllowanceState { return &r.Allowance }),
 		optInstant("renews_at", func(r *AccountRow) *time.Time { return &r.RenewsAt }),      // v5
 		jsonText("limits", func(r *AccountRow) **credits.MemberLimits { return &r.Limits }), // v5
+		amount("debited", func(r *AccountRow) *credits.Credits { return &r.Debited }),       // v7
 	)
 	Buckets = table("buckets",
 		text("id", func(r *credits.Bucket) *string { return &r.ID }),
@@ -232,6 +233,8 @@ var (
 		// What the indexes of live buckets look at: written from
 		// Bucket.Live, never read back.
 		flag("live", (*credits.Bucket).Live, nil),
+		amount("debited", func(r *credits.Bucket) *credits.Credits { return &r.Debited }),  // v7
+		optInstant("voided_at", func(r *credits.Bucket) *time.Time { return &r.VoidedAt }), // v7
 	)
 	Holds = table("holds",
 		text("id", func(r *credits.Hold) *string { return &r.ID }),
