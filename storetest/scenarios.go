@@ -223,6 +223,46 @@ func scenarios() []scenario {
 			_, err = h.Ledger.History(h.Ctx, credits.HistoryRequest{Account: "a", Before: -1})
 			wantErr(t, "History with a negative Before", err, credits.ErrInvalidRequest)
 		}},
+		{name: "ActivityOneRowPerGeneration", edit: noSignup, run: func(t *testing.T, h *Harness) {
+			h.Account(t, credits.CreateAccountRequest{ID: "a"})
+			grant(t, h, "a", whole(500), credits.KindPurchase, time.Time{}, "fund")
+			c, err := h.Ledger.Charge(h.Ctx, credits.ChargeRequest{Account: "a", Quote: h.Quote(t, image), Key: "img"})
+			wantErr(t, "charge", err, nil)
+			ok := reserve(t, h, "a", h.Quote(t, video), "ok")
+			failed := reserve(t, h, "a", h.Quote(t, video), "failed")
+			_, err = h.Ledger.Reserve(h.Ctx, credits.ReserveRequest{Account: "a", Quote: h.Quote(t, video), Key: "lost", TTL: time.Minute})
+			wantErr(t, "reserve", err, nil)
+			_, err = h.Ledger.Capture(h.Ctx, credits.CaptureRequest{Hold: ok.ID, Usage: credits.Usage{Duration: 3 * time.Second}})
+			wantErr(t, "capture", err, nil)
+			_, err = h.Ledger.Release(h.Ctx, credits.ReleaseRequest{Hold: failed.ID})
+			wantErr(t, "release", err, nil)
+			_, err = h.Ledger.Refund(h.Ctx, credits.RefundRequest{Charge: c.Hold.ID, Amount: whole(2), Key: "refund"})
+			wantErr(t, "refund", err, nil)
+			h.Clock.Advance(time.Minute) // "lost" reads expired, unswept
+			var rows []string
+			for before := int64(0); ; {
+				p, err := h.Ledger.Activity(h.Ctx, credits.ActivityRequest{Account: "a", Before: before, Limit: 1})
+				wantErr(t, "Activity", err, nil)
+				for _, g := range p.Generations {
+					rows = append(rows, fmt.Sprint(g.Job, " ", g.Status, " held ", g.Held, " charged ", g.Charged, " returned ", g.Returned, " net ", g.Net))
+				}
+				if p.Next == 0 {
+					break
+				}
+				before = p.Next
+			}
+			want := []string{
+				"lost expired held 40 charged 0 returned 40 net 0",
+				"failed released held 40 charged 0 returned 40 net 0",
+				"ok captured held 40 charged 24 returned 16 net 24",
+				"img captured held 7 charged 7 returned 2 net 5",
+			}
+			if !cmp.Equal(rows, want) {
+				t.Fatalf("activity:\n%s", cmp.Diff(want, rows))
+			}
+			_, err = h.Ledger.Activity(h.Ctx, credits.ActivityRequest{Account: "nobody"})
+			wantErr(t, "Activity of an unknown account", err, credits.ErrUnknownAccount)
+		}},
 		{name: "HoldsByTheReserveKey", edit: noSignup, run: func(t *testing.T, h *Harness) {
 			h.Account(t, credits.CreateAccountRequest{ID: "a"})
 			h.Account(t, credits.CreateAccountRequest{ID: "b"})
