@@ -136,13 +136,13 @@ func (l *Ledger) Activity(ctx context.Context, req ActivityRequest) (ActivityPag
 	limit := req.Limit
 	switch {
 	case req.Before < 0:
-		return ActivityPage{}, invalid("before %d is negative", req.Before)
+		return ActivityPage{}, fieldErr("before", "%d is negative", req.Before)
 	case !req.Since.IsZero() && !req.Until.IsZero() && req.Until.Before(req.Since):
-		return ActivityPage{}, invalid("until is before since")
+		return ActivityPage{}, fieldErr("until", "is before since")
 	case limit == 0:
 		limit = DefaultActivityLimit
 	case limit < 0 || limit > MaxActivityLimit:
-		return ActivityPage{}, invalid("limit %d is not within 1..%d", limit, MaxActivityLimit)
+		return ActivityPage{}, fieldErr("limit", "%d is not within 1..%d", limit, MaxActivityLimit)
 	}
 
 	// Every generation has exactly one opening entry (hold or charge):

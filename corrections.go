@@ -70,12 +70,12 @@ func (l *Ledger) Debit(ctx context.Context, req DebitRequest) (DebitResult, erro
 			return DebitResult{}, err
 		}
 		if len(req.Kinds) > 0 {
-			return DebitResult{}, invalid("grant and kinds cannot be combined: a grant has one kind")
+			return DebitResult{}, fieldErr("kinds", "cannot be combined with grant: a grant has one kind")
 		}
 	}
 	for _, k := range req.Kinds {
 		if !k.Valid() {
-			return DebitResult{}, invalid("kinds: unknown grant kind %q", k)
+			return DebitResult{}, fieldErr("kinds", "has %q, not a grant kind", k)
 		}
 	}
 	// The same kinds in another order, or repeated, are the same request.
@@ -250,14 +250,14 @@ func (l *Ledger) Grants(ctx context.Context, req GrantsRequest) (GrantsPage, err
 	case limit == 0:
 		limit = 100
 	case limit < 0 || limit > MaxGrantsPage:
-		return GrantsPage{}, invalid("limit %d is out of range (1 to %d)", limit, MaxGrantsPage)
+		return GrantsPage{}, fieldErr("limit", "%d is not within 1..%d", limit, MaxGrantsPage)
 	}
 	f := BucketFilter{Account: req.Account, Limit: limit}
 	if req.After != "" {
 		seq, id, ok := strings.Cut(req.After, ".")
 		n, err := strconv.ParseInt(seq, 10, 64)
 		if !ok || err != nil || n < 0 || checkRef("after", id) != nil {
-			return GrantsPage{}, invalid("after %q is not a cursor Grants returned", truncate(req.After))
+			return GrantsPage{}, fieldErr("after", "%q is not a cursor Grants returned", truncate(req.After))
 		}
 		f.AfterSeq, f.AfterID = n, id
 	}

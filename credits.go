@@ -22,8 +22,8 @@
 //   - every mutation is idempotent under its key: a retry returns the first
 //     result and changes nothing, the same key with a different request is an
 //     [ErrIdempotencyConflict];
-//   - credits are conserved: granted = available + held + spent + expired,
-//     and the entry history sums to the balance;
+//   - credits are conserved: granted = available + held + spent +
+//     expired + debited, and the entry history sums to the balance;
 //   - a user is never charged more than the quote they confirmed;
 //   - an operation is atomic: all of it is stored, or none of it;
 //   - money arithmetic is exact: [Credits] is a fixed-point integer, no float

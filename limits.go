@@ -267,7 +267,7 @@ type MemberLimitsResult struct {
 // nothing written. To change one member's limit, send the whole set again;
 // the idempotency key makes the change exact under retries.
 func (l *Ledger) SetMemberLimits(ctx context.Context, req MemberLimitsRequest) (MemberLimitsResult, error) {
-	if err := checkRef("Account", req.Account); err != nil {
+	if err := checkRef("account", req.Account); err != nil {
 		return MemberLimitsResult{}, err
 	}
 	if err := checkKey(req.Key); err != nil {
@@ -276,20 +276,20 @@ func (l *Ledger) SetMemberLimits(ctx context.Context, req MemberLimitsRequest) (
 	none := req.Default == nil && len(req.Members) == 0
 	switch {
 	case none && req.Period != "":
-		return MemberLimitsResult{}, invalid("Period %q given without any limit", truncate(string(req.Period)))
+		return MemberLimitsResult{}, fieldErr("period", "%q is given without any limit", truncate(string(req.Period)))
 	case !none && !req.Period.valid():
-		return MemberLimitsResult{}, invalid("Period %q is not day, week or month", truncate(string(req.Period)))
+		return MemberLimitsResult{}, fieldErr("period", "%q is not day, week or month", truncate(string(req.Period)))
 	case req.Default != nil && req.Default.IsNegative():
-		return MemberLimitsResult{}, fmt.Errorf("%w: negative Default limit %s", ErrInvalidAmount, *req.Default)
+		return MemberLimitsResult{}, amountErr("default", "is negative: %s", *req.Default)
 	case len(req.Members) > maxTeamMembers:
-		return MemberLimitsResult{}, invalid("limits for %d members, more than %d", len(req.Members), maxTeamMembers)
+		return MemberLimitsResult{}, fieldErr("members", "has limits for %d members, more than %d", len(req.Members), maxTeamMembers)
 	}
 	for _, m := range slices.Sorted(maps.Keys(req.Members)) {
-		if err := checkRef("Members key", m); err != nil {
+		if err := checkRef("members", m); err != nil {
 			return MemberLimitsResult{}, err
 		}
 		if c := req.Members[m]; c.IsNegative() {
-			return MemberLimitsResult{}, fmt.Errorf("%w: negative limit %s for member %q", ErrInvalidAmount, c, m)
+			return MemberLimitsResult{}, amountErr("members."+m, "is negative: %s", c)
 		}
 	}
 	req.Members = maps.Clone(req.Members)
@@ -299,7 +299,7 @@ func (l *Ledger) SetMemberLimits(ctx context.Context, req MemberLimitsRequest) (
 	op := operation{name: opLimits, key: keyOf(req.Key), userKey: true, request: req, query: Query{Account: req.Account}}
 	return mutate(ctx, l, op, func(t *txn) (MemberLimitsResult, error) {
 		if !t.acct.Team {
-			return MemberLimitsResult{}, invalid("account %q is not a team: limits are per team member", req.Account)
+			return MemberLimitsResult{}, fieldErr("account", "%q is not a team: limits are per team member", req.Account)
 		}
 		for m := range req.Members {
 			if !t.acct.IsMember(m) {

@@ -24,18 +24,19 @@ const (
 	maxTeamMembers = 10000
 )
 
+// checkText checks a text field of a request, named by its JSON name.
 func checkText(field, s string, max int, required bool) error {
 	switch {
 	case s == "" && required:
-		return invalid("%s is required", field)
+		return fieldErr(field, "is required")
 	case len(s) > max:
-		return invalid("%s is longer than %d bytes", field, max)
+		return fieldErr(field, "is longer than %d bytes", max)
 	case !utf8.ValidString(s):
-		return invalid("%s is not valid UTF-8", field)
+		return fieldErr(field, "is not valid UTF-8")
 	}
 	for _, r := range s {
 		if unicode.IsControl(r) && r != '\n' && r != '\t' || r == utf8.RuneError {
-			return invalid("%s contains a control character", field)
+			return fieldErr(field, "contains a control character")
 		}
 	}
 	return nil
@@ -47,23 +48,24 @@ func checkText(field, s string, max int, required bool) error {
 // the error the ledger returns for such an ID, which wraps
 // [ErrInvalidRequest]. A store or test suite that needs to know whether an
 // ID can reach it asks this function rather than restating the rule.
-func CheckID(id string) error { return checkRef("ID", id) }
+func CheckID(id string) error { return checkRef("id", id) }
 
 // checkRef checks a required ID in the named request field; it is the rule
 // [CheckID] states.
 func checkRef(field, s string) error { return checkText(field, s, MaxIDLength, true) }
 
-func checkKey(k string) error { return checkText("Key", k, MaxKeyLength, true) }
+func checkKey(k string) error { return checkText("key", k, MaxKeyLength, true) }
 
 func checkMetadata(m map[string]string) error {
 	if len(m) > MaxMetadata {
-		return invalid("Metadata has %d entries, more than %d", len(m), MaxMetadata)
+		return fieldErr("metadata", "has %d entries, more than %d", len(m), MaxMetadata)
 	}
 	for k, v := range m {
-		if err := checkText("Metadata key", k, maxMetaKeyLen, true); err != nil {
+		if err := checkText("metadata", k, maxMetaKeyLen, true); err != nil {
+			err.(*FieldError).Reason = "key " + err.(*FieldError).Reason
 			return err
 		}
-		if err := checkText("Metadata["+k+"]", v, maxMetaValLen, false); err != nil {
+		if err := checkText("metadata."+k, v, maxMetaValLen, false); err != nil {
 			return err
 		}
 	}
@@ -82,7 +84,7 @@ func normalMeta(m map[string]string) map[string]string {
 
 func checkPositive(field string, c Credits) error {
 	if !c.IsPositive() {
-		return fmt.Errorf("%w: %s must be positive, got %s", ErrInvalidAmount, field, c)
+		return amountErr(field, "must be positive, got %s", c)
 	}
 	return nil
 }
@@ -115,23 +117,23 @@ type AccountResult struct {
 // once. Repeating the same request returns the first result (Replayed);
 // a different request for an existing ID fails with [ErrAccountExists].
 func (l *Ledger) CreateAccount(ctx context.Context, req CreateAccountRequest) (AccountResult, error) {
-	if err := checkRef("ID", req.ID); err != nil {
+	if err := checkRef("id", req.ID); err != nil {
 		return AccountResult{}, err
 	}
 	if !req.Team && len(req.Members) > 0 {
-		return AccountResult{}, invalid("Members given for an account that is not a team")
+		return AccountResult{}, fieldErr("members", "are given for an account that is not a team")
 	}
 	members, err := normalizeMembers(req.Members)
 	if err != nil {
 		return AccountResult{}, err
 	}
 	if req.LowBalanceThreshold.IsNegative() {
-		return AccountResult{}, fmt.Errorf("%w: negative LowBalanceThreshold", ErrInvalidAmount)
+		return AccountResult{}, amountErr("low_balance_threshold", "is negative")
 	}
 	if err := checkMetadata(req.Metadata); err != nil {
 		return AccountResult{}, err
 	}
-	if err := checkText("Plan", req.Plan, MaxIDLength, false); err != nil {
+	if err := checkText("plan", req.Plan, MaxIDLength, false); err != nil {
 		return AccountResult{}, err
 	}
 	req.Members = members
@@ -182,10 +184,10 @@ func expiry(now time.Time, validFor time.Duration) time.Time {
 
 func normalizeMembers(members []string) ([]string, error) {
 	if len(members) > maxTeamMembers {
-		return nil, invalid("more than %d members", maxTeamMembers)
+		return nil, fieldErr("members", "has more than %d members", maxTeamMembers)
 	}
 	for _, m := range members {
-		if err := checkRef("Members", m); err != nil {
+		if err := checkRef("members", m); err != nil {
 			return nil, err
 		}
 	}
@@ -208,7 +210,7 @@ type MembersRequest struct {
 // adding a member twice, or removing one that is not there, changes nothing.
 // It returns the account after the change.
 func (l *Ledger) UpdateMembers(ctx context.Context, req MembersRequest) (Account, error) {
-	if err := checkRef("Account", req.Account); err != nil {
+	if err := checkRef("account", req.Account); err != nil {
 		return Account{}, err
 	}
 	add, err := normalizeMembers(req.Add)
@@ -222,14 +224,14 @@ func (l *Ledger) UpdateMembers(ctx context.Context, req MembersRequest) (Account
 	op := operation{name: opMembers, request: req, query: Query{Account: req.Account}}
 	res, err := mutate(ctx, l, op, func(t *txn) (accountOnly, error) {
 		if !t.acct.Team {
-			return accountOnly{}, invalid("account %q is not a team", req.Account)
+			return accountOnly{}, fieldErr("account", "%q is not a team", req.Account)
 		}
 		members := append(slices.Clone(t.acct.Members), add...)
 		members = slices.DeleteFunc(members, func(m string) bool { return slices.Contains(remove, m) })
 		slices.Sort(members)
 		members = slices.Compact(members)
 		if len(members) > maxTeamMembers {
-			return accountOnly{}, invalid("more than %d members", maxTeamMembers)
+			return accountOnly{}, fieldErr("members", "would make more than %d members", maxTeamMembers)
 		}
 		t.acct.Members = members
 		if l := t.acct.Limits; l != nil && len(remove) > 0 {
@@ -281,17 +283,17 @@ type GrantResult struct {
 
 // Grant adds credits to an account as a new bucket of the given kind.
 func (l *Ledger) Grant(ctx context.Context, req GrantRequest) (GrantResult, error) {
-	if err := cmpErr(checkRef("Account", req.Account), checkKey(req.Key), checkText("Note", req.Note, MaxNoteLength, false),
-		checkPositive("Amount", req.Amount)); err != nil {
+	if err := cmpErr(checkRef("account", req.Account), checkKey(req.Key), checkText("note", req.Note, MaxNoteLength, false),
+		checkPositive("amount", req.Amount)); err != nil {
 		return GrantResult{}, err
 	}
 	switch {
 	case !req.Kind.Valid():
-		return GrantResult{}, invalid("unknown grant kind %q", req.Kind)
+		return GrantResult{}, fieldErr("kind", "%q is not a grant kind", req.Kind)
 	case req.Kind == KindPurchase && !req.ExpiresAt.IsZero():
-		return GrantResult{}, invalid("purchased credits never expire: ExpiresAt must be zero")
+		return GrantResult{}, fieldErr("expires_at", "must be empty: purchased credits never expire")
 	case !req.ExpiresAt.IsZero() && (req.ExpiresAt.Year() < 2000 || req.ExpiresAt.Year() > maxYear):
-		return GrantResult{}, invalid("ExpiresAt %s is out of range (years 2000 to %d)", req.ExpiresAt.Format(time.RFC3339), maxYear)
+		return GrantResult{}, fieldErr("expires_at", "%s is out of range (years 2000 to %d)", req.ExpiresAt.Format(time.RFC3339), maxYear)
 	}
 	req.ExpiresAt = normalTime(req.ExpiresAt) // the same instant in any zone is the same request
 	op := operation{name: opGrant, key: keyOf(req.Key), userKey: true, request: req, query: Query{Account: req.Account}}
@@ -299,7 +301,7 @@ func (l *Ledger) Grant(ctx context.Context, req GrantRequest) (GrantResult, erro
 		// Checked here, after the idempotency lookup, so that a retry of an
 		// accepted grant is replayed even after its expiry.
 		if !req.ExpiresAt.IsZero() && !t.now.Before(req.ExpiresAt) {
-			return GrantResult{}, invalid("ExpiresAt %s is not in the future", req.ExpiresAt.Format(time.RFC3339))
+			return GrantResult{}, fieldErr("expires_at", "%s is not in the future", req.ExpiresAt.Format(time.RFC3339))
 		}
 		b := t.grant(req.Kind, req.Amount, req.ExpiresAt, req.Key, req.Note)
 		return GrantResult{Grant: b, Available: t.acct.Available}, nil
@@ -332,7 +334,7 @@ func cmpErr(errs ...error) error {
 // DayLocation. A second claim the same day gives nothing and returns the
 // first claim's result with Replayed set; NextClaimAt says when to come back.
 func (l *Ledger) ClaimDaily(ctx context.Context, account string) (GrantResult, error) {
-	if err := checkRef("Account", account); err != nil {
+	if err := checkRef("account", account); err != nil {
 		return GrantResult{}, err
 	}
 	d := l.cfg.Daily
@@ -466,10 +468,10 @@ type spendRequest struct {
 
 // checkSpend validates what Reserve and Charge share.
 func (l *Ledger) checkSpend(account, member, key string, q Quote, meta map[string]string) error {
-	if err := checkRef("Account", account); err != nil {
+	if err := checkRef("account", account); err != nil {
 		return err
 	}
-	if err := checkText("Member", member, MaxIDLength, false); err != nil {
+	if err := checkText("member", member, MaxIDLength, false); err != nil {
 		return err
 	}
 	if err := checkKey(key); err != nil {
@@ -478,7 +480,7 @@ func (l *Ledger) checkSpend(account, member, key string, q Quote, meta map[strin
 	if err := checkMetadata(meta); err != nil {
 		return err
 	}
-	return checkPositive("Quote.Total", q.Total)
+	return checkPositive("quote.total", q.Total)
 }
 
 // maxQuoteClockSkew is how far ahead of this ledger's clock another
@@ -536,7 +538,7 @@ func (l *Ledger) Reserve(ctx context.Context, req ReserveRequest) (ReserveResult
 	req.Metadata = normalMeta(req.Metadata)
 	ttl := cmpDuration(req.TTL, l.cfg.HoldTTL)
 	if ttl < 0 || ttl > l.cfg.MaxHoldTTL {
-		return ReserveResult{}, invalid("TTL %s must be positive and at most %s", req.TTL, l.cfg.MaxHoldTTL)
+		return ReserveResult{}, fieldErr("ttl_ms", "is %d: it must be positive and at most %d (Config.MaxHoldTTL)", req.TTL.Milliseconds(), l.cfg.MaxHoldTTL.Milliseconds())
 	}
 	sr := spendRequest{Op: opReserve, Account: req.Account, Member: req.Member, Quote: fingerprint(req.Quote), TTL: req.TTL, Metadata: req.Metadata}
 	op := operation{name: opReserve, key: keyOf(req.Key), userKey: true, request: sr, query: Query{Account: req.Account}, now: now, holdAt: reservedHold}
@@ -638,10 +640,10 @@ func (r *ChargeResult) recorded() any {
 // deadline passed, with [ErrHoldExpired].
 func (l *Ledger) Capture(ctx context.Context, req CaptureRequest) (ChargeResult, error) {
 	if req.Amount.IsNegative() {
-		return ChargeResult{}, fmt.Errorf("%w: negative Amount", ErrInvalidAmount)
+		return ChargeResult{}, amountErr("amount", "is negative")
 	}
 	if req.Usage.Duration < 0 || req.Usage.Images < 0 {
-		return ChargeResult{}, invalid("negative usage")
+		return ChargeResult{}, fieldErr("usage", "is negative")
 	}
 	if err := l.resolveHold(ctx, &req.Hold, req.ReserveKey, req.Account); err != nil {
 		return ChargeResult{}, err
@@ -683,9 +685,9 @@ func (l *Ledger) resolveHold(ctx context.Context, hold *string, reserveKey, acco
 	case reserveKey == "":
 		return nil
 	case *hold != "":
-		return invalid("both Hold and ReserveKey given: name the hold one way")
+		return fieldErr("reserve_key", "is given with hold: name the hold one way")
 	case account == "":
-		return invalid("ReserveKey needs Account: keys are per account")
+		return fieldErr("account", "is required with reserve_key: keys are per account")
 	}
 	id, err := l.reservedHoldID(ctx, account, reserveKey, opReserve)
 	*hold = id
@@ -695,10 +697,10 @@ func (l *Ledger) resolveHold(ctx context.Context, hold *string, reserveKey, acco
 // reservedHoldID finds the hold that the operation (of the names given)
 // under key on account made, from its idempotency record.
 func (l *Ledger) reservedHoldID(ctx context.Context, account, key string, ops ...string) (string, error) {
-	if err := checkRef("Account", account); err != nil {
+	if err := checkRef("account", account); err != nil {
 		return "", err
 	}
-	if err := checkText("ReserveKey", key, MaxKeyLength, true); err != nil {
+	if err := checkText("reserve_key", key, MaxKeyLength, true); err != nil {
 		return "", err
 	}
 	st, err := l.store.View(ctx, Query{Account: account, Keys: []string{keyOf(key)}})
@@ -737,11 +739,11 @@ func (l *Ledger) reservedHoldID(ctx context.Context, account, key string, ops ..
 // holdOp builds the operation for a call that names a hold, finding the
 // hold's account.
 func (l *Ledger) holdOp(ctx context.Context, name, holdID, account, key string, req any) (operation, error) {
-	if err := checkRef("Hold", holdID); err != nil {
+	if err := checkRef("hold", holdID); err != nil {
 		return operation{}, err
 	}
 	if account != "" {
-		if err := checkRef("Account", account); err != nil {
+		if err := checkRef("account", account); err != nil {
 			return operation{}, err
 		}
 	}
@@ -855,7 +857,7 @@ func (r *ReleaseResult) recorded() any {
 // Release gives every credit of an open hold back to the bucket it came
 // from (see Config.RestoreGrace for a bucket that expired meanwhile).
 func (l *Ledger) Release(ctx context.Context, req ReleaseRequest) (ReleaseResult, error) {
-	if err := checkText("Reason", req.Reason, MaxNoteLength, false); err != nil {
+	if err := checkText("reason", req.Reason, MaxNoteLength, false); err != nil {
 		return ReleaseResult{}, err
 	}
 	if err := l.resolveHold(ctx, &req.Hold, req.ReserveKey, req.Account); err != nil {
@@ -924,7 +926,7 @@ func (r *ExtendResult) markReplayed() {} // Extend keeps no record: nothing repl
 func (l *Ledger) Extend(ctx context.Context, req ExtendRequest) (ExtendResult, error) {
 	ttl := cmpDuration(req.TTL, l.cfg.HoldTTL)
 	if ttl < 0 || ttl > l.cfg.MaxHoldTTL {
-		return ExtendResult{}, invalid("TTL %s must be positive and at most %s", req.TTL, l.cfg.MaxHoldTTL)
+		return ExtendResult{}, fieldErr("ttl_ms", "is %d: it must be positive and at most %d (Config.MaxHoldTTL)", req.TTL.Milliseconds(), l.cfg.MaxHoldTTL.Milliseconds())
 	}
 	if err := l.resolveHold(ctx, &req.Hold, req.ReserveKey, req.Account); err != nil {
 		return ExtendResult{}, err
@@ -1030,12 +1032,12 @@ type RefundResult struct {
 // never add up to more than it ([ErrRefundExceedsCharge]).
 func (l *Ledger) Refund(ctx context.Context, req RefundRequest) (RefundResult, error) {
 	if req.Amount.IsNegative() {
-		return RefundResult{}, fmt.Errorf("%w: negative Amount", ErrInvalidAmount)
+		return RefundResult{}, amountErr("amount", "is negative")
 	}
 	if err := checkKey(req.Key); err != nil {
 		return RefundResult{}, err
 	}
-	if err := checkText("Reason", req.Reason, MaxNoteLength, false); err != nil {
+	if err := checkText("reason", req.Reason, MaxNoteLength, false); err != nil {
 		return RefundResult{}, err
 	}
 	// The reason is a note: a retry with another reason is the same refund.

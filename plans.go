@@ -183,7 +183,7 @@ func (l *Ledger) checkPlanID(plan string) error {
 // or the account's plan; a different one is refused with a
 // [*PlanMismatchError]. It reads the account and writes nothing.
 func (l *Ledger) QuoteFor(ctx context.Context, account string, req QuoteRequest) (Quote, error) {
-	if err := checkRef("Account", account); err != nil {
+	if err := checkRef("account", account); err != nil {
 		return Quote{}, err
 	}
 	st, err := l.store.View(ctx, Query{Account: account})
@@ -254,19 +254,19 @@ type UpdateAccountResult struct {
 // refused with [ErrUnknownPlan], a negative threshold with
 // [ErrInvalidAmount]; nothing is written then.
 func (l *Ledger) UpdateAccount(ctx context.Context, req UpdateAccountRequest) (UpdateAccountResult, error) {
-	if err := checkRef("Account", req.Account); err != nil {
+	if err := checkRef("account", req.Account); err != nil {
 		return UpdateAccountResult{}, err
 	}
 	if err := checkKey(req.Key); err != nil {
 		return UpdateAccountResult{}, err
 	}
 	if req.Plan != nil {
-		if err := checkText("Plan", *req.Plan, MaxIDLength, false); err != nil {
+		if err := checkText("plan", *req.Plan, MaxIDLength, false); err != nil {
 			return UpdateAccountResult{}, err
 		}
 	}
 	if th := req.LowBalanceThreshold; th != nil && th.IsNegative() {
-		return UpdateAccountResult{}, fmt.Errorf("%w: negative LowBalanceThreshold", ErrInvalidAmount)
+		return UpdateAccountResult{}, amountErr("low_balance_threshold", "is negative")
 	}
 	if err := checkMetadata(req.Metadata); err != nil {
 		return UpdateAccountResult{}, err

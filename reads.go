@@ -134,21 +134,21 @@ type HistoryPage struct {
 // carries its Job: the key of the Reserve, Run or Charge that made it.
 // Entries are immutable: a page read twice is the same.
 func (l *Ledger) History(ctx context.Context, req HistoryRequest) (HistoryPage, error) {
-	if err := checkRef("Account", req.Account); err != nil {
+	if err := checkRef("account", req.Account); err != nil {
 		return HistoryPage{}, err
 	}
 	limit := req.Limit
 	switch {
 	case req.After < 0 || req.Before < 0:
-		return HistoryPage{}, invalid("negative After or Before")
+		return HistoryPage{}, fieldErr("after", "or before is negative")
 	case !req.Since.IsZero() && !req.Until.IsZero() && req.Until.Before(req.Since):
-		return HistoryPage{}, invalid("Until is before Since")
+		return HistoryPage{}, fieldErr("until", "is before since")
 	case len(req.Types) > 16:
-		return HistoryPage{}, invalid("more than 16 Types")
+		return HistoryPage{}, fieldErr("types", "has more than 16 entries")
 	case limit == 0:
 		limit = 50
 	case limit < 0 || limit > 1000:
-		return HistoryPage{}, invalid("Limit %d is not within 1..1000", limit)
+		return HistoryPage{}, fieldErr("limit", "%d is not within 1..1000", limit)
 	}
 	f := EntryFilter{Account: req.Account, AfterSeq: req.After, BeforeSeq: req.Before, Newest: req.Newest,
 		Types: req.Types, Since: req.Since, Until: req.Until}
@@ -250,7 +250,7 @@ type SpendingReport struct {
 
 // Spending reports an account's spending by tool, by day or by member.
 func (l *Ledger) Spending(ctx context.Context, req SpendingRequest) (SpendingReport, error) {
-	if err := checkRef("Account", req.Account); err != nil {
+	if err := checkRef("account", req.Account); err != nil {
 		return SpendingReport{}, err
 	}
 	switch req.By {
@@ -258,10 +258,10 @@ func (l *Ledger) Spending(ctx context.Context, req SpendingRequest) (SpendingRep
 		req.By = ByTool
 	case ByTool, ByDay, ByMember:
 	default:
-		return SpendingReport{}, invalid("unknown grouping %q", req.By)
+		return SpendingReport{}, fieldErr("by", "%q is not a grouping", req.By)
 	}
 	if !req.Since.IsZero() && !req.Until.IsZero() && req.Until.Before(req.Since) {
-		return SpendingReport{}, invalid("Until is before Since")
+		return SpendingReport{}, fieldErr("until", "is before since")
 	}
 	lines := map[string]*SpendLine{}
 	total := SpendLine{Group: "total"}

@@ -147,8 +147,8 @@ func (h *Harness) history(t TB, account string, limit int) []credits.Entry {
 }
 
 // CheckInvariants checks, for one account, what must hold at every moment:
-// no negative balance; granted = available + held + spent + expired, on the
-// stored row and on the projected balance; the history sums to the stored
+// no negative balance; granted = available + held + spent + expired +
+// debited, on the stored row and on the projected balance; the history sums to the stored
 // balances and each entry's balances are the running sums; the buckets hold
 // exactly the available balance; no hold was charged above its quote nor
 // refunded above its charge, and the charges add up to the spent total.

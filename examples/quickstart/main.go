@@ -144,16 +144,29 @@ func run(ctx context.Context, dsn string) error {
 		return err
 	}
 
-	// 5. A second video succeeds, shorter than quoted: charged by actual seconds.
-	res, err := ledger.Run(ctx, credits.ReserveRequest{Account: "alice", Quote: vidQuote, Key: key("video-2")},
-		func(ctx context.Context, hold credits.Hold) (credits.Usage, error) {
-			return credits.Usage{Duration: 3200 * time.Millisecond}, nil // 3.2 s, billed 4 s
-		})
-	if err != nil {
+	// 5. A second video, rendered by a worker that knows only the job's ID
+	// (in production, another process reading a queue): it captures by the
+	// key the job was reserved under. It comes out shorter than quoted, so
+	// it is charged by its actual seconds.
+	jobID := key("video-2")
+	if _, err := ledger.Reserve(ctx, credits.ReserveRequest{Account: "alice", Quote: vidQuote, Key: jobID}); err != nil {
 		return err
 	}
-	say("5. a second video comes out 3.2 s long: charged %s of the %s held, %s back; available %s",
-		res.Charged, vidQuote.Total, res.Released, res.Available)
+	queue, done := make(chan string, 1), make(chan error, 1)
+	var res credits.ChargeResult
+	go func() { // the worker
+		job := <-queue
+		var err error
+		res, err = ledger.Capture(ctx, credits.CaptureRequest{Account: "alice", ReserveKey: job,
+			Usage: credits.Usage{Duration: 3200 * time.Millisecond}}) // 3.2 s, billed 4 s
+		done <- err
+	}()
+	queue <- jobID
+	if err := <-done; err != nil {
+		return err
+	}
+	say("5. a worker that knows only the job %q renders it: 3.2 s long, charged %s of the %s held, %s back; available %s",
+		jobID, res.Charged, vidQuote.Total, res.Released, res.Available)
 	shortCost, _, err := vidQuote.Cost(credits.Usage{Duration: 4 * time.Second})
 	if err != nil {
 		return err
