@@ -30,7 +30,7 @@ func ExampleOpen() {
 	b, _ := ledger.Balance(ctx, "alice")
 	fmt.Println("available:", b.Available)
 	// Output:
-	// schema version: 6
+	// schema version: 7
 	// available: 50
 }
 
