@@ -867,6 +867,7 @@ func (mc *machine) checkReads(t *rapid.T, a *mAccount) {
 	if s := a.sched; s != nil && !acct.RenewsAt.Equal(s.start(s.index+1)) {
 		t.Fatalf("Account(%s) renews at %s; the model at %s", a.id, acct.RenewsAt, s.start(s.index+1))
 	}
+	mc.checkActivity(t, a)
 	for _, h := range a.holds {
 		if h.id == "" {
 			continue
@@ -878,6 +879,50 @@ func (mc *machine) checkReads(t *rapid.T, a *mAccount) {
 		if got.Status != h.status || got.Captured.Units() != h.captured || got.Refunded.Units() != h.refunded || got.Account != a.id {
 			t.Fatalf("Hold(%s) = %s captured %s refunded %s; the model: %s %d %d", h.id, got.Status, got.Captured, got.Refunded, h.status, h.captured, h.refunded)
 		}
+	}
+}
+
+// checkActivity reads a's generations, a few to a page, and compares them
+// with the model's holds: each exactly once, newest first, with its status
+// as of now and amounts that add up.
+func (mc *machine) checkActivity(t *rapid.T, a *mAccount) {
+	want := map[string]*mHold{}
+	for _, h := range a.holds {
+		if h.id != "" {
+			want[h.id] = h
+		}
+	}
+	seen := map[string]bool{}
+	req := credits.ActivityRequest{Account: a.id, Limit: 4}
+	var last int64
+	for {
+		page, err := mc.h.Ledger.Activity(mc.h.Ctx, req)
+		if err != nil {
+			t.Fatalf("Activity(%s): %v", a.id, err)
+		}
+		for _, g := range page.Generations {
+			h := want[g.Hold]
+			if h == nil || seen[g.Hold] || last != 0 && g.Seq >= last {
+				t.Fatalf("Activity(%s): %s unknown to the model, listed twice or out of order", a.id, g.Hold)
+			}
+			seen[g.Hold], last = true, g.Seq
+			released := h.amount - h.captured
+			if h.status == credits.HoldOpen {
+				released = 0
+			}
+			got := [4]int64{g.Held.Units(), g.Charged.Units(), g.Refunded.Units(), g.Released.Units()}
+			if g.Status != h.status || got != [4]int64{h.amount, h.captured, h.refunded, released} ||
+				g.Returned.Units() != released+h.refunded || g.Net.Units() != h.captured-h.refunded {
+				t.Fatalf("Activity(%s): %+v; the model: %s held %d charged %d refunded %d", a.id, g, h.status, h.amount, h.captured, h.refunded)
+			}
+		}
+		if page.Next == 0 {
+			break
+		}
+		req.Before = page.Next
+	}
+	if len(seen) != len(want) {
+		t.Fatalf("Activity(%s) lists %d generations; the model has %d", a.id, len(seen), len(want))
 	}
 }
 
