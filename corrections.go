@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ---- corrections: taking credits out ----
@@ -166,7 +167,8 @@ type VoidGrantResult struct {
 	// Grant is the grant as the void left it: VoidedAt set, nothing
 	// remaining.
 	Grant Bucket `json:"grant"`
-	// Voided is what remained of the grant and was taken out.
+	// Voided is what remained of the grant, and of the grants restored
+	// from it, and was taken out.
 	Voided    Credits `json:"voided"`
 	Available Credits `json:"available"`
 	Replay
@@ -181,15 +183,29 @@ type VoidGrantResult struct {
 // there and then, with a void entry of their own. A grant that expired or
 // was spent entirely is voided with nothing taken (Voided is zero). A
 // grant voided already is refused with [ErrGrantVoided].
+//
+// The grants restored from it (credits a release or refund gave back
+// after it had expired, see [Config.RestoreGrace]) are its credits too:
+// they are voided with it, each with a void entry.
 func (l *Ledger) VoidGrant(ctx context.Context, req VoidGrantRequest) (VoidGrantResult, error) {
 	if err := cmpErr(checkRef("account", req.Account), checkRef("grant", req.Grant), checkKey(req.Key),
 		checkText("reason", req.Reason, MaxNoteLength, true)); err != nil {
 		return VoidGrantResult{}, err
 	}
+	// The grants restored from it (credits given back after it expired)
+	// are its credits too: they are voided with it.
+	restored, err := l.store.Buckets(ctx, BucketFilter{Account: req.Account, RestoredFrom: req.Grant})
+	if err != nil {
+		return VoidGrantResult{}, err
+	}
+	q := Query{Account: req.Account, Buckets: []string{req.Grant}}
+	for _, b := range restored {
+		q.Buckets = append(q.Buckets, b.ID)
+	}
 	op := operation{name: opVoid, key: keyOf(req.Key), userKey: true, request: struct {
 		Account string `json:"account"`
 		Grant   string `json:"grant"`
-	}{req.Account, req.Grant}, query: Query{Account: req.Account, Buckets: []string{req.Grant}}}
+	}{req.Account, req.Grant}, query: q}
 	return mutate(ctx, l, op, func(t *txn) (VoidGrantResult, error) {
 		g, err := t.namedBucket(req.Grant)
 		if err != nil {
@@ -200,7 +216,21 @@ func (l *Ledger) VoidGrant(ctx context.Context, req VoidGrantRequest) (VoidGrant
 		}
 		b := t.bucket(g.ID)
 		b.VoidedAt = t.now
-		voided := t.revoke(b, req.Key, req.Reason)
+		voided := t.revoke(b, req.Key, req.Reason, time.Time{})
+		// Its restored grants: the ones named, and any live one restored
+		// since they were looked up (every live grant is loaded).
+		var lineage []*Bucket
+		for r := range t.visibleBuckets {
+			if r.RestoredFrom == g.ID && r.Account == t.acct.ID && r.VoidedAt.IsZero() {
+				lineage = append(lineage, r)
+			}
+		}
+		slices.SortFunc(lineage, expiryOrder)
+		for _, r := range lineage {
+			w := t.bucket(r.ID)
+			w.VoidedAt = t.now
+			t.add(&voided, t.revoke(w, req.Key, req.Reason+" (restored from "+g.ID+")", time.Time{}))
+		}
 		return VoidGrantResult{Grant: *b, Voided: voided, Available: t.acct.Available}, nil
 	})
 }
@@ -238,9 +268,11 @@ type GrantsPage struct {
 //
 // When something fell due on the account since its last operation (a
 // grant's expiry, a hold's deadline, an allowance renewal), Grants first
-// stores it, as [Ledger.Sweep] would: a grant whose expiry passed is
-// listed as expired, and a grant that lazy expiry creates (a renewal)
-// is listed with the ID it keeps.
+// stores it, as [Ledger.Sweep] would (entries, and OnLowBalance when the
+// expiry takes the balance below the threshold): a grant whose expiry
+// passed is listed as expired, and a grant that lazy expiry creates (a
+// renewal) is listed with the ID it keeps. Unlike the other reads, it may
+// therefore write, and fail as a write fails.
 func (l *Ledger) Grants(ctx context.Context, req GrantsRequest) (GrantsPage, error) {
 	if err := checkRef("account", req.Account); err != nil {
 		return GrantsPage{}, err
@@ -277,18 +309,25 @@ func (l *Ledger) Grants(ctx context.Context, req GrantsRequest) (GrantsPage, err
 			return GrantsPage{}, err
 		}
 	}
-	grants, err := l.store.Buckets(ctx, f)
-	if err != nil {
-		return GrantsPage{}, err
-	}
-	if len(grants) > limit {
-		return GrantsPage{}, fmt.Errorf("credits: store returned %d grants for a limit of %d", len(grants), limit)
+	// One more than the page, to know whether another follows; a store may
+	// return fewer than asked: ask again after the last one.
+	grants := []Bucket{}
+	for len(grants) <= limit {
+		f.Limit = limit + 1 - len(grants)
+		more, err := l.store.Buckets(ctx, f)
+		if err != nil {
+			return GrantsPage{}, err
+		}
+		if len(more) == 0 {
+			break
+		}
+		grants = append(grants, more...)
+		last := &more[len(more)-1]
+		f.AfterSeq, f.AfterID = last.Seq, last.ID
 	}
 	page := GrantsPage{Grants: grants}
-	if page.Grants == nil {
-		page.Grants = []Bucket{}
-	}
-	if len(grants) == limit {
+	if len(grants) > limit {
+		page.Grants = grants[:limit]
 		page.Next = grantsCursor(&grants[limit-1])
 	}
 	return page, nil

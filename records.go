@@ -99,7 +99,8 @@ type Bucket struct {
 	// Amount is what the grant gave (or, for a restored bucket, what was
 	// restored into it).
 	Amount Credits `json:"amount"`
-	// Remaining is what is left to spend; it is 0 once the bucket expired.
+	// Remaining is what is left to spend; it is 0 once the bucket expired
+	// or was voided.
 	Remaining Credits `json:"remaining"`
 	// Expired is what the bucket lost at its expiry.
 	Expired Credits `json:"expired"`

@@ -172,15 +172,18 @@ type BucketFilter struct {
 	AfterID  string
 	// LiveOnly keeps the buckets that still hold credits ([Bucket.Live]).
 	LiveOnly bool
+	// RestoredFrom, when set, keeps the buckets whose RestoredFrom is it.
+	RestoredFrom string
 	// Limit is the maximum number of buckets to return; a Store may cap it
 	// but returns at least one bucket when any matches. Zero means no
 	// limit.
 	Limit int
 }
 
-// Match reports whether b passes f's Account, cursor and LiveOnly.
+// Match reports whether b passes f's Account, cursor, LiveOnly and
+// RestoredFrom.
 func (f BucketFilter) Match(b *Bucket) bool {
-	if b.Account != f.Account || f.LiveOnly && !b.Live() {
+	if b.Account != f.Account || f.LiveOnly && !b.Live() || f.RestoredFrom != "" && b.RestoredFrom != f.RestoredFrom {
 		return false
 	}
 	return b.Seq > f.AfterSeq || b.Seq == f.AfterSeq && b.ID > f.AfterID

@@ -200,20 +200,20 @@ func (t *txn) entry(e Entry) {
 		ids := t.revoked
 		t.revoked = nil
 		for _, id := range ids {
-			t.revoke(t.bucket(id), "", "credits given back to a voided grant")
+			t.revoke(t.bucket(id), "", "credits given back to a voided grant", e.At)
 		}
 	}
 }
 
 // revoke takes what remains of b out of the account (b is a working
-// copy), with its void entry under key.
-func (t *txn) revoke(b *Bucket, key, note string) Credits {
+// copy), with its void entry under key, at the instant at (zero: now).
+func (t *txn) revoke(b *Bucket, key, note string, at time.Time) Credits {
 	rem := b.Remaining
 	b.Remaining = Credits{}
 	t.add(&b.Debited, rem)
 	t.sub(&t.acct.Available, rem)
 	t.add(&t.acct.Debited, rem)
-	t.entry(Entry{Type: EntryVoid, Amount: rem, Bucket: b.ID, Kind: b.Kind, Key: key, Note: note})
+	t.entry(Entry{Type: EntryVoid, Amount: rem, Bucket: b.ID, Kind: b.Kind, Key: key, Note: note, At: at})
 	return rem
 }
 
@@ -259,7 +259,7 @@ func (t *txn) take(amount Credits) ([]Portion, error) {
 func (t *txn) spendable(keep func(*Bucket) bool) []*Bucket {
 	var live []*Bucket
 	for b := range t.visibleBuckets {
-		if b.Live() && !b.DueAt(t.now) && (keep == nil || keep(b)) {
+		if b.Live() && !b.DueAt(t.now) && b.VoidedAt.IsZero() && (keep == nil || keep(b)) {
 			live = append(live, b)
 		}
 	}
@@ -338,6 +338,19 @@ func (t *txn) giveBack(bucketID string, amount Credits, at time.Time) {
 // allowance in line with the account's plan (syncAllowance).
 func (t *txn) expire() {
 	t.usageWindows()
+	// A voided grant never holds credits past the operation that gave them
+	// back to it; one that does was written by a release that did not know
+	// voids (an earlier version, during a rolling deploy): revoke them now.
+	var stray []*Bucket
+	for b := range t.visibleBuckets {
+		if b.Live() && !b.VoidedAt.IsZero() {
+			stray = append(stray, b)
+		}
+	}
+	slices.SortFunc(stray, expiryOrder)
+	for _, b := range stray {
+		t.revoke(t.bucket(b.ID), "", "credits given back to a voided grant", time.Time{})
+	}
 	for t.err == nil {
 		var due *Bucket
 		for b := range t.visibleBuckets {

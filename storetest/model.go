@@ -18,6 +18,7 @@ type mBucket struct {
 	expiresAt time.Time // zero: never
 	order     int       // creation order
 	restored  bool      // made by giveBack after the original expired
+	from      *mBucket  // the original, for a restored bucket
 	lost      int64     // what it lost when it expired
 	debited   int64     // what Debit and VoidGrant took out of it
 	voided    bool
@@ -342,11 +343,11 @@ func (m *model) giveBack(a *mAccount, b *mBucket, amount int64, at time.Time) {
 		return
 	}
 	if b.expiredAt(at) {
-		exp := b.expiresAt.Add(m.grace)
+		exp, from := b.expiresAt.Add(m.grace), b
 		if b.restored {
-			exp = b.expiresAt
+			exp, from = b.expiresAt, b.from
 		}
-		a.buckets = append(a.buckets, &mBucket{kind: b.kind, remaining: amount, expiresAt: exp, order: m.next(), restored: true})
+		a.buckets = append(a.buckets, &mBucket{kind: b.kind, remaining: amount, expiresAt: exp, order: m.next(), restored: true, from: from})
 		return
 	}
 	b.remaining += amount
@@ -390,11 +391,16 @@ func (m *model) debit(a *mAccount, amount int64, partial bool, keep func(*mBucke
 	return amount, true
 }
 
-// void revokes what remains of b.
+// void revokes what remains of b, and of the buckets restored from it.
 func (m *model) void(a *mAccount, b *mBucket) int64 {
-	n := b.remaining
-	b.voided, b.remaining = true, 0
-	b.debited += n
+	var n int64
+	for _, x := range a.buckets {
+		if x == b || x.from == b {
+			n += x.remaining
+			x.debited += x.remaining
+			x.voided, x.remaining = true, 0
+		}
+	}
 	a.debited += n
 	return n
 }

@@ -580,6 +580,59 @@ func scenarios() []scenario {
 			wantErr(t, "spend expired credits", err, credits.ErrInsufficientCredits)
 			CheckInvariants(t, h, "a")
 		}},
+		{name: "VoidTakesTheGrantsRestoredCredits", edit: noSignup, run: func(t *testing.T, h *Harness) {
+			// A found bug: a grant that expired while a hold had its
+			// credits out gets them back in a restored grant; voiding the
+			// original left the restored one spendable. Voiding takes the
+			// restored grants too, live or with their credits out again.
+			h.Account(t, credits.CreateAccountRequest{ID: "a"})
+			grant(t, h, "a", whole(100), credits.KindPurchase, time.Time{}, "fund")
+			at := h.Clock.Now().Add(10 * time.Minute)
+			promo := grant(t, h, "a", c10, credits.KindPromo, at, "promo").Grant
+			first := reserve(t, h, "a", h.Quote(t, image), "img-1") // 7 of the promo
+			h.Clock.Set(at.Add(time.Minute))                        // the promo's other 3 expire
+			if _, err := h.Ledger.Release(h.Ctx, credits.ReleaseRequest{Hold: first.ID}); err != nil {
+				t.Fatal(err)
+			}
+			wantAvailable(t, h, "a", whole(107))                     // 7 back, in a grant restored from the promo
+			second := reserve(t, h, "a", h.Quote(t, image), "img-2") // all 7 of the restored grant
+			if second.Portions[0].Amount != c7 {
+				t.Fatalf("the second hold took %+v, want the restored grant's 7 first", second.Portions)
+			}
+			v, err := h.Ledger.VoidGrant(h.Ctx, credits.VoidGrantRequest{Account: "a", Grant: promo.ID, Reason: "abuse", Key: "void"})
+			if err != nil || !v.Voided.IsZero() || v.Available != whole(100) {
+				t.Fatalf("void: %+v %v (nothing left in the promo nor in its restored grant)", v, err)
+			}
+			rel, err := h.Ledger.Release(h.Ctx, credits.ReleaseRequest{Hold: second.ID})
+			if err != nil || rel.Available != whole(100) {
+				t.Fatalf("release into the voided promo's restored grant: %+v %v; want the 7 revoked, 100 available", rel, err)
+			}
+			b := h.Balance(t, "a")
+			if b.Debited != c7 || b.Expired != c3 || b.Available != whole(100) {
+				t.Fatalf("balance: %+v", b)
+			}
+			// The restored grant is voided: a charge can never reach it.
+			if _, err := h.Ledger.Charge(h.Ctx, credits.ChargeRequest{Account: "a", Quote: h.Quote(t, image), Key: "img-3"}); err != nil {
+				t.Fatal(err)
+			}
+			wantAvailable(t, h, "a", whole(93))
+			CheckInvariants(t, h, "a")
+
+			// Live when the original is voided: revoked at once.
+			h.Account(t, credits.CreateAccountRequest{ID: "b"})
+			at = h.Clock.Now().Add(10 * time.Minute)
+			promo = grant(t, h, "b", c10, credits.KindPromo, at, "promo").Grant
+			third := reserve(t, h, "b", h.Quote(t, image), "img-1")
+			h.Clock.Set(at.Add(time.Minute))
+			if _, err := h.Ledger.Release(h.Ctx, credits.ReleaseRequest{Hold: third.ID}); err != nil {
+				t.Fatal(err)
+			}
+			v, err = h.Ledger.VoidGrant(h.Ctx, credits.VoidGrantRequest{Account: "b", Grant: promo.ID, Reason: "abuse", Key: "void"})
+			if err != nil || v.Voided != c7 || !v.Available.IsZero() {
+				t.Fatalf("void with a live restored grant: %+v %v, want 7 voided", v, err)
+			}
+			CheckInvariants(t, h, "b")
+		}},
 		{name: "ReleaseIntoExpiredGrant", edit: noSignup, run: func(t *testing.T, h *Harness) {
 			// The rule: credits given back to a grant that expired in the
 			// meantime come back in a new grant of the same kind that

@@ -189,15 +189,6 @@ func checkInvariants(h *Harness, account string) error {
 	}
 	var inBuckets credits.Credits
 	for _, bk := range st.Buckets {
-		if bk.Remaining.IsNegative() || bk.Expired.IsNegative() || bk.Debited.IsNegative() {
-			return fmt.Errorf("bucket %s: negative: %+v", bk.ID, bk)
-		}
-		if used, err := sumOf(bk.Remaining, bk.Expired, bk.Debited); err != nil || bk.Amount.Less(used) {
-			return fmt.Errorf("bucket %s: remaining %s + expired %s + debited %s exceed its amount %s", bk.ID, bk.Remaining, bk.Expired, bk.Debited, bk.Amount)
-		}
-		if !bk.VoidedAt.IsZero() && bk.Remaining.IsPositive() {
-			return fmt.Errorf("bucket %s: voided at %s, yet %s remains in it", bk.ID, bk.VoidedAt, bk.Remaining)
-		}
 		if inBuckets, err = inBuckets.Add(bk.Remaining); err != nil {
 			return err
 		}
@@ -207,6 +198,7 @@ func checkInvariants(h *Harness, account string) error {
 	}
 	// The history is the balance: replay it.
 	var avail, held, spent, debited credits.Credits
+	debitedFrom := map[string]credits.Credits{} // by bucket
 	var seq int64
 	var after int64
 	var holdIDs []string
@@ -249,6 +241,7 @@ func checkInvariants(h *Harness, account string) error {
 			held, _ = held.Add(e.HeldDelta())
 			spent, _ = spent.Add(e.SpentDelta())
 			debited, _ = debited.Add(e.DebitedDelta())
+			debitedFrom[e.Bucket], _ = debitedFrom[e.Bucket].Add(e.DebitedDelta())
 			if e.Available != avail || e.Held != held {
 				return fmt.Errorf("account %q: entry %d (%s %s) says available %s held %s; running sums are %s and %s",
 					account, e.Seq, e.Type, e.Amount, e.Available, e.Held, avail, held)
@@ -258,6 +251,27 @@ func checkInvariants(h *Harness, account string) error {
 			}
 		}
 		after = es[len(es)-1].Seq
+	}
+	// Every bucket, live or not: never negative, never more out of it than
+	// went in, nothing left in a voided one, and what was debited from it
+	// is what its debit and void entries say.
+	all, err := h.Store.Buckets(h.Ctx, credits.BucketFilter{Account: account})
+	if err != nil {
+		return fmt.Errorf("Buckets(%q): %w", account, err)
+	}
+	for _, bk := range all {
+		if bk.Remaining.IsNegative() || bk.Expired.IsNegative() || bk.Debited.IsNegative() {
+			return fmt.Errorf("bucket %s: negative: %+v", bk.ID, bk)
+		}
+		if used, err := sumOf(bk.Remaining, bk.Expired, bk.Debited); err != nil || bk.Amount.Less(used) {
+			return fmt.Errorf("bucket %s: remaining %s + expired %s + debited %s exceed its amount %s", bk.ID, bk.Remaining, bk.Expired, bk.Debited, bk.Amount)
+		}
+		if !bk.VoidedAt.IsZero() && bk.Remaining.IsPositive() {
+			return fmt.Errorf("bucket %s: voided at %s, yet %s remains in it", bk.ID, bk.VoidedAt, bk.Remaining)
+		}
+		if bk.Debited != debitedFrom[bk.ID] {
+			return fmt.Errorf("bucket %s: debited %s; its debit and void entries add up to %s", bk.ID, bk.Debited, debitedFrom[bk.ID])
+		}
 	}
 	// Every charge: never above its quote, refunds never above the charge,
 	// and together they are the spent total.

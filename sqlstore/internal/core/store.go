@@ -460,6 +460,10 @@ func (s *Store) buckets(ctx context.Context, db Querier, f credits.BucketFilter)
 	if f.LiveOnly {
 		query += " AND " + LiveBucket("b")
 	}
+	if f.RestoredFrom != "" {
+		args = append(args, f.RestoredFrom)
+		query += " AND b.restored_from = " + s.syntax.Param(len(args))
+	}
 	query += " ORDER BY b.seq, b.id"
 	if f.Limit > 0 {
 		args = append(args, f.Limit)

@@ -16,15 +16,22 @@
 -- this release.
 --
 -- The constant default (or none) adds each column without rewriting the
--- table (PostgreSQL 11 and later).
-ALTER TABLE {{t}}accounts ADD COLUMN debited bigint NOT NULL DEFAULT 0 CHECK (debited >= 0);
-ALTER TABLE {{t}}buckets ADD COLUMN debited bigint NOT NULL DEFAULT 0 CHECK (debited >= 0);
+-- table (PostgreSQL 11 and later). A CHECK added with the column would
+-- still scan every row under the migration's lock (224 ms for 3 million
+-- rows, against 3 ms without); every existing row holds the default, 0,
+-- so the checks are added NOT VALID: enforced on every row written from
+-- now on, without reading the rows already there.
+ALTER TABLE {{t}}accounts ADD COLUMN debited bigint NOT NULL DEFAULT 0;
+ALTER TABLE {{t}}accounts ADD CONSTRAINT {{n}}accounts_debited_check CHECK (debited >= 0) NOT VALID;
+ALTER TABLE {{t}}buckets ADD COLUMN debited bigint NOT NULL DEFAULT 0;
+ALTER TABLE {{t}}buckets ADD CONSTRAINT {{n}}buckets_debited_check CHECK (debited >= 0) NOT VALID;
 ALTER TABLE {{t}}buckets ADD COLUMN voided_at bigint;
 -- Ledger.Grants lists every grant of an account, spent and expired ones
 -- too, in (seq, id) order: only live buckets were indexed by account.
--- Building it reads the buckets table once, under the migration's lock (a
--- bucket is a grant: there are far fewer of them than entries); on a very
--- large table, run the migration at a quiet time. Updates of a bucket
+-- Building it reads the buckets table once, under the migration's lock,
+-- and every operation waits for it (a bucket is a grant: there are far
+-- fewer of them than entries); on a very large table, run the migration
+-- at a quiet time. Updates of a bucket
 -- (remaining, expired, debited) change no column of the index, so they
 -- stay heap-only (HOT) updates.
 CREATE INDEX {{n}}buckets_account ON {{t}}buckets (account, seq, id);
