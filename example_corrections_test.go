@@ -60,7 +60,7 @@ func ExampleLedger_VoidGrant() {
 	fmt.Println("voided", v.Voided, "available", v.Available)
 
 	r, _ := ledger.Release(ctx, credits.ReleaseRequest{Hold: job.Hold.ID, Reason: "render failed"})
-	fmt.Println("released", r.Released, "available", r.Available)
+	fmt.Println("released", r.Released, "revoked", r.Revoked, "available", r.Available)
 
 	_, err := ledger.VoidGrant(ctx, credits.VoidGrantRequest{Account: "bob", Grant: promo.Grant.ID, Reason: "again", Key: "void-bf-2"})
 	fmt.Println(errors.Is(err, credits.ErrGrantVoided))
@@ -71,7 +71,7 @@ func ExampleLedger_VoidGrant() {
 	}
 	// Output:
 	// voided 10 available 0
-	// released 40 available 0
+	// released 40 revoked 40 available 0
 	// true
 	// grant 50
 	// hold 40

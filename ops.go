@@ -614,6 +614,10 @@ type ChargeResult struct {
 	// Charged is what the account paid; Released is what went back.
 	Charged  Credits `json:"charged"`
 	Released Credits `json:"released"`
+	// Revoked is the part of Released that went back to a grant voided
+	// meanwhile ([Ledger.VoidGrant]) and was revoked at once: Available
+	// does not include it.
+	Revoked Credits `json:"revoked,omitzero"`
 	// Capped reports that the usage cost more than the quote, so the quote
 	// was charged.
 	Capped bool `json:"capped,omitempty"`
@@ -629,9 +633,10 @@ func (r *ChargeResult) recorded() any {
 		Hold      holdRef `json:"hold"`
 		Charged   Credits `json:"charged"`
 		Released  Credits `json:"released"`
+		Revoked   Credits `json:"revoked,omitzero"`
 		Capped    bool    `json:"capped,omitempty"`
 		Available Credits `json:"available"`
-	}{holdRef{r.Hold.ID}, r.Charged, r.Released, r.Capped, r.Available}
+	}{holdRef{r.Hold.ID}, r.Charged, r.Released, r.Revoked, r.Capped, r.Available}
 }
 
 // Capture charges an open hold by actual usage, never more than the quote,
@@ -673,8 +678,9 @@ func (l *Ledger) Capture(ctx context.Context, req CaptureRequest) (ChargeResult,
 			}
 			amount = amount.Min(h.Amount)
 		}
+		before := t.revokedBack
 		released := t.capture(h, amount)
-		return ChargeResult{Hold: h.Clone(), Charged: amount, Released: released, Capped: capped, Available: t.acct.Available}, nil
+		return ChargeResult{Hold: h.Clone(), Charged: amount, Released: released, Revoked: mustSub(t.revokedBack, before), Capped: capped, Available: t.acct.Available}, nil
 	})
 }
 
@@ -838,8 +844,11 @@ type ReleaseRequest struct {
 
 // ReleaseResult is the outcome of Release.
 type ReleaseResult struct {
-	Hold      Hold    `json:"hold"`
-	Released  Credits `json:"released"`
+	Hold     Hold    `json:"hold"`
+	Released Credits `json:"released"`
+	// Revoked is the part of Released that went back to a grant voided
+	// meanwhile and was revoked at once: Available does not include it.
+	Revoked   Credits `json:"revoked,omitzero"`
 	Available Credits `json:"available"`
 	Replay
 }
@@ -850,8 +859,9 @@ func (r *ReleaseResult) recorded() any {
 	return struct {
 		Hold      holdRef `json:"hold"`
 		Released  Credits `json:"released"`
+		Revoked   Credits `json:"revoked,omitzero"`
 		Available Credits `json:"available"`
-	}{holdRef{r.Hold.ID}, r.Released, r.Available}
+	}{holdRef{r.Hold.ID}, r.Released, r.Revoked, r.Available}
 }
 
 // Release gives every credit of an open hold back to the bucket it came
@@ -873,6 +883,7 @@ func (l *Ledger) Release(ctx context.Context, req ReleaseRequest) (ReleaseResult
 	}
 	op.holdAt = releasedHold
 	return mutate(ctx, l, op, func(t *txn) (ReleaseResult, error) {
+		before := t.revokedBack
 		h, err := t.openHoldNamed(req.Hold)
 		if err != nil {
 			return ReleaseResult{}, err
@@ -885,7 +896,7 @@ func (l *Ledger) Release(ctx context.Context, req ReleaseRequest) (ReleaseResult
 		t.limitGiveBack(h, h.Amount)
 		t.entry(Entry{Type: EntryRelease, Amount: h.Amount, Hold: h.ID, Tool: h.Quote.Tool, Member: h.Member, Note: req.Reason})
 		t.expire() // credits restored into a grant whose deadline already passed
-		return ReleaseResult{Hold: h.Clone(), Released: h.Amount, Available: t.acct.Available}, nil
+		return ReleaseResult{Hold: h.Clone(), Released: h.Amount, Revoked: mustSub(t.revokedBack, before), Available: t.acct.Available}, nil
 	})
 }
 
@@ -1021,8 +1032,11 @@ type RefundRequest struct {
 
 // RefundResult is the outcome of Refund.
 type RefundResult struct {
-	Hold      Hold    `json:"hold"`
-	Refunded  Credits `json:"refunded"`
+	Hold     Hold    `json:"hold"`
+	Refunded Credits `json:"refunded"`
+	// Revoked is the part of Refunded that went back to a grant voided
+	// meanwhile and was revoked at once: Available does not include it.
+	Revoked   Credits `json:"revoked,omitzero"`
 	Available Credits `json:"available"`
 	Replay
 }
@@ -1049,6 +1063,7 @@ func (l *Ledger) Refund(ctx context.Context, req RefundRequest) (RefundResult, e
 		return RefundResult{}, err
 	}
 	return mutate(ctx, l, op, func(t *txn) (RefundResult, error) {
+		before := t.revokedBack
 		src, err := t.namedHold(req.Charge)
 		if err != nil {
 			return RefundResult{}, err
@@ -1078,7 +1093,7 @@ func (l *Ledger) Refund(ctx context.Context, req RefundRequest) (RefundResult, e
 		t.sub(&t.acct.Spent, amount)
 		t.entry(Entry{Type: EntryRefund, Amount: amount, Hold: h.ID, Tool: h.Quote.Tool, Member: h.Member, Key: req.Key, Note: req.Reason})
 		t.expire() // credits restored into a grant whose deadline already passed
-		return RefundResult{Hold: h.Clone(), Refunded: amount, Available: t.acct.Available}, nil
+		return RefundResult{Hold: h.Clone(), Refunded: amount, Revoked: mustSub(t.revokedBack, before), Available: t.acct.Available}, nil
 	})
 }
 

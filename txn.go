@@ -24,6 +24,8 @@ type txn struct {
 	// revoked are voided buckets a release or refund gave credits back
 	// to: entry revokes them right after the entry that explains it.
 	revoked []string
+	// revokedBack counts the credits revoked that way.
+	revokedBack Credits
 
 	startAvailable Credits
 	err            error // the first overflow or broken store contract
@@ -200,7 +202,7 @@ func (t *txn) entry(e Entry) {
 		ids := t.revoked
 		t.revoked = nil
 		for _, id := range ids {
-			t.revoke(t.bucket(id), "", "credits given back to a voided grant", e.At)
+			t.add(&t.revokedBack, t.revoke(t.bucket(id), "", "credits given back to a voided grant", e.At))
 		}
 	}
 }

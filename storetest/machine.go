@@ -450,7 +450,11 @@ func (mc *machine) Capture(t *rapid.T) {
 	if res.Charged.Cmp(h.quote.Total) > 0 {
 		t.Fatalf("charged %s above the quote %s", res.Charged, h.quote.Total)
 	}
+	revoked := a.revoked
 	mc.m.capture(a, h, charged, mc.now())
+	if res.Revoked.Units() != a.revoked-revoked {
+		t.Fatalf("capture: revoked %s; the model %d", res.Revoked, a.revoked-revoked)
+	}
 	mc.m.advance(a, mc.now())
 	mc.wantAvailable(t, "capture", a, res.Available)
 }
@@ -481,7 +485,11 @@ func (mc *machine) Release(t *rapid.T) {
 	if res.Released.Units() != h.amount {
 		t.Fatalf("released %s of a hold of %d", res.Released, h.amount)
 	}
+	revoked := a.revoked
 	mc.m.release(a, h, mc.now())
+	if res.Revoked.Units() != a.revoked-revoked {
+		t.Fatalf("release: revoked %s; the model %d", res.Revoked, a.revoked-revoked)
+	}
 	mc.m.advance(a, mc.now())
 	mc.wantAvailable(t, "release", a, res.Available)
 }
@@ -514,7 +522,11 @@ func (mc *machine) Refund(t *rapid.T) {
 		if res.Refunded.Units() != n {
 			t.Fatalf("refunded %s, want %d", res.Refunded, n)
 		}
+		revoked := a.revoked
 		mc.m.refund(a, h, n, mc.now())
+		if res.Revoked.Units() != a.revoked-revoked {
+			t.Fatalf("refund: revoked %s; the model %d", res.Revoked, a.revoked-revoked)
+		}
 		mc.m.advance(a, mc.now())
 		mc.wantAvailable(t, "refund", a, res.Available)
 	}

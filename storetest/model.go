@@ -67,6 +67,7 @@ type mAccount struct {
 	spent     int64
 	expired   int64
 	debited   int64
+	revoked   int64 // credits given back to voided buckets, revoked on return
 	held      int64
 	records   map[string]mOutcome
 }
@@ -340,6 +341,7 @@ func (m *model) giveBack(a *mAccount, b *mBucket, amount int64, at time.Time) {
 	if b.voided { // revoked while the credits were out: revoked on return
 		b.debited += amount
 		a.debited += amount
+		a.revoked += amount
 		return
 	}
 	if b.expiredAt(at) {
