@@ -30,6 +30,23 @@
 //     is used on any money path and overflow is an error, never a wrap.
 //
 // The rules live in this package; a [Store] only loads, locks and persists.
+//
+// # JSON
+//
+// The request and result types are made to be a JSON API's bodies, by one
+// convention: every duration is an integer number of milliseconds, named
+// *_ms ("duration_ms": 5000, "billed_duration_ms", "increment_ms",
+// "ttl_ms"); every instant is an RFC 3339 string; every amount of credits is
+// a decimal string ("2.5"). The Go fields stay [time.Duration]. Every
+// duration the ledger makes is a whole number of milliseconds (a quote
+// bills whole increments of whole milliseconds); only a duration a Go
+// caller gave to the nanosecond keeps its fraction, as up to six decimals
+// (5000.25), so that nothing is lost on the way to a database and back.
+// Decoding takes the same, refuses anything finer than a nanosecond, an
+// exponent or a string with an error wrapping [ErrInvalidRequest] that
+// names the key, and reads JSON written before this convention (holds and
+// idempotency records stored by earlier versions, with durations in
+// nanoseconds under the names without _ms) wherever the _ms key is absent.
 package credits
 
 import (

@@ -610,16 +610,26 @@ func conflict(account, key, recOp string, recReq []byte, op string, req []byte) 
 	_ = json.Unmarshal(req, &b)
 	for k, v := range a {
 		if w, ok := b[k]; !ok || !bytes.Equal(v, w) {
-			e.Fields = append(e.Fields, k)
+			e.Fields = append(e.Fields, apiFieldName(k))
 		}
 	}
 	for k := range b {
 		if _, ok := a[k]; !ok {
-			e.Fields = append(e.Fields, k)
+			e.Fields = append(e.Fields, apiFieldName(k))
 		}
 	}
 	slices.Sort(e.Fields)
 	return e
+}
+
+// apiFieldName is the name a JSON API gives a field of a recorded request:
+// the recorded requests keep the TTL in nanoseconds under "ttl" (their
+// encoding never changes), which a request's JSON calls "ttl_ms".
+func apiFieldName(recorded string) string {
+	if recorded == "ttl" {
+		return "ttl_ms"
+	}
+	return recorded
 }
 
 // Record keys: a caller's key, and the keys the ledger derives for

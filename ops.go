@@ -392,8 +392,8 @@ type ReserveRequest struct {
 	// plan is refused with a [*PlanMismatchError]) and not have expired.
 	Quote Quote `json:"-"`
 	// TTL is how long the hold lasts before it is released by itself; zero
-	// means Config.HoldTTL.
-	TTL time.Duration `json:"ttl,omitempty"`
+	// means Config.HoldTTL. In JSON, "ttl_ms", in milliseconds.
+	TTL time.Duration `json:"ttl_ms,omitempty"`
 	// Key makes the reservation idempotent: retried, it returns the same hold.
 	Key      string            `json:"-"`
 	Metadata map[string]string `json:"metadata,omitempty"`
@@ -653,7 +653,7 @@ func (l *Ledger) Capture(ctx context.Context, req CaptureRequest) (ChargeResult,
 	if err := l.resolveHold(ctx, &req.Hold, req.ReserveKey, req.Account); err != nil {
 		return ChargeResult{}, err
 	}
-	op, err := l.holdOp(ctx, opCapture, req.Hold, req.Account, req.Key, req)
+	op, err := l.holdOp(ctx, opCapture, req.Hold, req.Account, req.Key, recordedCapture(req))
 	if err != nil {
 		return ChargeResult{}, err
 	}
@@ -910,8 +910,8 @@ type ExtendRequest struct {
 	// Account, when set, must be the hold's account; it saves a lookup.
 	Account string `json:"-"`
 	// TTL is how long from now the hold is to last; zero means
-	// Config.HoldTTL.
-	TTL time.Duration `json:"ttl,omitempty"`
+	// Config.HoldTTL. In JSON, "ttl_ms", in milliseconds.
+	TTL time.Duration `json:"ttl_ms,omitempty"`
 }
 
 // ExtendResult is the outcome of Extend.

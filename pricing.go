@@ -1020,8 +1020,9 @@ type QuoteRequest struct {
 	// Resolution is required by per-second tools and refused by image tools.
 	Resolution string `json:"resolution,omitempty"`
 	// Duration is the requested output duration of a per-second tool: > 0
-	// and at most the tool's maximum. Image tools refuse it.
-	Duration time.Duration `json:"duration,omitempty"`
+	// and at most the tool's maximum. Image tools refuse it. In JSON,
+	// milliseconds (see [QuoteRequest.MarshalJSON]).
+	Duration time.Duration `json:"duration_ms,omitempty"`
 	// Images is the number of images an image tool generates: 0 means 1, at
 	// most the tool's maximum. Per-second tools refuse it.
 	Images int `json:"images,omitempty"`
@@ -1047,12 +1048,15 @@ type Quote struct {
 	// Images is the number of images priced (image tools).
 	Images int `json:"images,omitempty"`
 	// Duration is the requested duration (per-second tools).
-	Duration time.Duration `json:"duration,omitempty"`
-	// BilledDuration is Duration rounded to whole increments.
-	BilledDuration time.Duration `json:"billed_duration,omitempty"`
-	// Increment and Rounding are the tool's billing increment and rounding
-	// (per-second tools); Cost uses them to price actual usage.
-	Increment time.Duration `json:"increment,omitempty"`
+	Duration time.Duration `json:"duration_ms,omitempty"`
+	// BilledDuration is Duration rounded to whole increments: a whole
+	// number of milliseconds.
+	BilledDuration time.Duration `json:"billed_duration_ms,omitempty"`
+	// Increment and Rounding are the tool's billing increment (a whole
+	// number of milliseconds) and rounding (per-second tools); Cost uses
+	// them to price actual usage. Durations are in milliseconds in JSON
+	// (see [Quote.MarshalJSON]).
+	Increment time.Duration `json:"increment_ms,omitempty"`
 	Rounding  Rounding      `json:"rounding,omitempty"`
 	// Total is the price, and the cap on what Cost ever returns.
 	Total Credits `json:"total"`
@@ -1332,8 +1336,9 @@ func formatBasisPointsPercent(bp int64) string {
 
 // Usage is what a generation actually produced, priced by [Quote.Cost].
 type Usage struct {
-	// Duration is the actual output duration (per-second tools).
-	Duration time.Duration `json:"duration,omitempty"`
+	// Duration is the actual output duration (per-second tools). In JSON,
+	// milliseconds (see [Usage.MarshalJSON]).
+	Duration time.Duration `json:"duration_ms,omitempty"`
 	// Images is the number of images actually delivered (image tools).
 	Images int `json:"images,omitempty"`
 }

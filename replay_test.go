@@ -230,7 +230,7 @@ func TestRequestKeptByHold(t *testing.T) {
 		{"other TTL", func() error {
 			_, err := l.Reserve(ctx, credits.ReserveRequest{Account: "a", Quote: video, Key: "r"})
 			return err
-		}, []string{"ttl"}},
+		}, []string{"ttl_ms"}},
 		{"other operation", func() error {
 			_, err := l.Charge(ctx, credits.ChargeRequest{Account: "a", Quote: video, Key: "r"})
 			return err

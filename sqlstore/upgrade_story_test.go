@@ -181,8 +181,8 @@ func checkStoryUpgrade(ctx context.Context, t *testing.T, dsn string, opts sqlst
 		t.Fatalf("%d steps, the fixture has %d", len(got), len(want))
 	}
 	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("step %d after the upgrade:\n got %s\nwant %s", i, got[i], want[i])
+		if g, w := reencodeQuotes(t, got[i]), reencodeQuotes(t, want[i]); g != w {
+			t.Errorf("step %d after the upgrade:\n got %s\nwant %s", i, g, w)
 		}
 	}
 	for i, r := range replays {
@@ -196,6 +196,57 @@ func checkStoryUpgrade(ctx context.Context, t *testing.T, dsn string, opts sqlst
 			t.Errorf("%s changed by the upgrade and the replays:\n%s\nbefore:\n%s", table, after[table], rows)
 		}
 	}
+}
+
+// reencodeQuotes returns a step's JSON with every quote in it decoded as a
+// credits.Quote and encoded again. The fixture's quotes have their
+// durations in nanoseconds ("duration": 5000000000), as the release that
+// wrote it encoded them; this code encodes them in milliseconds
+// ("duration_ms": 5000). Read through the decoder, which takes both, the
+// fixture's quotes must be exactly the ones the replays return.
+func reencodeQuotes(t *testing.T, step string) string {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(step))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(v any) any
+	walk = func(v any) any {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				if m, ok := e.(map[string]any); ok && k == "quote" {
+					raw, _ := json.Marshal(m)
+					var q credits.Quote
+					if err := json.Unmarshal(raw, &q); err != nil {
+						t.Fatalf("quote %s: %v", raw, err)
+					}
+					raw, _ = json.Marshal(q)
+					d := json.NewDecoder(strings.NewReader(string(raw)))
+					d.UseNumber()
+					var again any
+					if err := d.Decode(&again); err != nil {
+						t.Fatal(err)
+					}
+					v[k] = again
+					continue
+				}
+				v[k] = walk(e)
+			}
+		case []any:
+			for i, e := range v {
+				v[i] = walk(e)
+			}
+		}
+		return v
+	}
+	b, err := json.Marshal(walk(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // writeStoryFixture runs the story on a new SQLite file in dir and, with
