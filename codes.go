@@ -22,6 +22,8 @@ var errorCodes = []struct {
 	{ErrWrongPlan, "wrong_plan", http.StatusConflict},
 	{ErrQuoteExpired, "quote_expired", http.StatusConflict},
 	{ErrQuoteMismatch, "quote_mismatch", http.StatusConflict},
+	{ErrInvalidQuote, "invalid_quote", http.StatusBadRequest}, // before ErrInvalidRequest, which it matches too
+	{ErrNoQuoteKey, "no_quote_key", http.StatusInternalServerError},
 	{ErrUnknownAccount, "unknown_account", http.StatusNotFound},
 	{ErrUnknownHold, "unknown_hold", http.StatusNotFound},
 	{ErrUnknownGrant, "unknown_grant", http.StatusNotFound},

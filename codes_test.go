@@ -31,6 +31,7 @@ func TestEveryErrorHasACode(t *testing.T) {
 		"ErrQuoteExpired": credits.ErrQuoteExpired, "ErrQuoteMismatch": credits.ErrQuoteMismatch, "ErrWrongPlan": credits.ErrWrongPlan,
 		"ErrMemberLimit": credits.ErrMemberLimit, "ErrNotMember": credits.ErrNotMember, "ErrIdempotencyConflict": credits.ErrIdempotencyConflict,
 		"ErrDailyUnavailable": credits.ErrDailyUnavailable, "ErrInvalidCatalog": credits.ErrInvalidCatalog, "ErrTransient": credits.ErrTransient,
+		"ErrInvalidQuote": credits.ErrInvalidQuote, "ErrNoQuoteKey": credits.ErrNoQuoteKey,
 	}
 	declared := 0
 	seen := map[string]string{}

@@ -47,6 +47,10 @@
 // names the key, and reads JSON written before this convention (holds and
 // idempotency records stored by earlier versions, with durations in
 // nanoseconds under the names without _ms) wherever the _ms key is absent.
+//
+// A quote goes to a browser and comes back sealed: [Ledger.SealQuote] makes
+// it an opaque, signed, URL-safe string, which a request's "quote" field
+// ([ReserveRequest.SealedQuote]) carries back to any server with the key.
 package credits
 
 import (

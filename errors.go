@@ -60,6 +60,15 @@ var (
 	// account's. The typed error is [*PlanMismatchError]; it also matches
 	// ErrQuoteMismatch.
 	ErrWrongPlan = errors.New("credits: quote priced with another plan than the account's")
+	// ErrInvalidQuote: a sealed quote is not one this ledger sealed: it is
+	// garbled, truncated, too long, of an unknown version, altered, or
+	// sealed with a key the ledger does not have (see [Ledger.OpenQuote]).
+	// Such an error also matches ErrInvalidRequest. Nothing was written.
+	ErrInvalidQuote = errors.New("credits: invalid sealed quote")
+	// ErrNoQuoteKey: a quote was to be sealed or opened, but the ledger has
+	// no Config.QuoteKey: the server's configuration, not the request, is
+	// at fault.
+	ErrNoQuoteKey = errors.New("credits: no quote key configured")
 	// ErrMemberLimit: the spend would take a team member over their
 	// spending limit for the period. The typed error is
 	// [*MemberLimitError], with what remains of the limit.

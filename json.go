@@ -206,6 +206,7 @@ type (
 	usageFields        Usage
 	reserveFields      ReserveRequest
 	extendFields       ExtendRequest
+	chargeFields       ChargeRequest
 )
 
 // MarshalJSON encodes q with its durations in milliseconds: "duration_ms",
@@ -297,9 +298,33 @@ func (u *Usage) UnmarshalJSON(b []byte) error {
 	return pickDuration(&u.Duration, &w.Duration, "duration_ms", &w.LegacyDuration, "duration")
 }
 
-// MarshalJSON encodes r as a JSON API takes it: "ttl_ms" is the TTL in
-// milliseconds, omitted when zero. Quote and Key are not encoded (Key: a
-// service takes it from a header such as Idempotency-Key).
+// sealedField decodes the "quote" of a request: the string of
+// [Ledger.SealQuote]. Anything else (such as the quote's own JSON object,
+// which a server cannot trust) is recorded as a reason, for the request's
+// UnmarshalJSON to refuse naming the key.
+type sealedField struct {
+	s      string
+	reason string
+}
+
+// UnmarshalJSON implements [json.Unmarshaler].
+func (f *sealedField) UnmarshalJSON(b []byte) error {
+	switch {
+	case string(b) == "null":
+	case len(b) > 0 && b[0] == '"':
+		if err := json.Unmarshal(b, &f.s); err != nil {
+			f.reason = "not a valid JSON string"
+		}
+	default:
+		f.reason = "want the sealed quote, the string Ledger.SealQuote made (a quote as a JSON object is not accepted: a client could change it)"
+	}
+	return nil
+}
+
+// MarshalJSON encodes r as a JSON API takes it: "quote" is the sealed
+// quote (SealedQuote; Quote itself, a Go value, is not encoded) and "ttl_ms"
+// the TTL in milliseconds, omitted when zero. Key is not encoded: a service
+// takes it from a header such as Idempotency-Key.
 func (r ReserveRequest) MarshalJSON() ([]byte, error) {
 	f := reserveFields(r)
 	f.TTL = 0
@@ -308,18 +333,45 @@ func (r ReserveRequest) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON decodes what [ReserveRequest.MarshalJSON] encodes; a "ttl"
 // in nanoseconds, as earlier versions encoded it, is read when "ttl_ms" is
-// absent. A TTL that is not a number of milliseconds exact to the
-// nanosecond is an error wrapping [ErrInvalidRequest] that names its key.
+// absent. Errors wrap [ErrInvalidRequest] and name the key: a TTL that is
+// not a number of milliseconds exact to the nanosecond, or a "quote" that
+// is not a string (such as the quote's JSON object: only a sealed quote is
+// taken from a client).
 func (r *ReserveRequest) UnmarshalJSON(b []byte) error {
 	w := struct {
 		*reserveFields
-		TTL       msField `json:"ttl_ms"`
-		LegacyTTL nsField `json:"ttl"`
-	}{reserveFields: (*reserveFields)(r)}
+		SealedQuote sealedField `json:"quote"`
+		TTL         msField     `json:"ttl_ms"`
+		LegacyTTL   nsField     `json:"ttl"`
+	}{reserveFields: (*reserveFields)(r), SealedQuote: sealedField{s: r.SealedQuote}}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
+	if w.SealedQuote.reason != "" {
+		return invalid("quote: %s", w.SealedQuote.reason)
+	}
+	r.SealedQuote = w.SealedQuote.s
 	return pickDuration(&r.TTL, &w.TTL, "ttl_ms", &w.LegacyTTL, "ttl")
+}
+
+// UnmarshalJSON decodes a charge request as a JSON API takes it (the
+// fields' tags): "quote" is the sealed quote, into SealedQuote. A "quote"
+// that is not a string (such as the quote's JSON object: only a sealed
+// quote is taken from a client) is an error wrapping [ErrInvalidRequest]
+// that names it. (ChargeRequest has no MarshalJSON: its tags say it all.)
+func (r *ChargeRequest) UnmarshalJSON(b []byte) error {
+	w := struct {
+		*chargeFields
+		SealedQuote sealedField `json:"quote"`
+	}{chargeFields: (*chargeFields)(r), SealedQuote: sealedField{s: r.SealedQuote}}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	if w.SealedQuote.reason != "" {
+		return invalid("quote: %s", w.SealedQuote.reason)
+	}
+	r.SealedQuote = w.SealedQuote.s
+	return nil
 }
 
 // MarshalJSON encodes r with its TTL in milliseconds, "ttl_ms" (omitted

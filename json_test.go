@@ -53,10 +53,11 @@ func TestJSONDurationsInMilliseconds(t *testing.T) {
 		{credits.Usage{Duration: 3400 * time.Millisecond}, `{"duration_ms":3400}`},
 		{credits.Usage{Images: 1}, `{"images":1}`},
 		{credits.Usage{}, `{}`},
-		{credits.ReserveRequest{Account: "alice", TTL: 10 * time.Minute, Key: "job-1", Quote: video},
-			`{"account":"alice","ttl_ms":600000}`},
+		{credits.ReserveRequest{Account: "alice", SealedQuote: "q1.x.y", TTL: 10 * time.Minute, Key: "job-1", Quote: video},
+			`{"account":"alice","quote":"q1.x.y","ttl_ms":600000}`},
 		{credits.ReserveRequest{Account: "alice"}, `{"account":"alice"}`},
 		{credits.ExtendRequest{Hold: "hold_1", TTL: 90 * time.Second}, `{"hold":"hold_1","ttl_ms":90000}`},
+		{credits.ChargeRequest{Account: "alice", SealedQuote: "q1.x.y", Key: "k"}, `{"account":"alice","quote":"q1.x.y"}`},
 		{credits.CaptureRequest{Hold: "hold_1", Usage: credits.Usage{Duration: 3 * time.Second}}, `{"hold":"hold_1","usage":{"duration_ms":3000},"amount":"0"}`},
 		// A duration to the nanosecond keeps its fraction.
 		{credits.Usage{Duration: 1500*time.Millisecond + 250*time.Microsecond}, `{"duration_ms":1500.25}`},
@@ -79,6 +80,10 @@ func TestJSONDurationsInMilliseconds(t *testing.T) {
 		want := reflect.ValueOf(c.v)
 		if r, ok := c.v.(credits.ReserveRequest); ok { // Quote and Key are not in the JSON
 			r.Quote, r.Key = credits.Quote{}, ""
+			want = reflect.ValueOf(r)
+		}
+		if r, ok := c.v.(credits.ChargeRequest); ok {
+			r.Key = ""
 			want = reflect.ValueOf(r)
 		}
 		if got := p.Elem().Interface(); !reflect.DeepEqual(got, want.Interface()) {
@@ -151,6 +156,9 @@ func TestJSONBadDurations(t *testing.T) {
 		{&credits.Quote{}, `{"tool":"video","billed_duration_ms":1e3}`, "billed_duration_ms"},
 		{&credits.Quote{}, `{"tool":"video","billed_duration":1.5}`, "billed_duration"},
 		{&credits.ReserveRequest{}, `{"account":"a","ttl_ms":"10m"}`, "ttl_ms"},
+		{&credits.ReserveRequest{}, `{"account":"a","quote":{"tool":"video","total":"1"}}`, "quote"},
+		{&credits.ReserveRequest{}, `{"account":"a","quote":40}`, "quote"},
+		{&credits.ChargeRequest{}, `{"account":"a","quote":{"tool":"image"}}`, "quote"},
 		{&credits.ExtendRequest{}, `{"hold":"h","ttl_ms":-}`, ""}, // not JSON at all: encoding/json's syntax error
 	} {
 		err := json.Unmarshal([]byte(c.body), c.into)
@@ -216,9 +224,9 @@ func TestJSONLegacyDurations(t *testing.T) {
 		}
 	}
 	for body, want := range map[string]credits.ReserveRequest{
-		`{"account":"a","ttl":600000000000}`:      {Account: "a", TTL: 10 * time.Minute},
-		`{"account":"a","ttl":1,"ttl_ms":600000}`: {Account: "a", TTL: 10 * time.Minute},
-		`{"account":"a","metadata":{"k":"v"}}`:    {Account: "a", Metadata: map[string]string{"k": "v"}},
+		`{"account":"a","ttl":600000000000}`:                    {Account: "a", TTL: 10 * time.Minute},
+		`{"account":"a","ttl":1,"ttl_ms":600000}`:               {Account: "a", TTL: 10 * time.Minute},
+		`{"account":"a","quote":"q1.x.y","metadata":{"k":"v"}}`: {Account: "a", SealedQuote: "q1.x.y", Metadata: map[string]string{"k": "v"}},
 	} {
 		var r credits.ReserveRequest
 		if err := json.Unmarshal([]byte(body), &r); err != nil || !reflect.DeepEqual(r, want) {

@@ -25,11 +25,26 @@ type Config struct {
 	// Reserve and Charge still accept until the quotes expire: during a
 	// rolling deploy of a price change, servers still on the old version
 	// make quotes that this one must take. Versions must differ from
-	// Catalog's and from each other. A quote is not signed: while a version
-	// is listed here, a caller can still obtain its prices (a quote never
-	// lives longer than its catalog's TTL from now, so not for ever), so
-	// remove it once no server quotes from it.
+	// Catalog's and from each other. A quote given as a Quote value is not
+	// signed (a sealed one is, see QuoteKey): while a version is listed
+	// here, a caller can still obtain its prices (a quote never lives
+	// longer than its catalog's TTL from now, so not for ever), so remove
+	// it once no server quotes from it.
 	EarlierCatalogs []*Catalog
+	// QuoteKey is the HMAC-SHA256 key with which [Ledger.SealQuote] seals
+	// quotes and [Ledger.OpenQuote] (and Reserve and Charge, given a
+	// SealedQuote) opens them: at least [MinQuoteKeyLength] random bytes,
+	// the same on every server, kept secret. Nil means no sealed quotes
+	// (they fail with [ErrNoQuoteKey]).
+	QuoteKey []byte
+	// EarlierQuoteKeys are keys whose sealed quotes are still opened, never
+	// used to seal: to rotate the key, make the new one QuoteKey and the
+	// old one an earlier key on every server, then drop the old one once
+	// nothing sealed with it is still in use. A quote lives its catalog's
+	// TTL (15 minutes by default), but a retry of a Reserve or Charge under
+	// its key sends its sealed quote again, to be opened before it is
+	// replayed: keep an earlier key as long as such retries may come.
+	EarlierQuoteKeys [][]byte
 	// Now is the clock. Nil means time.Now. Every rule reads time from it.
 	Now func() time.Time
 	// NewID makes the IDs of holds and grants; it must return a unique
@@ -151,12 +166,40 @@ func NewLedger(store Store, cfg *Config) (*Ledger, error) {
 	case c.LowBalanceThreshold.IsNegative():
 		return nil, invalid("config: negative LowBalanceThreshold")
 	}
+	if err := checkQuoteKeys(&c); err != nil {
+		return nil, err
+	}
 	cats, err := newCatalogs(c.Catalog, c.EarlierCatalogs)
 	if err != nil {
 		return nil, err
 	}
 	c.EarlierCatalogs = nil // kept in cats
 	return &Ledger{store: store, cfg: c, catalogs: cats, log: c.Logger}, nil
+}
+
+// checkQuoteKeys checks the keys of sealed quotes, and copies them so that
+// a caller who reuses the slices cannot change them.
+func checkQuoteKeys(c *Config) error {
+	if len(c.QuoteKey) == 0 {
+		if len(c.EarlierQuoteKeys) > 0 {
+			return invalid("config: EarlierQuoteKeys without a QuoteKey")
+		}
+		c.QuoteKey, c.EarlierQuoteKeys = nil, nil
+		return nil
+	}
+	if len(c.QuoteKey) < MinQuoteKeyLength {
+		return invalid("config: QuoteKey of %d bytes: it needs at least %d", len(c.QuoteKey), MinQuoteKeyLength)
+	}
+	c.QuoteKey = bytes.Clone(c.QuoteKey)
+	earlier := make([][]byte, len(c.EarlierQuoteKeys))
+	for i, k := range c.EarlierQuoteKeys {
+		if len(k) < MinQuoteKeyLength {
+			return invalid("config: EarlierQuoteKeys[%d] of %d bytes: it needs at least %d", i, len(k), MinQuoteKeyLength)
+		}
+		earlier[i] = bytes.Clone(k)
+	}
+	c.EarlierQuoteKeys = earlier
+	return nil
 }
 
 // timeOrderedID returns prefix, "_", then 48 bits of t's Unix

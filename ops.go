@@ -390,7 +390,14 @@ type ReserveRequest struct {
 	// version the ledger accepts (see [Ledger.SetCatalog]), be priced with
 	// the account's plan ([Ledger.QuoteFor] makes such quotes; another
 	// plan is refused with a [*PlanMismatchError]) and not have expired.
+	// It is not in the JSON: a quote from a client is taken sealed only.
 	Quote Quote `json:"-"`
+	// SealedQuote, instead of Quote, is the quote as [Ledger.SealQuote]
+	// sealed it: what a browser sends back when the user confirms ("quote"
+	// in JSON). Reserve opens it with the ledger's keys ([Ledger.OpenQuote])
+	// and then checks it as it checks Quote. Give one or the other: both is
+	// an [ErrInvalidRequest].
+	SealedQuote string `json:"quote,omitempty"`
 	// TTL is how long the hold lasts before it is released by itself; zero
 	// means Config.HoldTTL. In JSON, "ttl_ms", in milliseconds.
 	TTL time.Duration `json:"ttl_ms,omitempty"`
@@ -529,8 +536,19 @@ func (t *txn) checkMember(member string) error {
 // by the quote's total at once, so a job that cannot be afforded is refused
 // up front with an [*InsufficientCreditsError]. The hold ends by Capture,
 // by Release, or by itself at its deadline.
+//
+// The quote is req.Quote, or req.SealedQuote opened with the ledger's keys
+// (a string that does not open is refused with an error matching
+// [ErrInvalidQuote] and [ErrInvalidRequest] that names the "quote" field;
+// a ledger without Config.QuoteKey fails with [ErrNoQuoteKey]). Either way
+// it is then checked the same: not expired ([ErrQuoteExpired]), priced by a
+// catalog version the ledger accepts and with the account's plan.
 func (l *Ledger) Reserve(ctx context.Context, req ReserveRequest) (ReserveResult, error) {
 	now := l.now()
+	var err error
+	if req.Quote, err = l.requestQuote(req.Quote, req.SealedQuote); err != nil {
+		return ReserveResult{}, err
+	}
 	if err := l.checkSpend(req.Account, req.Member, req.Key, req.Quote, req.Metadata); err != nil {
 		return ReserveResult{}, err
 	}
@@ -972,16 +990,24 @@ type ChargeRequest struct {
 	Account string `json:"account"`
 	Member  string `json:"member,omitempty"`
 	// Quote is the quote charged, checked as [ReserveRequest.Quote] is.
-	Quote    Quote             `json:"-"`
-	Key      string            `json:"-"`
-	Metadata map[string]string `json:"metadata,omitempty"`
+	Quote Quote `json:"-"`
+	// SealedQuote, instead of Quote, is the quote sealed, as
+	// [ReserveRequest.SealedQuote] ("quote" in JSON).
+	SealedQuote string            `json:"quote,omitempty"`
+	Key         string            `json:"-"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
 }
 
 // Charge takes a quote's total from the account at once, for an instant
 // tool whose generation already succeeded. It is Reserve and Capture of the
 // whole quote in one atomic step; the charge can be refunded like a capture.
+// The quote is req.Quote or req.SealedQuote, checked as Reserve checks it.
 func (l *Ledger) Charge(ctx context.Context, req ChargeRequest) (ChargeResult, error) {
 	now := l.now()
+	var err error
+	if req.Quote, err = l.requestQuote(req.Quote, req.SealedQuote); err != nil {
+		return ChargeResult{}, err
+	}
 	if err := l.checkSpend(req.Account, req.Member, req.Key, req.Quote, req.Metadata); err != nil {
 		return ChargeResult{}, err
 	}
