@@ -43,10 +43,11 @@
 // caller gave to the nanosecond keeps its fraction, as up to six decimals
 // (5000.25), so that nothing is lost on the way to a database and back.
 // Decoding takes the same, refuses anything finer than a nanosecond, an
-// exponent or a string with an error wrapping [ErrInvalidRequest] that
-// names the key, and reads JSON written before this convention (holds and
-// idempotency records stored by earlier versions, with durations in
-// nanoseconds under the names without _ms) wherever the _ms key is absent.
+// exponent or a string with a [*FieldError] naming its key (matching
+// [ErrInvalidRequest]), and reads JSON written before this convention
+// (holds and idempotency records stored by earlier versions, with
+// durations in nanoseconds under the names without _ms) wherever the _ms
+// key is absent.
 //
 // A quote goes to a browser and comes back sealed: [Ledger.SealQuote] makes
 // it an opaque, signed, URL-safe string, which a request's "quote" field

@@ -63,8 +63,10 @@ var (
 	// ErrInvalidQuote: a sealed quote is not one this ledger sealed: it is
 	// garbled, truncated, too long, of an unknown version, altered, or
 	// sealed with a key the ledger does not have (see [Ledger.OpenQuote]).
-	// Such an error also matches ErrInvalidRequest. Nothing was written.
-	ErrInvalidQuote = errors.New("credits: invalid sealed quote")
+	// It is a kind of ErrInvalidRequest: errors.Is matches both. In a
+	// request, the error is a [*FieldError] for "quote". Nothing was
+	// written.
+	ErrInvalidQuote error = &narrowerError{"credits: invalid sealed quote", ErrInvalidRequest}
 	// ErrNoQuoteKey: a quote was to be sealed or opened, but the ledger has
 	// no Config.QuoteKey: the server's configuration, not the request, is
 	// at fault.
@@ -168,6 +170,16 @@ func (e *ReplayedError) Error() string {
 
 // Unwrap returns the first refusal.
 func (e *ReplayedError) Unwrap() error { return e.Err }
+
+// narrowerError is a sentinel that is a kind of a wider one: errors.Is
+// matches both.
+type narrowerError struct {
+	msg   string
+	wider error
+}
+
+func (e *narrowerError) Error() string { return e.msg }
+func (e *narrowerError) Unwrap() error { return e.wider }
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidRequest}, args...)...)

@@ -8,9 +8,11 @@ import "fmt"
 //
 // It matches [ErrInvalidRequest] with errors.Is, or [ErrInvalidAmount]
 // when the field is an amount that is not a valid, positive number of
-// credits. Its message is "credits: invalid request: " (or "credits:
-// invalid amount: ") followed by the field and the reason, such as
-// "account is required".
+// credits, or [ErrInvalidQuote] (a kind of ErrInvalidRequest) when it is a
+// sealed quote that does not open. Its message is "credits: invalid
+// request: " (or "credits: invalid amount: ", "credits: invalid sealed
+// quote: ") followed by the field and the reason, such as "account is
+// required".
 type FieldError struct {
 	// Field is the JSON name of the field; a nested field is dotted
 	// ("usage.images").
@@ -23,8 +25,8 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.kind.Error() + ": " + e.Field + " " + e.Reason }
 
-// Unwrap returns the sentinel the error matches: ErrInvalidRequest or
-// ErrInvalidAmount.
+// Unwrap returns the sentinel the error matches: ErrInvalidRequest,
+// ErrInvalidAmount or ErrInvalidQuote.
 func (e *FieldError) Unwrap() error { return e.kind }
 
 // fieldErr refuses a request for its field (a JSON name).

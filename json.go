@@ -115,7 +115,7 @@ func (f *nsField) UnmarshalJSON(b []byte) error {
 		f.set = true
 		n, err := strconv.ParseInt(string(b), 10, 64)
 		if err != nil {
-			f.reason = "want an integer number of nanoseconds"
+			f.reason = "must be an integer number of nanoseconds"
 		}
 		f.d = time.Duration(n)
 	}
@@ -126,7 +126,7 @@ func (f *nsField) UnmarshalJSON(b []byte) error {
 // nanosecond: an optional minus sign, digits, and at most six decimals
 // (more are refused unless they are zeros); no exponent, no string.
 func parseMillis(b []byte) (time.Duration, string) {
-	const want = "want a number of milliseconds, such as 5000"
+	const want = "must be a number of milliseconds, such as 5000"
 	s := b
 	neg := len(s) > 0 && s[0] == '-'
 	if neg {
@@ -136,7 +136,7 @@ func parseMillis(b []byte) (time.Duration, string) {
 	i := 0
 	for ; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
 		if ns > math.MaxUint64/10/uint64(time.Millisecond) {
-			return 0, "out of range"
+			return 0, "is out of range"
 		}
 		ns = ns*10 + uint64(s[i]-'0')
 	}
@@ -144,7 +144,7 @@ func parseMillis(b []byte) (time.Duration, string) {
 		return 0, want
 	}
 	if ns > math.MaxUint64/uint64(time.Millisecond) {
-		return 0, "out of range"
+		return 0, "is out of range"
 	}
 	ns *= uint64(time.Millisecond)
 	if i < len(s) && s[i] == '.' {
@@ -156,7 +156,7 @@ func parseMillis(b []byte) (time.Duration, string) {
 			case i-start < 6:
 				frac = frac*10 + d
 			case d != 0:
-				return 0, "finer than a nanosecond (at most six decimals)"
+				return 0, "is finer than a nanosecond (at most six decimals)"
 			}
 		}
 		if i == start {
@@ -171,7 +171,7 @@ func parseMillis(b []byte) (time.Duration, string) {
 		return 0, want
 	}
 	if ns > math.MaxInt64+1 || (ns == math.MaxInt64+1 && !neg) {
-		return 0, "out of range"
+		return 0, "is out of range"
 	}
 	if neg {
 		return time.Duration(-int64(ns-1) - 1), "" // MinInt64 too
@@ -182,15 +182,15 @@ func parseMillis(b []byte) (time.Duration, string) {
 // pickDuration sets *dst from the _ms key named msName when it was given,
 // otherwise from the legacy nanosecond key; it leaves *dst as it is when
 // neither was (as encoding/json does with an absent key). An invalid value
-// of the key used is an error wrapping [ErrInvalidRequest] that names it.
+// of the key used is a [*FieldError] naming it.
 func pickDuration(dst *time.Duration, ms *msField, msName string, ns *nsField, nsName string) error {
 	switch {
 	case ms.set && ms.reason != "":
-		return invalid("%s: %s", msName, ms.reason)
+		return fieldErr(msName, "%s", ms.reason)
 	case ms.set:
 		*dst = ms.d
 	case ns.set && ns.reason != "":
-		return invalid("%s: %s", nsName, ns.reason)
+		return fieldErr(nsName, "%s", ns.reason)
 	case ns.set:
 		*dst = ns.d
 	}
@@ -226,7 +226,7 @@ func (q Quote) MarshalJSON() ([]byte, error) {
 // "billed_duration" and "increment" in nanoseconds, as holds stored by
 // earlier versions keep them), each read only when its _ms key is absent.
 // A duration that is not a number of milliseconds exact to the nanosecond
-// is an error wrapping [ErrInvalidRequest] that names its key.
+// is a [*FieldError] naming its key (matching [ErrInvalidRequest]).
 func (q *Quote) UnmarshalJSON(b []byte) error {
 	w := struct {
 		*quoteFields
@@ -260,8 +260,8 @@ func (r QuoteRequest) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON decodes what [QuoteRequest.MarshalJSON] encodes; a
 // "duration" in nanoseconds, as earlier versions encoded it, is read when
 // "duration_ms" is absent. A duration that is not a number of milliseconds
-// exact to the nanosecond is an error wrapping [ErrInvalidRequest] that
-// names its key.
+// exact to the nanosecond is a [*FieldError] naming its key (matching
+// [ErrInvalidRequest]).
 func (r *QuoteRequest) UnmarshalJSON(b []byte) error {
 	w := struct {
 		*quoteRequestFields
@@ -285,7 +285,7 @@ func (u Usage) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON decodes what [Usage.MarshalJSON] encodes; a "duration" in
 // nanoseconds, as earlier versions encoded it, is read when "duration_ms"
 // is absent. A duration that is not a number of milliseconds exact to the
-// nanosecond is an error wrapping [ErrInvalidRequest] that names its key.
+// nanosecond is a [*FieldError] naming its key (matching [ErrInvalidRequest]).
 func (u *Usage) UnmarshalJSON(b []byte) error {
 	w := struct {
 		*usageFields
@@ -313,10 +313,10 @@ func (f *sealedField) UnmarshalJSON(b []byte) error {
 	case string(b) == "null":
 	case len(b) > 0 && b[0] == '"':
 		if err := json.Unmarshal(b, &f.s); err != nil {
-			f.reason = "not a valid JSON string"
+			f.reason = "is not a valid JSON string"
 		}
 	default:
-		f.reason = "want the sealed quote, the string Ledger.SealQuote made (a quote as a JSON object is not accepted: a client could change it)"
+		f.reason = "must be the sealed quote, the string Ledger.SealQuote made (a quote as a JSON object is not accepted: a client could change it)"
 	}
 	return nil
 }
@@ -333,10 +333,10 @@ func (r ReserveRequest) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON decodes what [ReserveRequest.MarshalJSON] encodes; a "ttl"
 // in nanoseconds, as earlier versions encoded it, is read when "ttl_ms" is
-// absent. Errors wrap [ErrInvalidRequest] and name the key: a TTL that is
-// not a number of milliseconds exact to the nanosecond, or a "quote" that
-// is not a string (such as the quote's JSON object: only a sealed quote is
-// taken from a client).
+// absent. Errors are [*FieldError] values naming the key (matching
+// [ErrInvalidRequest]): a TTL that is not a number of milliseconds exact
+// to the nanosecond, or a "quote" that is not a string (such as the
+// quote's JSON object: only a sealed quote is taken from a client).
 func (r *ReserveRequest) UnmarshalJSON(b []byte) error {
 	w := struct {
 		*reserveFields
@@ -348,7 +348,7 @@ func (r *ReserveRequest) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	if w.SealedQuote.reason != "" {
-		return invalid("quote: %s", w.SealedQuote.reason)
+		return fieldErr("quote", "%s", w.SealedQuote.reason)
 	}
 	r.SealedQuote = w.SealedQuote.s
 	return pickDuration(&r.TTL, &w.TTL, "ttl_ms", &w.LegacyTTL, "ttl")
@@ -357,8 +357,9 @@ func (r *ReserveRequest) UnmarshalJSON(b []byte) error {
 // UnmarshalJSON decodes a charge request as a JSON API takes it (the
 // fields' tags): "quote" is the sealed quote, into SealedQuote. A "quote"
 // that is not a string (such as the quote's JSON object: only a sealed
-// quote is taken from a client) is an error wrapping [ErrInvalidRequest]
-// that names it. (ChargeRequest has no MarshalJSON: its tags say it all.)
+// quote is taken from a client) is a [*FieldError] naming it (matching
+// [ErrInvalidRequest]). (ChargeRequest has no MarshalJSON: its tags say it
+// all.)
 func (r *ChargeRequest) UnmarshalJSON(b []byte) error {
 	w := struct {
 		*chargeFields
@@ -368,7 +369,7 @@ func (r *ChargeRequest) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	if w.SealedQuote.reason != "" {
-		return invalid("quote: %s", w.SealedQuote.reason)
+		return fieldErr("quote", "%s", w.SealedQuote.reason)
 	}
 	r.SealedQuote = w.SealedQuote.s
 	return nil
@@ -385,7 +386,7 @@ func (r ExtendRequest) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON decodes what [ExtendRequest.MarshalJSON] encodes; a "ttl"
 // in nanoseconds, as earlier versions encoded it, is read when "ttl_ms" is
 // absent. A TTL that is not a number of milliseconds exact to the
-// nanosecond is an error wrapping [ErrInvalidRequest] that names its key.
+// nanosecond is a [*FieldError] naming its key (matching [ErrInvalidRequest]).
 func (r *ExtendRequest) UnmarshalJSON(b []byte) error {
 	w := struct {
 		*extendFields

@@ -168,8 +168,9 @@ func TestJSONBadDurations(t *testing.T) {
 			}
 			continue
 		}
-		if !errors.Is(err, credits.ErrInvalidRequest) || !strings.Contains(err.Error(), c.key+":") {
-			t.Errorf("%T %s: %v; want ErrInvalidRequest naming %s", c.into, c.body, err, c.key)
+		var fe *credits.FieldError
+		if !errors.Is(err, credits.ErrInvalidRequest) || !errors.As(err, &fe) || fe.Field != c.key || !strings.HasPrefix(err.Error(), "credits: invalid request: "+c.key+" ") {
+			t.Errorf("%T %s: %v; want a *FieldError for %s", c.into, c.body, err, c.key)
 		}
 		if code, status := credits.Code(err); code != "invalid_request" || status != 400 {
 			t.Errorf("%s: Code = %s %d", c.body, code, status)

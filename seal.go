@@ -33,25 +33,6 @@ const (
 
 var sealEncoding = base64.RawURLEncoding.Strict()
 
-// sealError is a sealed quote refused: it matches [ErrInvalidQuote] and
-// [ErrInvalidRequest], and names the request field it came in, if any.
-type sealError struct {
-	field  string // "" when the quote was not part of a request
-	reason string
-}
-
-func (e *sealError) Error() string {
-	if e.field != "" {
-		return "credits: invalid request: " + e.field + ": not a sealed quote of this ledger: " + e.reason
-	}
-	return "credits: not a sealed quote of this ledger: " + e.reason
-}
-
-// Is reports whether target is [ErrInvalidQuote] or [ErrInvalidRequest].
-func (e *sealError) Is(target error) bool {
-	return target == ErrInvalidQuote || target == ErrInvalidRequest
-}
-
 // SealQuote returns q as an opaque, URL-safe string signed with
 // Config.QuoteKey (HMAC-SHA256), for a client to send back when the user
 // confirms: as [ReserveRequest.SealedQuote] or [ChargeRequest.SealedQuote]
@@ -85,7 +66,7 @@ func (l *Ledger) SealQuote(q Quote) (string, error) {
 	}
 	n := len(sealVersion) + sealEncoding.EncodedLen(len(payload)) + 1 + sealEncoding.EncodedLen(sha256.Size)
 	if n > MaxSealedQuoteLength {
-		return "", &sealError{reason: fmt.Sprintf("the quote would seal to %d bytes, more than %d", n, MaxSealedQuoteLength)}
+		return "", fmt.Errorf("%w: the quote would seal to %d bytes, more than %d", ErrInvalidQuote, n, MaxSealedQuoteLength)
 	}
 	b := make([]byte, 0, n)
 	b = append(b, sealVersion...)
@@ -105,19 +86,25 @@ func (l *Ledger) SealQuote(q Quote) (string, error) {
 // A string that is not a sealed quote of this ledger — garbled, truncated,
 // longer than [MaxSealedQuoteLength], of an unknown version, altered, or
 // sealed with a key the ledger does not have — is refused with an error
-// matching [ErrInvalidQuote] (and [ErrInvalidRequest]); the tag is checked
-// in constant time, before anything else of s is decoded. Without
-// Config.QuoteKey it fails with [ErrNoQuoteKey].
+// matching [ErrInvalidQuote] (and so [ErrInvalidRequest]) that says why;
+// the tag is checked in constant time, before anything else of s is
+// decoded. Without Config.QuoteKey it fails with [ErrNoQuoteKey].
 func (l *Ledger) OpenQuote(s string) (Quote, error) {
 	return l.openQuote(s, "")
 }
 
+// openQuote is OpenQuote; a refusal is a *FieldError for field when the
+// sealed quote came in a request's field.
 func (l *Ledger) openQuote(s, field string) (Quote, error) {
 	if len(l.cfg.QuoteKey) == 0 {
 		return Quote{}, fmt.Errorf("%w: set Config.QuoteKey to open sealed quotes", ErrNoQuoteKey)
 	}
 	refuse := func(format string, args ...any) (Quote, error) {
-		return Quote{}, &sealError{field: field, reason: fmt.Sprintf(format, args...)}
+		reason := fmt.Sprintf(format, args...)
+		if field != "" {
+			return Quote{}, &FieldError{Field: field, Reason: "does not open: " + reason, kind: ErrInvalidQuote}
+		}
+		return Quote{}, fmt.Errorf("%w: %s", ErrInvalidQuote, reason)
 	}
 	switch {
 	case s == "":
@@ -182,7 +169,7 @@ func (l *Ledger) requestQuote(q Quote, sealed string) (Quote, error) {
 		return q, nil
 	}
 	if q != (Quote{}) {
-		return Quote{}, invalid("quote: both a Quote and a SealedQuote given: give the quote one way")
+		return Quote{}, fieldErr("quote", "is given twice, as Quote and as SealedQuote: give it one way")
 	}
 	return l.openQuote(sealed, "quote")
 }

@@ -68,6 +68,19 @@ func wantInvalidQuote(t *testing.T, what string, err error) {
 	}
 }
 
+// wantQuoteField fails unless err is a *FieldError for "quote" (with the
+// message, if not "").
+func wantQuoteField(t *testing.T, what string, err error, message string) {
+	t.Helper()
+	var fe *credits.FieldError
+	if !errors.As(err, &fe) || fe.Field != "quote" || fe.Reason == "" {
+		t.Errorf("%s: %v (%#v); want a *FieldError for quote", what, err, fe)
+	}
+	if message != "" && (err == nil || err.Error() != message) {
+		t.Errorf("%s: message %q, want %q", what, err, message)
+	}
+}
+
 func TestSealQuoteRoundTrip(t *testing.T) {
 	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	l := sealLedger(t, &now, sealKey)
@@ -174,6 +187,9 @@ func TestSealQuoteTamperAndTruncate(t *testing.T) {
 	forged := "q1." + base64.RawURLEncoding.EncodeToString([]byte(`{"tool":"video","total":"1"}`)) + s[payloadEnd:]
 	_, err := l.OpenQuote(forged)
 	wantInvalidQuote(t, "forged payload", err)
+	if err != nil && err.Error() != "credits: invalid sealed quote: the tag does not match (altered, or sealed with another key)" {
+		t.Errorf("forged payload: message %q", err)
+	}
 	if !strings.Contains(err.Error(), "tag does not match") {
 		t.Errorf("forged payload: %v", err)
 	}
@@ -348,19 +364,20 @@ func TestSealQuoteReserve(t *testing.T) {
 	before, _ := l.Balance(ctx, "a")
 	_, err = l.Reserve(ctx, credits.ReserveRequest{Account: "a", SealedQuote: sealed[:len(sealed)-1], Key: "bad"})
 	wantInvalidQuote(t, "truncated", err)
-	if err != nil && !strings.Contains(err.Error(), "quote:") {
-		t.Errorf("the error does not name the field: %v", err)
-	}
+	wantQuoteField(t, "truncated", err, "credits: invalid sealed quote: quote does not open: its tag is not 32 bytes of base64url")
 	_, err = l.Charge(ctx, credits.ChargeRequest{Account: "a", SealedQuote: "q1.garbage", Key: "bad"})
 	wantInvalidQuote(t, "garbage", err)
+	wantQuoteField(t, "garbage", err, "")
 	_, err = l.Reserve(ctx, credits.ReserveRequest{Account: "a", Quote: image, SealedQuote: sealedImage, Key: "both"})
-	if !errors.Is(err, credits.ErrInvalidRequest) || !strings.Contains(err.Error(), "quote:") {
+	if !errors.Is(err, credits.ErrInvalidRequest) || errors.Is(err, credits.ErrInvalidQuote) {
 		t.Errorf("both quotes: %v", err)
 	}
+	wantQuoteField(t, "both quotes", err, "credits: invalid request: quote is given twice, as Quote and as SealedQuote: give it one way")
 	// A quote sealed by a server with another key, on any other server.
 	stranger := sealLedger(t, &now, otherSealKey)
 	_, err = l.Reserve(ctx, credits.ReserveRequest{Account: "a", SealedQuote: mustSeal(t, stranger, mustQuote(t, stranger, credits.QuoteRequest{Tool: "image"})), Key: "stranger"})
 	wantInvalidQuote(t, "another ledger's quote", err)
+	wantQuoteField(t, "another ledger's quote", err, "credits: invalid sealed quote: quote does not open: the tag does not match (altered, or sealed with another key)")
 	if after, _ := l.Balance(ctx, "a"); after != before {
 		t.Errorf("refused requests changed the balance: %+v → %+v", before, after)
 	}
