@@ -3,6 +3,7 @@ package core
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -246,7 +247,7 @@ var (
 		amount("captured", func(r *credits.Hold) *credits.Credits { return &r.Captured }),
 		amount("refunded", func(r *credits.Hold) *credits.Credits { return &r.Refunded }),
 		jsonText("portions", func(r *credits.Hold) *[]credits.Portion { return &r.Portions }),
-		jsonText("quote", func(r *credits.Hold) *credits.Quote { return &r.Quote }),
+		quoteText("quote", func(r *credits.Hold) *credits.Quote { return &r.Quote }),
 		instant("created_at", func(r *credits.Hold) *time.Time { return &r.CreatedAt }),
 		instant("deadline", func(r *credits.Hold) *time.Time { return &r.Deadline }),
 		optInstant("settled_at", func(r *credits.Hold) *time.Time { return &r.SettledAt }),
@@ -283,6 +284,39 @@ var (
 
 // AllTables are the tables the store writes, for the schema test.
 var AllTables = []*Schema{&Accounts.Schema, &Buckets.Schema, &Holds.Schema, &Entries.Schema, &Records.Schema}
+
+// quoteText is a quote's JSON with its durations twice: in milliseconds
+// (duration_ms…, what this release reads) and, as releases before it wrote
+// and read them, in nanoseconds (duration…), so that a server of the
+// previous release, during a rolling deploy or after a rollback, reads a
+// hold this one wrote with its durations (without them it would price a
+// capture's usage at zero seconds).
+func quoteText[R any](name string, p func(*R) *credits.Quote) Column[R] {
+	return Column[R]{Name: name, Kind: Text,
+		get: func(r *R, c *codec) any {
+			q := p(r)
+			b, err := json.Marshal(q)
+			if err != nil {
+				c.fail(err)
+				return ""
+			}
+			if q.Duration == 0 && q.BilledDuration == 0 && q.Increment == 0 || len(b) < 2 || b[len(b)-1] != '}' {
+				return string(b)
+			}
+			b = b[:len(b)-1]
+			for _, d := range []struct {
+				key string
+				v   time.Duration
+			}{{"duration", q.Duration}, {"billed_duration", q.BilledDuration}, {"increment", q.Increment}} {
+				if d.v != 0 {
+					b = append(append(append(b, `,"`...), d.key...), `":`...)
+					b = strconv.AppendInt(b, int64(d.v), 10)
+				}
+			}
+			return string(append(b, '}'))
+		},
+		set: func(r *R, v any, c *codec) { c.unmarshal(name, c.text(name, v), p(r)) }}
+}
 
 func bytesText[R any](name string, p func(*R) *[]byte) Column[R] {
 	return Column[R]{Name: name, Kind: Text,

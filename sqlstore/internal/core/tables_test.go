@@ -1,6 +1,7 @@
 package core
 
 import (
+	"encoding/json"
 	"reflect"
 	"slices"
 	"strings"
@@ -66,5 +67,27 @@ func TestAllowanceColumns(t *testing.T) {
 		if cd.err == nil || !strings.Contains(cd.err.Error(), "allowance") {
 			t.Errorf("allowance %q: read %+v, error %v; want an error naming the column", text, got.Allowance, cd.err)
 		}
+	}
+}
+
+// A hold's quote is stored with its durations in milliseconds and, for a
+// server of the previous release, in nanoseconds too; both read back.
+func TestQuoteStoredForBothReleases(t *testing.T) {
+	h := credits.Hold{Quote: credits.Quote{Tool: "video", Duration: 5 * time.Second, BilledDuration: 5 * time.Second, Increment: time.Second, Total: credits.Whole(40)}}
+	var cd codec
+	col := Holds.Columns[slices.IndexFunc(Holds.Columns, func(c Column[credits.Hold]) bool { return c.Name == "quote" })]
+	text := col.get(&h, &cd).(string)
+	var previous struct {
+		Duration       time.Duration `json:"duration"`
+		BilledDuration time.Duration `json:"billed_duration"`
+		Increment      time.Duration `json:"increment"`
+	}
+	if err := json.Unmarshal([]byte(text), &previous); err != nil || previous.Duration != 5*time.Second || previous.BilledDuration != 5*time.Second || previous.Increment != time.Second {
+		t.Fatalf("the previous release reads %s as %+v (%v)", text, previous, err)
+	}
+	var back credits.Hold
+	col.set(&back, text, &cd)
+	if cd.err != nil || back.Quote.Duration != h.Quote.Duration || back.Quote.Increment != h.Quote.Increment || back.Quote.Total != h.Quote.Total {
+		t.Fatalf("read back %+v (%v) from %s", back.Quote, cd.err, text)
 	}
 }
