@@ -32,6 +32,7 @@ var errorCodes = []struct {
 	{ErrUnknownResolution, "unknown_resolution", http.StatusUnprocessableEntity},
 	{ErrUnknownPlan, "unknown_plan", http.StatusUnprocessableEntity},
 	{ErrAccountExists, "account_exists", http.StatusConflict},
+	{ErrFeedLeased, "feed_leased", http.StatusConflict},
 	{ErrHoldExpired, "hold_expired", http.StatusConflict},
 	{ErrHoldSettled, "hold_settled", http.StatusConflict},
 	{ErrNotCaptured, "not_captured", http.StatusConflict},

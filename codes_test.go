@@ -25,7 +25,7 @@ func TestEveryErrorHasACode(t *testing.T) {
 		"ErrInvalidAmount": credits.ErrInvalidAmount, "ErrOverflow": credits.ErrOverflow, "ErrInvalidRequest": credits.ErrInvalidRequest,
 		"ErrInsufficientCredits": credits.ErrInsufficientCredits, "ErrUnknownAccount": credits.ErrUnknownAccount, "ErrAccountExists": credits.ErrAccountExists,
 		"ErrUnknownTool": credits.ErrUnknownTool, "ErrUnknownResolution": credits.ErrUnknownResolution, "ErrUnknownPlan": credits.ErrUnknownPlan,
-		"ErrUnknownGrant": credits.ErrUnknownGrant, "ErrGrantVoided": credits.ErrGrantVoided,
+		"ErrFeedLeased": credits.ErrFeedLeased, "ErrUnknownGrant": credits.ErrUnknownGrant, "ErrGrantVoided": credits.ErrGrantVoided,
 		"ErrUnknownHold": credits.ErrUnknownHold, "ErrHoldExpired": credits.ErrHoldExpired, "ErrHoldSettled": credits.ErrHoldSettled,
 		"ErrNotCaptured": credits.ErrNotCaptured, "ErrExceedsHold": credits.ErrExceedsHold, "ErrRefundExceedsCharge": credits.ErrRefundExceedsCharge,
 		"ErrQuoteExpired": credits.ErrQuoteExpired, "ErrQuoteMismatch": credits.ErrQuoteMismatch, "ErrWrongPlan": credits.ErrWrongPlan,

@@ -85,6 +85,10 @@ var (
 	// ErrInvalidCatalog: a catalog or plan definition is invalid. The typed
 	// error is [*CatalogError], naming the field.
 	ErrInvalidCatalog = errors.New("credits: invalid catalog")
+	// ErrFeedLeased: another process holds the feed consumer's lease
+	// ([Ledger.Feed]); it delivers meanwhile. Try again after its lease
+	// expires.
+	ErrFeedLeased = errors.New("credits: feed consumer leased by another holder")
 	// ErrTransient: the store failed for a reason that says nothing about
 	// the request (a lost connection, a failed or unconfirmed commit, a
 	// timeout inside the store). The operation may or may not have taken

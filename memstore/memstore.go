@@ -14,6 +14,7 @@ import (
 	"hash/fnv"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +29,23 @@ type Store struct {
 	// holds maps hold IDs to account IDs, sharded so that accounts on
 	// different shards never wait for each other. Holds are never deleted.
 	holds [64]holdShard
+
+	// feed is every entry in the order it was stored (see ReadFeed), by
+	// account and Seq; consumers are the feed's named consumers.
+	feedMu    sync.Mutex
+	feed      []feedRef
+	consumers map[string]*consumer
+}
+
+type feedRef struct {
+	a   *account
+	seq int64
+}
+
+type consumer struct {
+	holder string
+	until  time.Time
+	cursor string
 }
 
 type holdShard struct {
@@ -54,14 +72,17 @@ type account struct {
 
 // New returns an empty store.
 func New() *Store {
-	s := &Store{accounts: map[string]*account{}}
+	s := &Store{accounts: map[string]*account{}, consumers: map[string]*consumer{}}
 	for i := range s.holds {
 		s.holds[i].ids = map[string]string{}
 	}
 	return s
 }
 
-var _ credits.Store = (*Store)(nil)
+var (
+	_ credits.Store     = (*Store)(nil)
+	_ credits.FeedStore = (*Store)(nil)
+)
 
 func (s *Store) get(id string, create bool) *account {
 	s.mu.RLock()
@@ -245,6 +266,13 @@ func (s *Store) persist(a *account, id string, ch *credits.Change) error {
 		}
 	}
 	a.entries = append(a.entries, ch.Entries...)
+	if len(ch.Entries) > 0 {
+		s.feedMu.Lock()
+		for _, e := range ch.Entries {
+			s.feed = append(s.feed, feedRef{a, e.Seq})
+		}
+		s.feedMu.Unlock()
+	}
 	if ch.Record != nil {
 		r := *ch.Record
 		a.records[r.Key] = &r
@@ -402,4 +430,84 @@ func (a *account) due(now time.Time) bool {
 		}
 	}
 	return false
+}
+
+// ReadFeed implements credits.FeedStore. A cursor is the number of entries
+// read: entries are appended to the feed as they are stored, under their
+// account's lock, so the feed never has a gap and keeps each account's
+// order.
+func (s *Store) ReadFeed(ctx context.Context, cursor string, limit int) ([]credits.FeedItem, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	pos, err := feedPosition(cursor)
+	if err != nil {
+		return nil, err
+	}
+	s.feedMu.Lock()
+	if pos > len(s.feed) {
+		s.feedMu.Unlock()
+		return nil, fmt.Errorf("%w: feed cursor %q is past the end", credits.ErrInvalidRequest, cursor)
+	}
+	refs := s.feed[pos:]
+	if limit > 0 && len(refs) > limit {
+		refs = refs[:limit]
+	}
+	refs = slices.Clone(refs)
+	s.feedMu.Unlock()
+	out := make([]credits.FeedItem, len(refs))
+	for i, r := range refs {
+		r.a.mu.Lock()
+		out[i] = credits.FeedItem{Cursor: strconv.Itoa(pos + i + 1), Entry: r.a.entries[r.seq-1]}
+		r.a.mu.Unlock()
+	}
+	return out, nil
+}
+
+func feedPosition(cursor string) (int, error) {
+	if cursor == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(cursor)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%w: feed cursor %q", credits.ErrInvalidRequest, cursor)
+	}
+	return n, nil
+}
+
+// LeaseFeed implements credits.FeedStore.
+func (s *Store) LeaseFeed(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	s.feedMu.Lock()
+	defer s.feedMu.Unlock()
+	c := s.consumers[name]
+	if c == nil {
+		c = &consumer{}
+		s.consumers[name] = c
+	}
+	if c.holder != "" && c.holder != holder && now.Before(c.until) {
+		return "", fmt.Errorf("%w: %q is held by %q until %s", credits.ErrFeedLeased, name, c.holder, c.until.Format(time.RFC3339Nano))
+	}
+	c.holder, c.until = holder, now.Add(ttl)
+	return c.cursor, nil
+}
+
+// AckFeed implements credits.FeedStore.
+func (s *Store) AckFeed(ctx context.Context, name, holder, cursor string, now time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if _, err := feedPosition(cursor); err != nil {
+		return err
+	}
+	s.feedMu.Lock()
+	defer s.feedMu.Unlock()
+	c := s.consumers[name]
+	if c == nil || c.holder != holder || !now.Before(c.until) {
+		return fmt.Errorf("%w: %q is not held by %q", credits.ErrFeedLeased, name, holder)
+	}
+	c.cursor = cursor
+	return nil
 }

@@ -30,7 +30,7 @@ func ExampleOpen() {
 	b, _ := ledger.Balance(ctx, "alice")
 	fmt.Println("available:", b.Available)
 	// Output:
-	// schema version: 7
+	// schema version: 8
 	// available: 50
 }
 

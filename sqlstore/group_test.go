@@ -422,8 +422,11 @@ func TestWithTxBypassesGrouping(t *testing.T) {
 }
 
 // noBatcher hides the test hooks, so the state machine does not try to
-// build batches on a store that does not group.
-type noBatcher struct{ credits.Store }
+// build batches on a store that does not group; it still serves the feed.
+type noBatcher struct {
+	credits.Store
+	credits.FeedStore
+}
 
 // cutProxy forwards TCP to PostgreSQL; once armed, it swallows the next
 // server reply that carries its command tag (COMMIT, say) and cuts the

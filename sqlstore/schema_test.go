@@ -24,6 +24,11 @@ func TestDescriptorsMatchSchema(t *testing.T) {
 	dialects(t, func(t *testing.T, s *sqlstore.Store, _ func() *sqlstore.Store) {
 		for _, table := range core.AllTables {
 			got := schemaColumns(t, s, table.Name)
+			if table.Name == "entries" && s.Dialect() == "postgres" {
+				// The transaction that wrote each entry, for the feed: the
+				// column's default fills it, no statement names it.
+				got = slices.DeleteFunc(got, func(c string) bool { return strings.HasPrefix(c, "xid ") })
+			}
 			var want []string
 			for i, name := range table.Names {
 				want = append(want, name+" "+[...]string{core.Text: "text", core.Int: "integer not null", core.NullInt: "integer null"}[table.Kinds[i]])

@@ -125,7 +125,7 @@ func conformance(t *testing.T, pg bool, open func(t *testing.T, opts sqlstore.Op
 				case c.withTx:
 					return &callerTx{Store: s}
 				case c.opts.NoGroupCommit:
-					return noBatcher{s}
+					return noBatcher{s, s}
 				}
 				return batching(t, s)
 			})

@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Faults", func(t *testing.T) { RunFaults(t, newStore) })
 	t.Run("Time", func(t *testing.T) { runTime(t, newStore) })
 	t.Run("StaleLoads", func(t *testing.T) { RunStaleLoads(t, newStore) })
+	t.Run("Feed", func(t *testing.T) { RunFeed(t, newStore) })
 }
 
 // TB is the part of testing.TB (and of *rapid.T) the harness needs.

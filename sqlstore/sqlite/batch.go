@@ -37,6 +37,7 @@ func newDriver(db *sql.DB, n core.Names) *driver {
 // queries are the store's statements, written once from the descriptors.
 type queries struct {
 	lock, holds, buckets, records string
+	entries                       string // the entries table, for the feed
 	// updates[i] updates one row of part i (the updated parts); inserts[i][j]
 	// inserts insertChunks[j] rows of part i (the others).
 	updates [core.NumParts]string
@@ -50,6 +51,7 @@ var insertChunks = []int{16, 4, 1}
 func newQueries(n core.Names) queries {
 	accounts, buckets, holds := n.Table("accounts"), n.Table("buckets"), n.Table("holds")
 	var q queries
+	q.entries = n.Table("entries")
 	// The write transaction holds the database's one write lock: the
 	// accounts need no row lock.
 	q.lock = fmt.Sprintf("SELECT %s FROM %s a WHERE %s ORDER BY a.id", core.Columns("a", &core.Accounts.Schema), accounts, in("a.id", "?1"))

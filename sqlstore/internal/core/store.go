@@ -206,7 +206,10 @@ type Store struct {
 	log         *slog.Logger
 }
 
-var _ credits.Store = (*Store)(nil)
+var (
+	_ credits.Store     = (*Store)(nil)
+	_ credits.FeedStore = (*Store)(nil)
+)
 
 // Names are the table names as SQL writes them: prefixed and, on
 // PostgreSQL, schema-qualified.
