@@ -45,7 +45,9 @@ func Example() {
 }
 
 // A ledger with free signup and daily credits that calls the application when
-// an account's balance falls below a threshold, to prompt a top-up.
+// an account's balance falls below a threshold, to prompt a top-up. Credits
+// held for a running job still count: the job may give them back. Its
+// charge is what takes the balance below.
 func ExampleNewLedger() {
 	ctx := context.Background()
 	ledger, err := credits.NewLedger(memstore.New(), &credits.Config{
@@ -62,11 +64,15 @@ func ExampleNewLedger() {
 	}
 	_, _ = ledger.CreateAccount(ctx, credits.CreateAccountRequest{ID: "alice"})
 
-	// 40 of the 50 credits go to a video: the balance drops below 20.
+	// 40 of the 50 credits are held for a video: not low yet.
 	quote, _ := ledger.Quote(credits.QuoteRequest{Tool: "video", Resolution: "720p", Duration: 5 * time.Second})
 	res, _ := ledger.Reserve(ctx, credits.ReserveRequest{Account: "alice", Quote: quote, Key: "job-1"})
-	fmt.Println("available:", res.Available)
+	fmt.Println("held:", res.Hold.Amount, "available:", res.Available)
+	// The video is charged: the balance drops below 20.
+	c, _ := ledger.Capture(ctx, credits.CaptureRequest{Hold: res.Hold.ID})
+	fmt.Println("available:", c.Available)
 	// Output:
+	// held: 40 available: 10
 	// low balance: alice has 10 credits (threshold 20)
 	// available: 10
 }

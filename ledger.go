@@ -83,11 +83,16 @@ type Config struct {
 	// none. Zero means no low-balance signal by default.
 	LowBalanceThreshold Credits
 	// OnLowBalance, when not nil, is called after an operation that took an
-	// account's available balance from at or above its threshold to below
-	// it, once the operation is stored. (An account created below its
+	// account's settled balance (Available + Held: a hold alone, which the
+	// job may give back, never signals; its capture may) from at or above
+	// its threshold to below it, once the operation is stored: the same
+	// moment the history records with an [EntryBalanceLow] entry, which the
+	// feed ([Ledger.Feed]) delivers durably. (An account created below its
 	// threshold is not signalled until it has been above it; Balance.Low
-	// says it is low at any time.) It runs on the caller's goroutine;
-	// it must not block for long.
+	// says it is low at any time.) It runs on the caller's goroutine; it
+	// must not block for long. Inside a caller's transaction
+	// (sqlstore's WithTx) it runs before that transaction commits: use the
+	// feed there.
 	OnLowBalance func(ctx context.Context, e LowBalanceEvent)
 	// SettleTimeout bounds the release or capture that [Ledger.Run] makes
 	// after the job, even when the caller's context was cancelled. Zero
@@ -104,11 +109,12 @@ type Reward struct {
 	ValidFor time.Duration
 }
 
-// LowBalanceEvent reports that an account's available balance fell below
-// its threshold.
+// LowBalanceEvent reports that an account's settled balance (Available +
+// Held) fell below its threshold.
 type LowBalanceEvent struct {
 	Account   string
 	Available Credits
+	Held      Credits
 	Threshold Credits
 	At        time.Time
 }
@@ -455,6 +461,9 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 			t.expire()
 		}
 		r, err := body(t)
+		if err == nil {
+			t.signal()
+		}
 		if t.err != nil {
 			return nil, t.err
 		}
@@ -474,6 +483,7 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 			ch := &Change{}
 			if exp := newTxn(l, st, now); st.Account != nil {
 				exp.expire()
+				exp.signal()
 				if exp.err == nil && exp.changed() {
 					ch = exp.change()
 					out.event = exp.lowBalance()

@@ -231,6 +231,13 @@ const (
 	// −, debited +; its Amount may be zero (a grant revoked with nothing
 	// left in it).
 	EntryVoid EntryType = "void"
+	// EntryBalanceLow changes no balance (its Amount is zero): the
+	// operation it follows took the account's settled balance (Available
+	// + Held) below its low-balance threshold. EntryBalanceRecovered: back
+	// at or above it. Each crossing is recorded once, in the operation that
+	// made it (see [Config.OnLowBalance]).
+	EntryBalanceLow       EntryType = "balance_low"
+	EntryBalanceRecovered EntryType = "balance_recovered"
 	// EntryAccount changes no balance (its Amount is zero): the account's
 	// plan, low-balance threshold or metadata changed; Plan is the plan
 	// after it and Note says what changed.
@@ -243,7 +250,8 @@ type Entry struct {
 	Seq     int64     `json:"seq"` // 1, 2, 3… per account
 	Type    EntryType `json:"type"`
 	// Amount is the magnitude, positive (zero only on an [EntryAccount],
-	// and on an [EntryVoid] of a grant with nothing left);
+	// [EntryBalanceLow] and [EntryBalanceRecovered], and on an [EntryVoid]
+	// of a grant with nothing left);
 	// see [Entry.AvailableDelta].
 	Amount Credits `json:"amount"`
 	// Available and Held are the account's balances after this entry.

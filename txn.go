@@ -27,7 +27,9 @@ type txn struct {
 	// revokedBack counts the credits revoked that way.
 	revokedBack Credits
 
-	startAvailable Credits
+	startSettled   Credits // Available + Held when the operation began
+	startThreshold Credits
+	low            *LowBalanceEvent
 	err            error // the first overflow or broken store contract
 }
 
@@ -35,7 +37,7 @@ func newTxn(l *Ledger, st *State, now time.Time) *txn {
 	t := &txn{l: l, st: st, now: now}
 	if st.Account != nil {
 		t.acct = st.Account.Clone()
-		t.startAvailable = t.acct.Available
+		t.startSettled, t.startThreshold = settled(&t.acct), t.acct.LowBalanceThreshold
 	}
 	return t
 }
@@ -457,15 +459,30 @@ func (t *txn) change() *Change {
 	return c
 }
 
-// lowBalance returns the event to report when this operation took the
-// available balance from at or above the account's threshold to below it.
-func (t *txn) lowBalance() *LowBalanceEvent {
+// settled is what an account has if every open hold gave its credits
+// back: Available + Held (it cannot overflow: both came out of Granted).
+func settled(a *Account) Credits { return Credits{units: a.Available.units + a.Held.units} }
+
+// signal ends an operation: when it took the account's settled balance
+// (Available + Held, so that a hold alone never signals) from at or above
+// its threshold to below it, it appends a [EntryBalanceLow] entry and
+// keeps the event for OnLowBalance; from below to at or above, a
+// [EntryBalanceRecovered] entry. A change of the threshold alone signals
+// nothing.
+func (t *txn) signal() {
 	th := t.acct.LowBalanceThreshold
-	if !th.IsPositive() || t.isNew {
-		return nil
+	if !th.IsPositive() || t.isNew || t.err != nil || th != t.startThreshold {
+		return
 	}
-	if !t.startAvailable.Less(th) && t.acct.Available.Less(th) {
-		return &LowBalanceEvent{Account: t.acct.ID, Available: t.acct.Available, Threshold: th, At: t.now}
+	now := settled(&t.acct)
+	switch was := t.startSettled; {
+	case !was.Less(th) && now.Less(th):
+		t.entry(Entry{Type: EntryBalanceLow, Note: fmt.Sprintf("available %s + held %s fell below the threshold %s", t.acct.Available, t.acct.Held, th)})
+		t.low = &LowBalanceEvent{Account: t.acct.ID, Available: t.acct.Available, Held: t.acct.Held, Threshold: th, At: t.now}
+	case was.Less(th) && !now.Less(th):
+		t.entry(Entry{Type: EntryBalanceRecovered, Note: fmt.Sprintf("available %s + held %s is back at or above the threshold %s", t.acct.Available, t.acct.Held, th)})
 	}
-	return nil
 }
+
+// lowBalance returns the event signal kept for OnLowBalance, if any.
+func (t *txn) lowBalance() *LowBalanceEvent { return t.low }

@@ -580,6 +580,52 @@ func scenarios() []scenario {
 			wantErr(t, "spend expired credits", err, credits.ErrInsufficientCredits)
 			CheckInvariants(t, h, "a")
 		}},
+		{name: "BalanceLowAndRecovered", run: func(t *testing.T, h *Harness) {
+			// The case: reserving 40 of 50 credits under a threshold
+			// of 20 is not low (the job may give them back); the capture
+			// that leaves 26 is not either; a charge that takes the balance
+			// below is, once, retried or not; a top-up recovers it, once.
+			h.Account(t, credits.CreateAccountRequest{ID: "a", LowBalanceThreshold: whole(20)}) // signup 50
+			count := func() (low, recovered int) {
+				t.Helper()
+				es, err := h.Store.Entries(h.Ctx, credits.EntryFilter{Account: "a", Types: []credits.EntryType{credits.EntryBalanceLow, credits.EntryBalanceRecovered}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range es {
+					if e.Type == credits.EntryBalanceLow {
+						low++
+					} else {
+						recovered++
+					}
+				}
+				return low, recovered
+			}
+			r := reserve(t, h, "a", h.Quote(t, video), "job") // 40 held
+			if low, _ := count(); low != 0 || len(h.LowBalance) != 0 {
+				t.Fatalf("a hold alone signalled low: %d entries, %v", low, h.LowBalance)
+			}
+			if _, err := h.Ledger.Capture(h.Ctx, credits.CaptureRequest{Hold: r.ID, Usage: credits.Usage{Duration: 3 * time.Second}}); err != nil {
+				t.Fatal(err) // 24 charged: 26 left
+			}
+			if low, _ := count(); low != 0 {
+				t.Fatal("26 of a threshold of 20 signalled low")
+			}
+			charge := credits.ChargeRequest{Account: "a", Quote: h.Quote(t, image), Key: "img"}
+			for range 2 { // 7: 19 left; the retry replays, signalling nothing more
+				if _, err := h.Ledger.Charge(h.Ctx, charge); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if low, rec := count(); low != 1 || rec != 0 || len(h.LowBalance) != 1 || h.LowBalance[0].Available != whole(19) {
+				t.Fatalf("below the threshold: %d low entries, %d recovered, events %+v", low, rec, h.LowBalance)
+			}
+			grant(t, h, "a", whole(1), credits.KindPurchase, time.Time{}, "top-up")
+			if low, rec := count(); low != 1 || rec != 1 {
+				t.Fatalf("back at the threshold: %d low entries, %d recovered", low, rec)
+			}
+			CheckInvariants(t, h, "a")
+		}},
 		{name: "VoidTakesTheGrantsRestoredCredits", edit: noSignup, run: func(t *testing.T, h *Harness) {
 			// A found bug: a grant that expired while a hold had its
 			// credits out gets them back in a restored grant; voiding the
