@@ -52,6 +52,14 @@
 //  5. answers 2xx once the event is handled (a duplicate too). Any other
 //     answer, or none, is a failure and the event is sent again.
 //
+// A test vector: the secret "whsec-test-secret", the timestamp
+// "1800000000" and the body {"id":"alice#1","amount":"50"} sign as
+//
+//	v1=d477a0bf2047d4ac08f934fd22982ac014e52203441258049791c31e5bcbd8a3
+//
+// (openssl: printf '%s' '1800000000.{"id":"alice#1","amount":"50"}' |
+// openssl dgst -sha256 -hmac 'whsec-test-secret').
+//
 // Credits-Event-Id is a convenience, not signed: trust the "id" of the
 // signed body ([Verify] refuses a request whose header disagrees with it).
 // Each attempt is signed afresh, with its own timestamp, so a retry hours

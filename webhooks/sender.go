@@ -129,11 +129,17 @@ func DefaultBackoff(attempt int) time.Duration {
 	return half + rand.N(half+1)
 }
 
-// check refuses a configuration it cannot deliver with.
+// check refuses a configuration it cannot run with.
 func (s *Sender) check() error {
-	switch {
-	case s.Source == nil:
+	if s.Source == nil {
 		return fmt.Errorf("%w: no Source", ErrInvalidConfig)
+	}
+	return s.checkDelivery()
+}
+
+// checkDelivery refuses a configuration it cannot deliver with.
+func (s *Sender) checkDelivery() error {
+	switch {
 	case s.URL == "":
 		return fmt.Errorf("%w: no URL", ErrInvalidConfig)
 	case len(s.Secret) < 16:
@@ -235,7 +241,7 @@ func (s *Sender) Run(ctx context.Context) error {
 			if errors.Is(err, credits.ErrFeedLeased) {
 				level = slog.LevelDebug
 			}
-			s.logger().Log(ctx, level, "webhooks: reading the feed", "url", s.URL, "err", err)
+			s.logger().Log(ctx, level, "webhooks: delivery paused", "url", s.URL, "err", err, "retry_in", s.pollInterval())
 		}
 		if err != nil || n == 0 {
 			if err := s.sleep(ctx, s.pollInterval()); err != nil {
@@ -299,8 +305,12 @@ func (s *Sender) handle(ctx context.Context, e credits.Event) error {
 // returns nil once an attempt got a 2xx; an error wrapping
 // [ErrUndelivered] and the last attempt's error when every attempt
 // failed; ctx's error when ctx is done first (whatever the endpoint got
-// meanwhile); or an error if e cannot be encoded.
+// meanwhile); an error wrapping [ErrInvalidConfig] without trying; or an
+// error if e cannot be encoded. It needs no Source.
 func (s *Sender) Deliver(ctx context.Context, e credits.Event) error {
+	if err := s.checkDelivery(); err != nil {
+		return err
+	}
 	body, err := bodyOf(e)
 	if err != nil {
 		return fmt.Errorf("webhooks: encoding %s: %w", e.ID, err)

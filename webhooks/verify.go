@@ -1,7 +1,6 @@
 package webhooks
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -217,5 +216,5 @@ func bodyOf(e credits.Event) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return bytes.TrimSpace(b), nil
+	return b, nil
 }

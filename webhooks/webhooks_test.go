@@ -859,3 +859,22 @@ func TestVerifyRequestBoundsTheBody(t *testing.T) {
 		t.Errorf("no headers: %v", err)
 	}
 }
+
+// The test vector of the package documentation.
+func TestSignatureTestVector(t *testing.T) {
+	got := webhooks.Sign(1800000000, []byte(`{"id":"alice#1","amount":"50"}`), []byte("whsec-test-secret"))
+	if want := "v1=d477a0bf2047d4ac08f934fd22982ac014e52203441258049791c31e5bcbd8a3"; got != want {
+		t.Errorf("Sign = %s, want %s", got, want)
+	}
+	two := webhooks.Sign(1800000000, []byte(`{}`), []byte("whsec-test-secret"), []byte("whsec-other-secret"))
+	if strings.Count(two, ",v1=") != 1 || !strings.HasPrefix(two, "v1=") {
+		t.Errorf("two secrets: %s", two)
+	}
+}
+
+func TestDeliverRefusesBadConfigWithoutTrying(t *testing.T) {
+	s := &webhooks.Sender{URL: "http://127.0.0.1:1/", Logger: quiet}
+	if err := s.Deliver(context.Background(), credits.Event{ID: "a#1"}); !errors.Is(err, webhooks.ErrInvalidConfig) {
+		t.Errorf("Deliver without a secret = %v", err)
+	}
+}
