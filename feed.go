@@ -73,8 +73,8 @@ type FeedConfig struct {
 	// Several processes may run the same consumer: one delivers at a time,
 	// and another takes over when its lease expires.
 	Holder string
-	// LeaseTTL is how long a lease lasts after each Next or Ack; 0 means
-	// 30 s. A holder that stops for longer loses it.
+	// LeaseTTL is how long a lease lasts after each Next or Renew; 0
+	// means 30 s. A holder that stops for longer loses it.
 	LeaseTTL time.Duration
 	// Batch is the most events one Next returns: 1 to 1000, 0 means 100.
 	Batch int
@@ -172,6 +172,16 @@ func (f *Feed) Next(ctx context.Context) ([]Event, error) {
 		f.cursor = items[len(items)-1].Cursor
 	}
 	return events, nil
+}
+
+// Renew extends the consumer's lease by LeaseTTL from now, for a holder
+// busy with one batch for long (a webhook retried with backoff). It fails
+// with an error wrapping [ErrFeedLeased] once another holder took the
+// lease over: stop delivering, that holder resumes after the last
+// acknowledged event.
+func (f *Feed) Renew(ctx context.Context) error {
+	_, err := f.fs.LeaseFeed(ctx, f.cfg.Name, f.cfg.Holder, f.l.now(), f.cfg.LeaseTTL)
+	return err
 }
 
 // Ack acknowledges every event up to and including e, which Next

@@ -56,13 +56,14 @@ func (e *StatusError) Error() string {
 // them while it runs. A Sender is used by one goroutine at a time.
 //
 // The feed's lease (credits.FeedConfig.LeaseTTL) is renewed by each Next
-// and Ack, not while one event is retried: give it a TTL longer than the
-// worst time one event can take (MaxAttempts × Timeout plus the
-// backoff's waits: at most about 3.5 min with the defaults), or a second
-// server running the same consumer takes over meanwhile. Nothing is lost if it does: this
-// sender's next Ack fails with [credits.ErrFeedLeased], it stops that
-// batch, and the other delivers from the last acknowledged event (so the
-// receiver may see an event twice, as always).
+// and, while one event is retried, before each new attempt (by a Source
+// with a Renew method, as *credits.Feed has): give it a TTL longer than
+// one attempt and the longest backoff wait together (Timeout + 1 min
+// with the defaults), or a second server running the same consumer takes
+// over meanwhile. Nothing is lost if it does: this sender's renewal or
+// next Ack fails with [credits.ErrFeedLeased], it stops that batch, and
+// the other delivers from the last acknowledged event (so the receiver
+// may see an event twice, as always).
 type Sender struct {
 	// Source is the feed to deliver, required.
 	Source Source
@@ -336,6 +337,13 @@ func (s *Sender) Deliver(ctx context.Context, e credits.Event) error {
 			"attempt", attempt, "retry_in", wait, "err", lastErr)
 		if err := s.sleep(ctx, wait); err != nil {
 			return err
+		}
+		// A long retry keeps the feed's lease (a *credits.Feed renews it),
+		// so that no other server takes over and sends the event too.
+		if r, ok := s.Source.(interface{ Renew(context.Context) error }); ok {
+			if err := r.Renew(ctx); err != nil {
+				return fmt.Errorf("webhooks: %s: the feed's lease: %w", e.ID, err)
+			}
 		}
 	}
 }
