@@ -212,7 +212,19 @@ func runFeedConsumer(t *testing.T, store credits.Store) {
 	if _, err := two.Next(h.Ctx); !errors.Is(err, credits.ErrFeedLeased) {
 		t.Fatalf("a second holder while the lease lasts: %v, want ErrFeedLeased", err)
 	}
-	h.Clock.Advance(time.Minute) // the first holder's lease expires
+	// Renewed, the lease lasts a TTL from the renewal.
+	h.Clock.Advance(50 * time.Second)
+	if err := one.Renew(h.Ctx); err != nil {
+		t.Fatalf("Renew by the holder: %v", err)
+	}
+	h.Clock.Advance(30 * time.Second)
+	if _, err := two.Next(h.Ctx); !errors.Is(err, credits.ErrFeedLeased) {
+		t.Fatalf("a second holder after the lease was renewed: %v, want ErrFeedLeased", err)
+	}
+	if err := two.Renew(h.Ctx); !errors.Is(err, credits.ErrFeedLeased) {
+		t.Fatalf("Renew by another holder: %v, want ErrFeedLeased", err)
+	}
+	h.Clock.Advance(30 * time.Second) // the first holder's lease expires
 	taken, err := two.Next(h.Ctx)
 	if err != nil || len(taken) == 0 || taken[0].ID != evs[2].ID {
 		t.Fatalf("the second holder resumes after the first one's last Ack (%s): %v %v", evs[1].ID, taken, err)
