@@ -248,7 +248,7 @@ func ExampleLedger_Sweep() {
 	fmt.Println("available:", b.Available, "held:", b.Held)
 	// Output:
 	// held: 40 until 09:10:00
-	// {Accounts:1 HoldsExpired:1 GrantsExpired:0 AllowancesGranted:0}
+	// {Accounts:1 HoldsExpired:1 GrantsExpired:0 GrantsWarned:0 AllowancesGranted:0}
 	// available: 50 held: 0
 }
 

@@ -78,6 +78,12 @@ type Config struct {
 	// credits, and expiring credits cannot be stretched further than that).
 	// Credits restored after that point expire at once. Zero means 24 hours.
 	RestoreGrace time.Duration
+	// ExpiryWarning, when positive, is how long before a grant's credits
+	// expire the ledger warns, once per grant: a [EntryGrantExpiring]
+	// entry (which the feed delivers), written by the first operation or
+	// sweep at or after that instant, if the grant still holds credits and
+	// has not expired by then. Zero means no warnings.
+	ExpiryWarning time.Duration
 
 	// LowBalanceThreshold is the threshold given to new accounts that set
 	// none. Zero means no low-balance signal by default.
@@ -163,6 +169,8 @@ func NewLedger(store Store, cfg *Config) (*Ledger, error) {
 		return nil, invalid("config: HoldTTL %s must be positive and at most MaxHoldTTL %s", c.HoldTTL, c.MaxHoldTTL)
 	case c.RestoreGrace < 0:
 		return nil, invalid("config: negative RestoreGrace")
+	case c.ExpiryWarning < 0:
+		return nil, invalid("config: negative ExpiryWarning")
 	case c.SettleTimeout < 0:
 		return nil, invalid("config: negative SettleTimeout")
 	case c.Signup.Amount.IsNegative() || c.Signup.ValidFor < 0:

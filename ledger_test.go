@@ -306,7 +306,7 @@ func TestRegressionUnknownAccountsLeaveNoTrace(t *testing.T) {
 	for i := range 100 {
 		_, _ = h.Ledger.Grant(h.Ctx, credits.GrantRequest{Account: fmt.Sprint("ghost", i), Amount: credits.Whole(1), Kind: credits.KindPromo, Key: "k"})
 	}
-	if ids, err := s.DueAccounts(h.Ctx, h.Clock.Now().Add(1000*time.Hour), 1000); err != nil || len(ids) != 0 {
+	if ids, err := s.DueAccounts(h.Ctx, h.Clock.Now().Add(1000*time.Hour), 0, 1000); err != nil || len(ids) != 0 {
 		t.Fatalf("due: %v %v", ids, err)
 	}
 	if n := s.Len(); n != 0 {

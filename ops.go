@@ -1263,6 +1263,9 @@ type SweepResult struct {
 	Accounts      int // accounts visited
 	HoldsExpired  int // holds released by their deadline
 	GrantsExpired int
+	// GrantsWarned counts the expiry warnings written
+	// ([Config.ExpiryWarning]).
+	GrantsWarned int
 	// AllowancesGranted counts the allowance grants of renewed periods
 	// (rollovers included).
 	AllowancesGranted int
@@ -1279,7 +1282,7 @@ func (l *Ledger) Sweep(ctx context.Context) (SweepResult, error) {
 	now := l.now()
 	seen := map[string]bool{}
 	for {
-		ids, err := l.store.DueAccounts(ctx, now, 100)
+		ids, err := l.store.DueAccounts(ctx, now, l.cfg.ExpiryWarning, 100)
 		if err != nil {
 			return out, err
 		}
@@ -1299,6 +1302,8 @@ func (l *Ledger) Sweep(ctx context.Context) (SweepResult, error) {
 						c.Holds++
 					case EntryExpiry:
 						c.Grants++
+					case EntryGrantExpiring:
+						c.Warned++
 					case EntryGrant:
 						c.Allowances++
 					}
@@ -1311,6 +1316,7 @@ func (l *Ledger) Sweep(ctx context.Context) (SweepResult, error) {
 			out.Accounts++
 			out.HoldsExpired += r.Holds
 			out.GrantsExpired += r.Grants
+			out.GrantsWarned += r.Warned
 			out.AllowancesGranted += r.Allowances
 		}
 		if fresh == 0 {
@@ -1320,6 +1326,6 @@ func (l *Ledger) Sweep(ctx context.Context) (SweepResult, error) {
 }
 
 type sweepCount struct {
-	Holds, Grants, Allowances int
+	Holds, Grants, Warned, Allowances int
 	Replay
 }

@@ -107,6 +107,10 @@ type Bucket struct {
 	// Debited is what [Ledger.Debit] and [Ledger.VoidGrant] took out of it
 	// (omitted from JSON when zero).
 	Debited Credits `json:"debited,omitzero"`
+	// WarnedAt, when not zero, is when the ledger warned that the grant's
+	// credits are about to expire ([Config.ExpiryWarning]): once per
+	// grant.
+	WarnedAt time.Time `json:"warned_at,omitzero"`
 	// VoidedAt, when not zero, is when [Ledger.VoidGrant] revoked the
 	// grant: it can never be spent from again, and credits a release or
 	// refund gives back to it are revoked too.
@@ -141,6 +145,14 @@ func (b *Bucket) Live() bool { return b.Remaining.IsPositive() }
 // can no longer be spent from; the ledger expires its remainder. Stores use
 // it to decide which accounts [Store.DueAccounts] returns.
 func (b *Bucket) DueAt(t time.Time) bool { return b.Live() && b.expiredAt(t) }
+
+// WarningDueAt reports whether b's expiry warning has fallen due at t for
+// a warning lead: warn is positive, b is live, expires, was not warned
+// yet, and t is at or after ExpiresAt − warn. Stores use it to decide
+// which accounts [Store.DueAccounts] returns.
+func (b *Bucket) WarningDueAt(t time.Time, warn time.Duration) bool {
+	return warn > 0 && b.Live() && !b.ExpiresAt.IsZero() && b.WarnedAt.IsZero() && !t.Before(b.ExpiresAt.Add(-warn))
+}
 
 // HoldStatus is the state of a hold.
 type HoldStatus string
@@ -231,6 +243,11 @@ const (
 	// −, debited +; its Amount may be zero (a grant revoked with nothing
 	// left in it).
 	EntryVoid EntryType = "void"
+	// EntryGrantExpiring changes no balance: a grant's credits expire
+	// within [Config.ExpiryWarning]; its Amount is what remained of the
+	// grant then, Bucket and Kind name it, and At is the instant the
+	// warning fell due. Once per grant.
+	EntryGrantExpiring EntryType = "grant_expiring"
 	// EntryBalanceLow changes no balance (its Amount is zero): the
 	// operation it follows took the account's settled balance (Available
 	// + Held) below its low-balance threshold. EntryBalanceRecovered: back

@@ -69,9 +69,10 @@ type Store interface {
 	// whose Deadline is at or before now, or a bucket with a positive
 	// Remaining whose ExpiresAt is set and at or before now ([Hold.DueAt] or
 	// [Bucket.DueAt] at now), or whose [Account.RenewsAt] is set and at or
-	// before now. Sweeping calls it; it may return an account that is no
-	// longer due.
-	DueAccounts(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// before now, or, when warn is positive, a bucket whose expiry warning
+	// is due ([Bucket.WarningDueAt] at now with warn). Sweeping calls it;
+	// it may return an account that is no longer due.
+	DueAccounts(ctx context.Context, now time.Time, warn time.Duration, limit int) ([]string, error)
 }
 
 // Query names the state an operation needs.

@@ -356,12 +356,17 @@ func (t *txn) expire() {
 		t.revoke(t.bucket(b.ID), "", "credits given back to a voided grant", time.Time{})
 	}
 	for t.err == nil {
-		var due *Bucket
+		var due, warn *Bucket
+		lead := t.l.cfg.ExpiryWarning
 		for b := range t.visibleBuckets {
 			if b.DueAt(t.now) && (due == nil || expiryOrder(b, due) < 0) {
 				due = b
 			}
+			if b.WarningDueAt(t.now, lead) && !b.DueAt(t.now) && (warn == nil || expiryOrder(b, warn) < 0) {
+				warn = b
+			}
 		}
+
 		var hold *Hold
 		for h := range t.visibleHolds {
 			if h.DueAt(t.now) && (hold == nil || deadlineOrder(h, hold) < 0) {
@@ -369,7 +374,15 @@ func (t *txn) expire() {
 			}
 		}
 		renewAt, renew := t.renewalDue()
+		var warnAt time.Time
+		if warn != nil {
+			warnAt = warn.ExpiresAt.Add(-lead)
+		}
 		switch {
+		case warn != nil && (due == nil || warnAt.Before(due.ExpiresAt)) && (hold == nil || !hold.Deadline.Before(warnAt)) && (!renew || !renewAt.Before(warnAt)):
+			// A warning before whatever else fell due after its instant
+			// (a grant that has expired by now is not warned).
+			t.warnExpiry(warn, warnAt)
 		case due == nil && hold == nil && !renew:
 			t.syncAllowance()
 			return
@@ -408,6 +421,19 @@ func (t *txn) expireBucket(src *Bucket) {
 	t.sub(&t.acct.Available, rem)
 	t.add(&t.acct.Expired, rem)
 	t.entry(Entry{Type: EntryExpiry, Amount: rem, Bucket: b.ID, Kind: b.Kind, At: b.ExpiresAt, Note: "grant expired"})
+}
+
+// warnExpiry writes the expiry warning of src, due at at, once. Its
+// instant is never before the grant was made (a grant shorter than the
+// warning's lead is warned about from its start).
+func (t *txn) warnExpiry(src *Bucket, at time.Time) {
+	b := t.bucket(src.ID)
+	if at.Before(b.CreatedAt) {
+		at = b.CreatedAt
+	}
+	b.WarnedAt = at
+	t.entry(Entry{Type: EntryGrantExpiring, Amount: b.Remaining, Bucket: b.ID, Kind: b.Kind, At: at,
+		Note: "expires at " + b.ExpiresAt.Format(time.RFC3339)})
 }
 
 func (t *txn) expireHold(src *Hold) {

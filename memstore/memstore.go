@@ -393,7 +393,7 @@ func (s *Store) Buckets(ctx context.Context, f credits.BucketFilter) ([]credits.
 }
 
 // DueAccounts implements credits.Store.
-func (s *Store) DueAccounts(ctx context.Context, now time.Time, limit int) ([]string, error) {
+func (s *Store) DueAccounts(ctx context.Context, now time.Time, warn time.Duration, limit int) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -407,7 +407,7 @@ func (s *Store) DueAccounts(ctx context.Context, now time.Time, limit int) ([]st
 		}
 		a := s.get(id, false)
 		a.mu.Lock()
-		if a.due(now) {
+		if a.due(now, warn) {
 			out = append(out, id)
 		}
 		a.mu.Unlock()
@@ -415,7 +415,7 @@ func (s *Store) DueAccounts(ctx context.Context, now time.Time, limit int) ([]st
 	return out, nil
 }
 
-func (a *account) due(now time.Time) bool {
+func (a *account) due(now time.Time, warn time.Duration) bool {
 	if a.row != nil && !a.row.RenewsAt.IsZero() && !now.Before(a.row.RenewsAt) {
 		return true
 	}
@@ -425,7 +425,7 @@ func (a *account) due(now time.Time) bool {
 		}
 	}
 	for _, b := range a.live {
-		if b.DueAt(now) {
+		if b.DueAt(now) || b.WarningDueAt(now, warn) {
 			return true
 		}
 	}

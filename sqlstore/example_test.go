@@ -30,7 +30,7 @@ func ExampleOpen() {
 	b, _ := ledger.Balance(ctx, "alice")
 	fmt.Println("available:", b.Available)
 	// Output:
-	// schema version: 8
+	// schema version: 9
 	// available: 50
 }
 

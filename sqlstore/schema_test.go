@@ -286,7 +286,7 @@ func TestDueRenewals(t *testing.T) {
 			store, done := x.open()
 			t.Cleanup(done) // also when a check fails before done runs
 			for _, limit := range []int{100, len(want), 2} {
-				got, err := store.DueAccounts(ctx, now, limit)
+				got, err := store.DueAccounts(ctx, now, 0, limit)
 				if err != nil {
 					t.Fatalf("%s: DueAccounts: %v", name, err)
 				}
@@ -295,7 +295,7 @@ func TestDueRenewals(t *testing.T) {
 				}
 			}
 			// A minute before, only the renewals then due.
-			got, err := store.DueAccounts(ctx, now.Add(-time.Minute), 100)
+			got, err := store.DueAccounts(ctx, now.Add(-time.Minute), 0, 100)
 			if err != nil {
 				t.Fatalf("%s: DueAccounts: %v", name, err)
 			}

@@ -210,9 +210,9 @@ func (c *callerTx) Entries(ctx context.Context, f credits.EntryFilter) ([]credit
 	return es, err
 }
 
-func (c *callerTx) DueAccounts(ctx context.Context, now time.Time, limit int) ([]string, error) {
+func (c *callerTx) DueAccounts(ctx context.Context, now time.Time, warn time.Duration, limit int) ([]string, error) {
 	var ids []string
-	err := c.inTx(ctx, func(s credits.Store) (err error) { ids, err = s.DueAccounts(ctx, now, limit); return err })
+	err := c.inTx(ctx, func(s credits.Store) (err error) { ids, err = s.DueAccounts(ctx, now, warn, limit); return err })
 	return ids, err
 }
 

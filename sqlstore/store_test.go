@@ -151,8 +151,8 @@ func (a *alternating) Entries(ctx context.Context, f credits.EntryFilter) ([]cre
 func (a *alternating) Buckets(ctx context.Context, f credits.BucketFilter) ([]credits.Bucket, error) {
 	return a.next().Buckets(ctx, f)
 }
-func (a *alternating) DueAccounts(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	return a.next().DueAccounts(ctx, now, limit)
+func (a *alternating) DueAccounts(ctx context.Context, now time.Time, warn time.Duration, limit int) ([]string, error) {
+	return a.next().DueAccounts(ctx, now, warn, limit)
 }
 
 // 64 goroutines on one hot account through two separate pools.
@@ -638,7 +638,7 @@ func checkPlansFromV4(ctx context.Context, t *testing.T, s *sqlstore.Store) {
 		}
 	}
 	for at, want := range map[time.Time][]string{renews.Add(-1): nil, renews: {"v2"}} {
-		due, err := s.DueAccounts(ctx, at, 100)
+		due, err := s.DueAccounts(ctx, at, 0, 100)
 		if err != nil {
 			t.Fatal(err)
 		}

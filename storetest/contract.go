@@ -237,13 +237,38 @@ func runContract(t *testing.T, newStore NewStore) {
 	})
 	t.Run("DueAccounts", func(t *testing.T) {
 		s := seed(t)
-		ids, err := s.DueAccounts(ctx, now.Add(time.Minute-1), 10)
+		ids, err := s.DueAccounts(ctx, now.Add(time.Minute-1), 0, 10)
 		if err != nil || len(ids) != 0 {
 			t.Fatalf("nothing is due yet: %v %v", ids, err)
 		}
-		ids, err = s.DueAccounts(ctx, now.Add(time.Minute), 10)
+		ids, err = s.DueAccounts(ctx, now.Add(time.Minute), 0, 10)
 		if err != nil || !slices.Equal(ids, []string{"acct"}) {
 			t.Fatalf("due hold: %v %v", ids, err)
+		}
+		// An expiry warning: due from ExpiresAt − warn, until it is written.
+		soon := credits.Bucket{ID: "b-soon", Account: "other", Kind: credits.KindPromo, Amount: c1, Remaining: c1, CreatedAt: now, Seq: 1, ExpiresAt: now.Add(3 * time.Hour)}
+		err = s.Update(ctx, credits.Query{Account: "other"}, func(*credits.State) (*credits.Change, error) {
+			return &credits.Change{Account: &credits.Account{ID: "other", CreatedAt: now, Available: c1, Granted: c1, Seq: 1}, AccountCreated: true,
+				NewBuckets: []credits.Bucket{soon}, Entries: []credits.Entry{{Account: "other", Seq: 1, Type: credits.EntryGrant, Amount: c1, Available: c1, At: now, Bucket: "b-soon"}}}, nil
+		})
+		wantErr(t, "seed other", err, nil)
+		due := func(at time.Time, warn time.Duration) bool {
+			t.Helper()
+			ids, err := s.DueAccounts(ctx, at, warn, 10)
+			wantErr(t, "DueAccounts", err, nil)
+			return slices.Contains(ids, "other")
+		}
+		if due(now.Add(time.Hour-1), 2*time.Hour) || !due(now.Add(time.Hour), 2*time.Hour) || due(now.Add(time.Hour), 0) {
+			t.Fatal("a bucket's expiry warning is due at ExpiresAt − warn, and only with a warning lead")
+		}
+		err = s.Update(ctx, credits.Query{Account: "other"}, func(st *credits.State) (*credits.Change, error) {
+			b := *st.Buckets["b-soon"]
+			b.WarnedAt = now.Add(time.Hour)
+			return &credits.Change{UpdatedBuckets: []credits.Bucket{b}}, nil
+		})
+		wantErr(t, "warn", err, nil)
+		if due(now.Add(2*time.Hour), 2*time.Hour) || !due(now.Add(3*time.Hour), 2*time.Hour) {
+			t.Fatal("a warned bucket is due again only at its expiry")
 		}
 	})
 	t.Run("CancelledContext", func(t *testing.T) {

@@ -221,6 +221,6 @@ func (s FaultyStore) Entries(ctx context.Context, f credits.EntryFilter) ([]cred
 }
 
 // DueAccounts injects the plan's fault before or after the call.
-func (s FaultyStore) DueAccounts(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	return around(ctx, func() ([]string, error) { return s.Store.DueAccounts(ctx, now, limit) })
+func (s FaultyStore) DueAccounts(ctx context.Context, now time.Time, warn time.Duration, limit int) ([]string, error) {
+	return around(ctx, func() ([]string, error) { return s.Store.DueAccounts(ctx, now, warn, limit) })
 }

@@ -69,6 +69,7 @@ func newMachine(t *rapid.T, store credits.Store, prefix string) *machine {
 		c.Signup = signup
 		c.Daily = daily
 		c.OnLowBalance = nil
+		c.ExpiryWarning = 2 * time.Hour // warnings interleave with expiries, deadlines and renewals
 	})
 	mc := &machine{h: h, m: &model{grace: 24 * time.Hour, plans: machineAllowances}, daily: map[string]map[string]credits.GrantResult{}, ordered: ordered}
 	soloPlan := rapid.SampledFrom(plans).Draw(t, "solo plan")

@@ -580,6 +580,68 @@ func scenarios() []scenario {
 			wantErr(t, "spend expired credits", err, credits.ErrInsufficientCredits)
 			CheckInvariants(t, h, "a")
 		}},
+		{name: "GrantExpiringSoon", edit: func(c *credits.Config) { c.Signup, c.ExpiryWarning = credits.Reward{}, 24*time.Hour }, run: func(t *testing.T, h *Harness) {
+			// A grant is warned about once, ExpiryWarning before its
+			// credits expire, by a sweep or by the account's next
+			// operation; purchased credits never expire, so never warn.
+			start := h.Clock.Now()
+			h.Account(t, credits.CreateAccountRequest{ID: "a"})
+			promo := grant(t, h, "a", whole(30), credits.KindPromo, start.Add(72*time.Hour), "promo").Grant
+			grant(t, h, "a", whole(10), credits.KindPurchase, time.Time{}, "buy")
+			warnings := func(account string) []credits.Entry {
+				t.Helper()
+				es, err := h.Store.Entries(h.Ctx, credits.EntryFilter{Account: account, Types: []credits.EntryType{credits.EntryGrantExpiring}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return es
+			}
+			sweep := func() credits.SweepResult {
+				t.Helper()
+				r, err := h.Ledger.Sweep(h.Ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r
+			}
+			h.Clock.Set(start.Add(48*time.Hour - time.Nanosecond))
+			if r := sweep(); r.GrantsWarned != 0 || len(warnings("a")) != 0 {
+				t.Fatalf("warned before ExpiresAt − 24 h: %+v", r)
+			}
+			h.Clock.Set(start.Add(48 * time.Hour))
+			if r := sweep(); r.GrantsWarned != 1 {
+				t.Fatalf("sweep at ExpiresAt − 24 h: %+v, want 1 warning", r)
+			}
+			if r := sweep(); r.GrantsWarned != 0 {
+				t.Fatalf("a second sweep warned again: %+v", r)
+			}
+			w := warnings("a")
+			if len(w) != 1 || w[0].Bucket != promo.ID || w[0].Amount != whole(30) || !w[0].At.Equal(start.Add(48*time.Hour)) || w[0].Kind != credits.KindPromo {
+				t.Fatalf("warnings: %+v", w)
+			}
+			// Lazily: the account's next operation writes it, before its own
+			// entry, at the instant it fell due.
+			h.Account(t, credits.CreateAccountRequest{ID: "b"})
+			grant(t, h, "b", whole(30), credits.KindPromo, h.Clock.Now().Add(30*time.Hour), "promo")
+			h.Clock.Advance(7 * time.Hour)
+			if _, err := h.Ledger.Charge(h.Ctx, credits.ChargeRequest{Account: "b", Quote: h.Quote(t, image), Key: "img"}); err != nil {
+				t.Fatal(err)
+			}
+			hist := h.History(t, "b")
+			if n := len(hist); n < 2 || hist[n-2].Type != credits.EntryGrantExpiring || hist[n-1].Type != credits.EntryCharge || !hist[n-2].At.Equal(h.Clock.Now().Add(-time.Hour)) {
+				t.Fatalf("history of b: %+v", hist)
+			}
+			if r := sweep(); r.GrantsWarned != 0 {
+				t.Fatalf("a sweep after the lazy warning warned again: %+v", r)
+			}
+			h.Clock.Set(start.Add(73 * time.Hour)) // a's promo expires: no new warning
+			sweep()
+			if len(warnings("a")) != 1 {
+				t.Fatalf("warnings of a after its expiry: %+v", warnings("a"))
+			}
+			CheckInvariants(t, h, "a")
+			CheckInvariants(t, h, "b")
+		}},
 		{name: "BalanceLowAndRecovered", run: func(t *testing.T, h *Harness) {
 			// The case: reserving 40 of 50 credits under a threshold
 			// of 20 is not low (the job may give them back); the capture

@@ -200,6 +200,7 @@ func checkInvariants(h *Harness, account string) error {
 	// The history is the balance: replay it.
 	var avail, held, spent, debited credits.Credits
 	debitedFrom := map[string]credits.Credits{} // by bucket
+	warnings := map[string]int{}                // expiry warnings, by bucket
 	var seq int64
 	var after int64
 	var holdIDs []string
@@ -243,6 +244,9 @@ func checkInvariants(h *Harness, account string) error {
 			spent, _ = spent.Add(e.SpentDelta())
 			debited, _ = debited.Add(e.DebitedDelta())
 			debitedFrom[e.Bucket], _ = debitedFrom[e.Bucket].Add(e.DebitedDelta())
+			if e.Type == credits.EntryGrantExpiring {
+				warnings[e.Bucket]++
+			}
 			if e.Available != avail || e.Held != held {
 				return fmt.Errorf("account %q: entry %d (%s %s) says available %s held %s; running sums are %s and %s",
 					account, e.Seq, e.Type, e.Amount, e.Available, e.Held, avail, held)
@@ -269,6 +273,9 @@ func checkInvariants(h *Harness, account string) error {
 		}
 		if !bk.VoidedAt.IsZero() && bk.Remaining.IsPositive() {
 			return fmt.Errorf("bucket %s: voided at %s, yet %s remains in it", bk.ID, bk.VoidedAt, bk.Remaining)
+		}
+		if n := warnings[bk.ID]; n > 1 || (n == 1) != !bk.WarnedAt.IsZero() {
+			return fmt.Errorf("bucket %s: warned at %v, with %d warning entries (one at most, and only if warned)", bk.ID, bk.WarnedAt, n)
 		}
 		if bk.Debited != debitedFrom[bk.ID] {
 			return fmt.Errorf("bucket %s: debited %s; its debit and void entries add up to %s", bk.ID, bk.Debited, debitedFrom[bk.ID])

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -108,6 +109,13 @@ func DueBucket(b, param string) string {
 	return LiveBucket(b) + " AND " + b + ".expires_at IS NOT NULL AND " + b + ".expires_at <= " + param
 }
 
+// DueWarning is the condition "the bucket aliased b is live, expires by
+// the instant param (now plus the warning lead) and was not warned yet"
+// (Bucket.WarningDueAt); its first terms are buckets_due's predicate.
+func DueWarning(b, param string) string {
+	return DueBucket(b, param) + " AND " + b + ".warned_at IS NULL"
+}
+
 // DueRenewal is the condition "the account aliased a renews its allowance
 // by the instant param" (Account.RenewsAt set and at or before it). Its
 // first term is the predicate of the partial index accounts_renews.
@@ -166,11 +174,13 @@ func newReads(n Names, x Syntax) reads {
 	return reads{
 		holdAccount: fmt.Sprintf("SELECT account FROM %s WHERE id = %s", holds, x.Param(1)),
 		exists:      fmt.Sprintf("SELECT 1 FROM %s WHERE id = %s", accounts, x.Param(1)),
-		// The accounts with a due hold, a due bucket or a due renewal, each
-		// branch through its partial index (holds_due, buckets_due,
-		// accounts_renews), an account found by several once.
-		dueAccounts: fmt.Sprintf("SELECT account FROM (SELECT h.account FROM %s h WHERE %s UNION SELECT b.account FROM %s b WHERE %s UNION SELECT a.id FROM %s a WHERE %s) due ORDER BY account LIMIT %s",
-			holds, DueHold("h", x.Param(1)), buckets, DueBucket("b", x.Param(1)), accounts, DueRenewal("a", x.Param(1)), x.Param(2)),
+		// The accounts with a due hold, a due bucket, a due renewal or a
+		// due expiry warning, each branch through its partial index
+		// (holds_due, buckets_due twice, accounts_renews), an account found
+		// by several once. $3 is now plus the warning lead (the smallest
+		// int64 when there is none).
+		dueAccounts: fmt.Sprintf("SELECT account FROM (SELECT h.account FROM %s h WHERE %s UNION SELECT b.account FROM %s b WHERE %s UNION SELECT a.id FROM %s a WHERE %s UNION SELECT b.account FROM %s b WHERE %s) due ORDER BY account LIMIT %s",
+			holds, DueHold("h", x.Param(1)), buckets, DueBucket("b", x.Param(1)), accounts, DueRenewal("a", x.Param(1)), buckets, DueWarning("b", x.Param(3)), x.Param(2)),
 		entries: fmt.Sprintf("SELECT %s FROM %s e", Columns("e", &Entries.Schema), n.Table("entries")),
 		// Through the index buckets_account (account, seq, id).
 		buckets: fmt.Sprintf("SELECT %s FROM %s b WHERE b.account = %s AND (b.seq, b.id) > (%s, %s)",
@@ -505,19 +515,25 @@ func (s *Store) exists(ctx context.Context, db Querier, account string) error {
 }
 
 // DueAccounts implements credits.Store.
-func (s *Store) DueAccounts(ctx context.Context, now time.Time, limit int) ([]string, error) {
+func (s *Store) DueAccounts(ctx context.Context, now time.Time, warn time.Duration, limit int) ([]string, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
-	return s.dueAccounts(ctx, s.db, now, limit)
+	return s.dueAccounts(ctx, s.db, now, warn, limit)
 }
 
-func (s *Store) dueAccounts(ctx context.Context, db Querier, now time.Time, limit int) ([]string, error) {
+func (s *Store) dueAccounts(ctx context.Context, db Querier, now time.Time, warn time.Duration, limit int) ([]string, error) {
 	n, err := Nanos(now)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.QueryContext(ctx, s.reads.dueAccounts, n, limit)
+	warnBy := int64(math.MinInt64)
+	if warn > 0 {
+		if warnBy, err = Nanos(now.Add(warn)); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := db.QueryContext(ctx, s.reads.dueAccounts, n, limit, warnBy)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: due accounts: %w", err)
 	}
@@ -587,6 +603,6 @@ func (t *txStore) Buckets(ctx context.Context, f credits.BucketFilter) ([]credit
 	return t.s.buckets(ctx, t.sqlTx, f)
 }
 
-func (t *txStore) DueAccounts(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	return t.s.dueAccounts(ctx, t.sqlTx, now, limit)
+func (t *txStore) DueAccounts(ctx context.Context, now time.Time, warn time.Duration, limit int) ([]string, error) {
+	return t.s.dueAccounts(ctx, t.sqlTx, now, warn, limit)
 }

@@ -236,6 +236,7 @@ var (
 		flag("live", (*credits.Bucket).Live, nil),
 		amount("debited", func(r *credits.Bucket) *credits.Credits { return &r.Debited }),  // v7
 		optInstant("voided_at", func(r *credits.Bucket) *time.Time { return &r.VoidedAt }), // v7
+		optInstant("warned_at", func(r *credits.Bucket) *time.Time { return &r.WarnedAt }), // v9
 	)
 	Holds = table("holds",
 		text("id", func(r *credits.Hold) *string { return &r.ID }),

@@ -1,0 +1,11 @@
+-- credits schema v9 (PostgreSQL): expiry warnings.
+--
+-- With Config.ExpiryWarning set, the ledger warns once per grant before
+-- its credits expire (a grant_expiring entry) and keeps when
+-- (Bucket.WarnedAt, Unix nanoseconds, NULL: not warned). A sweep finds
+-- the grants to warn through the index of live expiring buckets
+-- (buckets_due) and this column. Rows written before, and by a server of
+-- the previous release, read NULL: not warned yet (a grant made before the
+-- upgrade is warned once, by the first current server). A nullable column
+-- without a default is added without rewriting the table.
+ALTER TABLE {{t}}buckets ADD COLUMN warned_at bigint;
