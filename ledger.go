@@ -96,9 +96,9 @@ type Config struct {
 	// feed ([Ledger.Feed]) delivers durably. (An account created below its
 	// threshold is not signalled until it has been above it; Balance.Low
 	// says it is low at any time.) It runs on the caller's goroutine; it
-	// must not block for long. Inside a caller's transaction
-	// (sqlstore's WithTx) it runs before that transaction commits: use the
-	// feed there.
+	// must not block for long. It is never called for an operation that
+	// runs inside a caller's transaction ([CommitsLater]: sqlstore's
+	// WithTx), which may still roll back: the feed reports those.
 	OnLowBalance func(ctx context.Context, e LowBalanceEvent)
 	// SettleTimeout bounds the release or capture that [Ledger.Run] makes
 	// after the job, even when the caller's context was cancelled. Zero
@@ -530,7 +530,7 @@ func mutate[R any, PR result[R]](ctx context.Context, l *Ledger, op operation, b
 	}
 	if e := out.event; e != nil {
 		l.log.DebugContext(ctx, "credits: low balance", "account", e.Account, "available", e.Available.String(), "threshold", e.Threshold.String())
-		if l.cfg.OnLowBalance != nil {
+		if cl, ok := l.store.(CommitsLater); l.cfg.OnLowBalance != nil && (!ok || !cl.CommitsLater()) {
 			l.cfg.OnLowBalance(ctx, *e)
 		}
 	}

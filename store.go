@@ -75,6 +75,15 @@ type Store interface {
 	DueAccounts(ctx context.Context, now time.Time, warn time.Duration, limit int) ([]string, error)
 }
 
+// CommitsLater is implemented by a [Store] whose Update writes inside a
+// transaction the caller owns and commits (or rolls back) later, such as
+// sqlstore's WithTx. The ledger then never calls Config.OnLowBalance,
+// which could report a change that is rolled back: the history's
+// balance_low entry, and the feed, report it once committed.
+type CommitsLater interface {
+	CommitsLater() bool
+}
+
 // Query names the state an operation needs.
 type Query struct {
 	// Account is the account to load and lock.

@@ -138,3 +138,49 @@ func TestFeedTwoServers(t *testing.T) {
 		}
 	}
 }
+
+// Inside the caller's transaction the low-balance hook is never called
+// (the transaction may roll back); the balance_low entry commits with it,
+// and the feed delivers it then.
+func TestLowBalanceInCallerTransaction(t *testing.T) {
+	ctx := context.Background()
+	s := openSQLiteWith(t, "file:"+t.TempDir()+"/lowtx.db", sqlstore.Options{})
+	h := storetest.NewHarness(t, s, func(c *credits.Config) { c.LowBalanceThreshold = credits.Whole(20) })
+	h.Account(t, credits.CreateAccountRequest{ID: "a"}) // 50
+	f, err := h.Ledger.Feed(credits.FeedConfig{Name: "mailer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drainFeed(t, ctx, f)
+	q := h.Quote(t, credits.QuoteRequest{Tool: "video", Resolution: "720p", Duration: 5 * time.Second}) // 40
+	charge := func(key string, commit bool) {
+		t.Helper()
+		tx, err := s.DB().BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Ledger.WithStore(s.WithTx(tx)).Charge(ctx, credits.ChargeRequest{Account: "a", Quote: q, Key: key}); err != nil {
+			t.Fatal(err)
+		}
+		if commit {
+			err = tx.Commit()
+		} else {
+			err = tx.Rollback()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	charge("rolled-back", false)
+	if len(h.LowBalance) != 0 || len(drainFeed(t, ctx, f)) != 0 {
+		t.Fatalf("a rolled-back charge signalled: %v", h.LowBalance)
+	}
+	charge("committed", true)
+	if len(h.LowBalance) != 0 {
+		t.Fatalf("the hook ran inside the caller's transaction: %v", h.LowBalance)
+	}
+	evs := drainFeed(t, ctx, f)
+	if len(evs) != 2 || evs[0].Type != credits.EntryCharge || evs[1].Type != credits.EntryBalanceLow {
+		t.Fatalf("the feed after the commit: %v", evs)
+	}
+}

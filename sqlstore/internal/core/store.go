@@ -562,8 +562,9 @@ func (s *Store) dueAccounts(ctx context.Context, db Querier, now time.Time, warn
 // An operation runs through the same lock → load → apply → write code as
 // any other, as a batch of one, and never commits, rolls back or retries:
 // a collision or an error is the caller's to handle (on PostgreSQL, a
-// failed statement aborts tx). The ledger's OnLowBalance hook runs before
-// the caller commits. On SQLite, tx must be a write transaction (the DSN's
+// failed statement aborts tx). The ledger does not call its OnLowBalance
+// hook for it (the store is a credits.CommitsLater: tx may roll back); the
+// balance_low entry and the feed report it once tx commits. On SQLite, tx must be a write transaction (the DSN's
 // _txlock=immediate, as Open sets).
 func (s *Store) WithTx(tx *sql.Tx) credits.Store {
 	return &txStore{s: s, tx: s.driver.Join(tx), sqlTx: tx}
@@ -574,6 +575,9 @@ type txStore struct {
 	tx    Tx
 	sqlTx *sql.Tx
 }
+
+// CommitsLater implements credits.CommitsLater: the caller commits.
+func (t *txStore) CommitsLater() bool { return true }
 
 func (t *txStore) Update(ctx context.Context, q credits.Query, apply func(*credits.State) (*credits.Change, error)) error {
 	p := &pending{ctx: ctx, q: q, apply: apply}
