@@ -272,6 +272,7 @@ const (
 	opExtend  = "extend"
 	opDebit   = "debit"
 	opVoid    = "void_grant"
+	opNote    = "note"
 	opSweep   = "sweep"
 )
 

@@ -243,6 +243,9 @@ const (
 	// −, debited +; its Amount may be zero (a grant revoked with nothing
 	// left in it).
 	EntryVoid EntryType = "void"
+	// EntryNote changes no balance (its Amount is zero): a note the
+	// application recorded ([Ledger.Annotate]), in Note, under Key.
+	EntryNote EntryType = "note"
 	// EntryGrantExpiring changes no balance: a grant's credits expire
 	// within [Config.ExpiryWarning]; its Amount is what remained of the
 	// grant then, Bucket and Kind name it, and At is the instant the
@@ -267,8 +270,8 @@ type Entry struct {
 	Seq     int64     `json:"seq"` // 1, 2, 3… per account
 	Type    EntryType `json:"type"`
 	// Amount is the magnitude, positive (zero only on an [EntryAccount],
-	// [EntryBalanceLow] and [EntryBalanceRecovered], and on an [EntryVoid]
-	// of a grant with nothing left);
+	// [EntryNote], [EntryBalanceLow] and [EntryBalanceRecovered], and on
+	// an [EntryVoid] of a grant with nothing left);
 	// see [Entry.AvailableDelta].
 	Amount Credits `json:"amount"`
 	// Available and Held are the account's balances after this entry.

@@ -229,7 +229,7 @@ func checkInvariants(h *Harness, account string) error {
 					return fmt.Errorf("account %q: account entry %d moves credits: %+v", account, e.Seq, e)
 				}
 				plan = e.Plan
-			} else if !e.Amount.IsPositive() && !(e.Amount.IsZero() && (e.Type == credits.EntryVoid || e.Type == credits.EntryBalanceLow || e.Type == credits.EntryBalanceRecovered)) || e.Plan != "" {
+			} else if !e.Amount.IsPositive() && !(e.Amount.IsZero() && (e.Type == credits.EntryVoid || e.Type == credits.EntryNote || e.Type == credits.EntryBalanceLow || e.Type == credits.EntryBalanceRecovered)) || e.Plan != "" {
 				return fmt.Errorf("account %q: entry %d (%s) has amount %s, plan %q", account, e.Seq, e.Type, e.Amount, e.Plan)
 			}
 			if e.Type == credits.EntryHold || e.Type == credits.EntryCharge {
