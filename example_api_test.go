@@ -73,3 +73,22 @@ func ExampleFieldError() {
 	// amount | must be positive, got 0 | true
 	// credits: invalid amount: amount must be positive, got 0
 }
+
+// The application records an outcome of its own in an account's history:
+// a payment that failed, say. A note moves no credit, and is recorded once
+// per key.
+func ExampleLedger_Annotate() {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	ledger, _ := credits.NewLedger(memstore.New(), &credits.Config{Now: func() time.Time { return now }})
+	_, _ = ledger.CreateAccount(ctx, credits.CreateAccountRequest{ID: "alice"})
+	for range 2 {
+		_, _ = ledger.Annotate(ctx, credits.NoteRequest{Account: "alice", Note: "card declined for order 7", Key: "order-7-declined"})
+	}
+	page, _ := ledger.History(ctx, credits.HistoryRequest{Account: "alice", Types: []credits.EntryType{credits.EntryNote}})
+	for _, e := range page.Entries {
+		fmt.Println(e.Seq, e.Type, e.Amount, e.Note)
+	}
+	// Output:
+	// 1 note 0 card declined for order 7
+}

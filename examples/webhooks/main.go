@@ -27,6 +27,7 @@ import (
 
 	"github.com/creditkit/credits"
 	"github.com/creditkit/credits/memstore"
+	"github.com/creditkit/credits/topup"
 	"github.com/creditkit/credits/webhooks"
 )
 
@@ -184,5 +185,54 @@ func run(ctx context.Context) error {
 		}
 	}
 	fmt.Printf("\n%d events, each handled once, in order.\n", len(all))
+	return autoTopUp(ctx, ledger)
+}
+
+// autoTopUp runs an auto top-up policy on a feed consumer of its own:
+// when alice's balance falls below her threshold, she is charged for 100
+// credits (here, a fake payment) and they are granted, once per event.
+func autoTopUp(ctx context.Context, ledger *credits.Ledger) error {
+	threshold := credits.Whole(120)
+	if _, err := ledger.UpdateAccount(ctx, credits.UpdateAccountRequest{Account: "alice", LowBalanceThreshold: &threshold, Key: "threshold"}); err != nil {
+		return err
+	}
+	img, err := ledger.QuoteFor(ctx, "alice", credits.QuoteRequest{Tool: "image"})
+	if err != nil {
+		return err
+	}
+	for i := range 4 { // 143 − 28 = 115: below 120
+		if _, err := ledger.Charge(ctx, credits.ChargeRequest{Account: "alice", Quote: img, Key: fmt.Sprint("image-more-", i)}); err != nil {
+			return err
+		}
+	}
+	feed, err := ledger.Feed(credits.FeedConfig{Name: "auto-topup"})
+	if err != nil {
+		return err
+	}
+	policy := &topup.Policy{
+		Ledger: ledger, Source: feed, Amount: credits.Whole(100), MonthlyCap: credits.Whole(500),
+		Pay: func(_ context.Context, p topup.Payment) error {
+			fmt.Printf("\nauto top-up: charging %s for %s credits (idempotency key %s)\n", p.Account, p.Amount, p.Key)
+			return nil // in production: the payment provider, with p.Key as its idempotency key
+		},
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+	}
+	for {
+		n, err := policy.Step(ctx)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	b, err := ledger.Balance(ctx, "alice")
+	if err != nil {
+		return err
+	}
+	if b.Available != credits.Whole(215) {
+		return fmt.Errorf("after the auto top-up alice has %s, want 215", b.Available)
+	}
+	fmt.Printf("auto top-up: alice has %s credits\n", b.Available)
 	return nil
 }
