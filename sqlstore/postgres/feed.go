@@ -31,7 +31,7 @@ import (
 // primary key. Later windows are usually a few transactions, found through
 // the index on xid (from "from"'s xmin).
 //
-// A cursor is "<from>|<to>|<account>|<seq>": from and to are snapshots in
+// A cursor is "<from>|<to>|<seq>|<account>": from and to are snapshots in
 // their text form (to empty: take a new one; from empty: the first
 // window), account and seq the last entry read in the window (seq 0:
 // none). The account is last, so that it may contain "|".
@@ -77,22 +77,41 @@ func (d *driver) ReadFeed(ctx context.Context, db core.Querier, cursor string, l
 	// the next (an empty window moves on at once).
 	for range 3 {
 		if c.to == "" {
-			if err := db.QueryRowContext(ctx, "SELECT pg_current_snapshot()::text").Scan(&c.to); err != nil {
+			// A new snapshot; and a check that the IDs the entries and
+			// the cursor carry are this cluster's: after a dump and
+			// restore into another cluster they are not (its counter
+			// starts lower), and the windows would skip entries silently.
+			var sane bool
+			if err := db.QueryRowContext(ctx, fmt.Sprintf(
+				"SELECT s::text, coalesce((SELECT max(xid) FROM %s) < pg_snapshot_xmax(s), true) AND ($1 = '' OR pg_snapshot_xmax($1::pg_snapshot) <= pg_snapshot_xmax(s)) FROM pg_current_snapshot() s",
+				entries), c.from).Scan(&c.to, &sane); err != nil {
 				return nil, fmt.Errorf("sqlstore: feed snapshot: %w", err)
 			}
+			if !sane {
+				return nil, fmt.Errorf("sqlstore: feed: the entries or the cursor carry transaction IDs ahead of this database's (was it restored from a dump into another cluster? see the schema v8 migration's note)")
+			}
 		}
-		var where string
+		var query string
 		args := []any{c.to, c.account, c.seq, limit}
 		if c.from == "" {
 			// The first window: everything visible in "to", and the
 			// entries from before the feed, in primary key order.
-			where = "(e.xid IS NULL OR pg_visible_in_snapshot(e.xid, $1::pg_snapshot))"
+			query = fmt.Sprintf("SELECT %s FROM %s e WHERE (e.account, e.seq) > ($2, $3) AND (e.xid IS NULL OR pg_visible_in_snapshot(e.xid, $1::pg_snapshot)) ORDER BY e.account, e.seq LIMIT $4",
+				core.EntryColumns("e"), entries)
 		} else {
-			where = "e.xid >= pg_snapshot_xmin($5::pg_snapshot) AND pg_visible_in_snapshot(e.xid, $1::pg_snapshot) AND NOT pg_visible_in_snapshot(e.xid, $5::pg_snapshot)"
+			// What "from" does not show is what started at or after its
+			// xmax, or was in progress then (its xip): two lookups on the
+			// xid index, kept apart (MATERIALIZED) so that the planner
+			// never trades them for a walk of the primary key.
+			cols := core.EntryColumns("e")
+			query = fmt.Sprintf(`WITH w AS MATERIALIZED (
+SELECT %[1]s FROM %[2]s e WHERE e.xid >= pg_snapshot_xmax($5::pg_snapshot) AND e.xid < pg_snapshot_xmax($1::pg_snapshot) AND pg_visible_in_snapshot(e.xid, $1::pg_snapshot)
+UNION ALL
+SELECT %[1]s FROM %[2]s e WHERE e.xid = ANY(ARRAY(SELECT pg_snapshot_xip($5::pg_snapshot))) AND pg_visible_in_snapshot(e.xid, $1::pg_snapshot))
+SELECT * FROM w WHERE (w.account, w.seq) > ($2, $3) ORDER BY w.account, w.seq LIMIT $4`, cols, entries)
 			args = append(args, c.from)
 		}
-		rows, err := db.QueryContext(ctx, fmt.Sprintf("SELECT %s FROM %s e WHERE (e.account, e.seq) > ($2, $3) AND %s ORDER BY e.account, e.seq LIMIT $4",
-			core.EntryColumns("e"), entries, where), args...)
+		rows, err := db.QueryContext(ctx, query, args...)
 		if err != nil {
 			return nil, fmt.Errorf("sqlstore: feed: %w", err)
 		}
