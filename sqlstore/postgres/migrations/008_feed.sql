@@ -13,6 +13,15 @@
 -- index serves that: the entries of transactions at or after a snapshot's
 -- xmin.
 --
+-- Transaction IDs are one cluster's: pg_upgrade keeps them, but a dump
+-- restored into another cluster (or a logical replica promoted) starts
+-- its counter lower, and the reader would skip entries. It refuses to
+-- read then, with an error: after such a move, create a new consumer
+-- name (its first window reads everything visible) once the new
+-- cluster's transaction IDs have passed the restored ones, or restore
+-- with the entries' xid cleared to NULL (read first, as written before
+-- the feed).
+--
 -- Rows written before this migration keep a NULL xid: the reader delivers
 -- them first, as committed before everything else. Adding a nullable
 -- column without a default, then setting the default, rewrites no row; the
