@@ -93,9 +93,10 @@ type Config struct {
 	// job may give back, never signals; its capture may) from at or above
 	// its threshold to below it, once the operation is stored: the same
 	// moment the history records with an [EntryBalanceLow] entry, which the
-	// feed ([Ledger.Feed]) delivers durably. (An account created below its
-	// threshold is not signalled until it has been above it; Balance.Low
-	// says it is low at any time.) It runs on the caller's goroutine; it
+	// feed ([Ledger.Feed]) delivers durably. Signals alternate, one per
+	// crossing (see [Account.Low]); an account created below its threshold
+	// is signalled by its first operation that moves its balance and
+	// leaves it below. Balance.Low says it is low at any time. It runs on the caller's goroutine; it
 	// must not block for long. It is never called for an operation that
 	// runs inside a caller's transaction ([CommitsLater]: sqlstore's
 	// WithTx), which may still roll back: the feed reports those.

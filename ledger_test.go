@@ -256,7 +256,10 @@ func TestRegressionLowBalanceOnRefusal(t *testing.T) {
 	if !errors.Is(err, credits.ErrInsufficientCredits) {
 		t.Fatal(err)
 	}
-	if len(h.LowBalance) != 1 || h.LowBalance[0].Available != credits.Whole(8) {
+	// The first grant (8 of a threshold of 20) signalled low, the promo
+	// recovered it, and the expiry stored with the refusal signals it
+	// again.
+	if n := len(h.LowBalance); n != 2 || h.LowBalance[1].Available != credits.Whole(8) || !h.LowBalance[1].At.Equal(at) {
 		t.Fatalf("low-balance events: %+v", h.LowBalance)
 	}
 }

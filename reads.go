@@ -33,7 +33,8 @@ type Balance struct {
 	// NextExpiry is the soonest instant some available credits expire, and
 	// how many; nil when none of the available credits expire.
 	NextExpiry *Expiry `json:"next_expiry,omitempty"`
-	// Low reports that Available is below the account's LowBalanceThreshold.
+	// Low reports that the settled balance (Available + Held) is below the
+	// account's LowBalanceThreshold, the rule of the balance_low signal.
 	Low       bool      `json:"low,omitempty"`
 	Threshold Credits   `json:"threshold"`
 	AsOf      time.Time `json:"as_of"`
@@ -78,7 +79,7 @@ func (l *Ledger) Balance(ctx context.Context, account string) (Balance, error) {
 	b := Balance{RenewsAt: t.renewsAt(),
 		Account: a.ID, Plan: a.Plan, Available: a.Available, Held: a.Held, Granted: a.Granted, Spent: a.Spent,
 		Expired: a.Expired, Debited: a.Debited, Threshold: a.LowBalanceThreshold, AsOf: now,
-		Low: a.LowBalanceThreshold.IsPositive() && a.Available.Less(a.LowBalanceThreshold),
+		Low: a.LowBalanceThreshold.IsPositive() && settled(&a).Less(a.LowBalanceThreshold),
 	}
 	for bk := range t.visibleBuckets {
 		if !bk.Live() {

@@ -58,9 +58,14 @@ type Account struct {
 	// Team accounts are spent from by their Members only.
 	Team    bool     `json:"team,omitempty"`
 	Members []string `json:"members,omitempty"` // sorted, unique
-	// LowBalanceThreshold: when the available balance falls below it, the
-	// ledger's OnLowBalance hook is called. Zero disables it.
+	// LowBalanceThreshold: when the settled balance (Available + Held)
+	// falls below it, the ledger records a balance_low entry and calls
+	// its OnLowBalance hook. Zero disables it.
 	LowBalanceThreshold Credits `json:"low_balance_threshold"`
+	// Low says the account's last balance signal was balance_low (not yet
+	// followed by balance_recovered). The ledger keeps it, so that each
+	// crossing is signalled once, whatever the threshold did meanwhile.
+	Low bool `json:"low,omitempty"`
 
 	Available Credits `json:"available"`        // spendable now: the sum of the live buckets' Remaining
 	Held      Credits `json:"held"`             // reserved by open holds

@@ -459,7 +459,7 @@ func accountEqual(a, b *Account) bool {
 	}
 	return a.ID == b.ID && a.Plan == b.Plan && a.Allowance.equal(b.Allowance) && a.Limits.equal(b.Limits) && a.Team == b.Team && slices.Equal(a.Members, b.Members) &&
 		a.LowBalanceThreshold == b.LowBalanceThreshold && a.Available == b.Available &&
-		a.Held == b.Held && a.Granted == b.Granted && a.Spent == b.Spent && a.Expired == b.Expired && a.Debited == b.Debited &&
+		a.Held == b.Held && a.Granted == b.Granted && a.Spent == b.Spent && a.Expired == b.Expired && a.Debited == b.Debited && a.Low == b.Low &&
 		a.Seq == b.Seq
 }
 
@@ -489,23 +489,31 @@ func (t *txn) change() *Change {
 // back: Available + Held (it cannot overflow: both came out of Granted).
 func settled(a *Account) Credits { return Credits{units: a.Available.units + a.Held.units} }
 
-// signal ends an operation: when it took the account's settled balance
-// (Available + Held, so that a hold alone never signals) from at or above
-// its threshold to below it, it appends a [EntryBalanceLow] entry and
-// keeps the event for OnLowBalance; from below to at or above, a
-// [EntryBalanceRecovered] entry. A change of the threshold alone signals
-// nothing.
+// signal ends an operation that moved the account's settled balance
+// (Available + Held, so that a hold alone never signals): below the
+// threshold while the account was not signalled low (Account.Low), it
+// appends a [EntryBalanceLow] entry, marks the account low and keeps the
+// event for OnLowBalance; at or above it while marked low, a
+// [EntryBalanceRecovered] entry. So the signals alternate, one per
+// crossing. An operation that changes the threshold signals nothing (the
+// next one that moves the balance reconciles), nor does the account's
+// creation.
 func (t *txn) signal() {
 	th := t.acct.LowBalanceThreshold
-	if !th.IsPositive() || t.isNew || t.err != nil || th != t.startThreshold {
+	if t.isNew || t.err != nil || th != t.startThreshold {
 		return
 	}
 	now := settled(&t.acct)
-	switch was := t.startSettled; {
-	case !was.Less(th) && now.Less(th):
-		t.entry(Entry{Type: EntryBalanceLow, Note: fmt.Sprintf("available %s + held %s fell below the threshold %s", t.acct.Available, t.acct.Held, th)})
+	if now == t.startSettled {
+		return
+	}
+	switch low := th.IsPositive() && now.Less(th); {
+	case low && !t.acct.Low:
+		t.acct.Low = true
+		t.entry(Entry{Type: EntryBalanceLow, Note: fmt.Sprintf("available %s + held %s is below the threshold %s", t.acct.Available, t.acct.Held, th)})
 		t.low = &LowBalanceEvent{Account: t.acct.ID, Available: t.acct.Available, Held: t.acct.Held, Threshold: th, At: t.now}
-	case was.Less(th) && !now.Less(th):
+	case !low && t.acct.Low:
+		t.acct.Low = false
 		t.entry(Entry{Type: EntryBalanceRecovered, Note: fmt.Sprintf("available %s + held %s is back at or above the threshold %s", t.acct.Available, t.acct.Held, th)})
 	}
 }

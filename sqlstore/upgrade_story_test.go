@@ -329,7 +329,7 @@ var addedColumns = map[string][]struct {
 	before  string
 	dialect string // "": both
 }{
-	"accounts": {{"plan", 5, "''", ""}, {"allowance", 5, "'null'", ""}, {"renews_at", 5, "NULL", ""}, {"limits", 5, "'null'", ""}, {"debited", 7, "0", ""}},
+	"accounts": {{"plan", 5, "''", ""}, {"allowance", 5, "'null'", ""}, {"renews_at", 5, "NULL", ""}, {"limits", 5, "'null'", ""}, {"debited", 7, "0", ""}, {"low", 9, "0", ""}},
 	"buckets":  {{"debited", 7, "0", ""}, {"voided_at", 7, "NULL", ""}, {"warned_at", 9, "NULL", ""}},
 	"holds":    {{"seq", 5, "0", ""}, {"first_deadline", 6, "NULL", ""}},
 	"entries":  {{"plan", 5, "''", ""}, {"xid", 8, "NULL", "postgres"}},

@@ -201,6 +201,7 @@ func checkInvariants(h *Harness, account string) error {
 	var avail, held, spent, debited credits.Credits
 	debitedFrom := map[string]credits.Credits{} // by bucket
 	warnings := map[string]int{}                // expiry warnings, by bucket
+	lastSignal := credits.EntryType("")
 	var seq int64
 	var after int64
 	var holdIDs []string
@@ -244,8 +245,14 @@ func checkInvariants(h *Harness, account string) error {
 			spent, _ = spent.Add(e.SpentDelta())
 			debited, _ = debited.Add(e.DebitedDelta())
 			debitedFrom[e.Bucket], _ = debitedFrom[e.Bucket].Add(e.DebitedDelta())
-			if e.Type == credits.EntryGrantExpiring {
+			switch e.Type {
+			case credits.EntryGrantExpiring:
 				warnings[e.Bucket]++
+			case credits.EntryBalanceLow, credits.EntryBalanceRecovered:
+				if e.Type == lastSignal || e.Type == credits.EntryBalanceRecovered && lastSignal == "" {
+					return fmt.Errorf("account %q: entry %d is %s after %q: the signals must alternate, low first", account, e.Seq, e.Type, lastSignal)
+				}
+				lastSignal = e.Type
 			}
 			if e.Available != avail || e.Held != held {
 				return fmt.Errorf("account %q: entry %d (%s %s) says available %s held %s; running sums are %s and %s",
@@ -317,6 +324,9 @@ func checkInvariants(h *Harness, account string) error {
 	}
 	if spentByHolds != a.Spent {
 		return fmt.Errorf("account %q: its charges add up to %s, the row says spent %s", account, spentByHolds, a.Spent)
+	}
+	if a.Low != (lastSignal == credits.EntryBalanceLow) {
+		return fmt.Errorf("account %q: marked low %v, its last signal is %q", account, a.Low, lastSignal)
 	}
 	if plan != a.Plan {
 		return fmt.Errorf("account %q: the history leaves it on plan %q, the row says %q", account, plan, a.Plan)

@@ -215,9 +215,10 @@ var (
 		// v5: 'null' (the nil pointer's JSON, and the column's default)
 		// reads back as nil, never as an empty state; '' is corrupt JSON.
 		jsonText("allowance", func(r *AccountRow) **credits.AllowanceState { return &r.Allowance }),
-		optInstant("renews_at", func(r *AccountRow) *time.Time { return &r.RenewsAt }),      // v5
-		jsonText("limits", func(r *AccountRow) **credits.MemberLimits { return &r.Limits }), // v5
-		amount("debited", func(r *AccountRow) *credits.Credits { return &r.Debited }),       // v7
+		optInstant("renews_at", func(r *AccountRow) *time.Time { return &r.RenewsAt }),                    // v5
+		jsonText("limits", func(r *AccountRow) **credits.MemberLimits { return &r.Limits }),               // v5
+		amount("debited", func(r *AccountRow) *credits.Credits { return &r.Debited }),                     // v7
+		flag("low", func(r *AccountRow) bool { return r.Low }, func(r *AccountRow, v bool) { r.Low = v }), // v9
 	)
 	Buckets = table("buckets",
 		text("id", func(r *credits.Bucket) *string { return &r.ID }),
