@@ -39,7 +39,7 @@ func TestBalanceSignalsAlternate(t *testing.T) {
 	})
 	t.Run("threshold lowered while low: one low, not two", func(t *testing.T) {
 		h := storetest.NewHarness(t, memstore.New(), func(c *credits.Config) { c.LowBalanceThreshold = credits.Whole(20) })
-		h.Account(t, credits.CreateAccountRequest{ID: "a"}) // 50
+		h.Account(t, credits.CreateAccountRequest{ID: "a"})                                                 // 50
 		q := h.Quote(t, credits.QuoteRequest{Tool: "video", Resolution: "720p", Duration: 4 * time.Second}) // 32
 		if _, err := h.Ledger.Charge(h.Ctx, credits.ChargeRequest{Account: "a", Quote: q, Key: "v"}); err != nil {
 			t.Fatal(err) // 18: low
