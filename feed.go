@@ -56,8 +56,9 @@ type Event struct {
 	// account and the entry's Seq ("<account>#<seq>").
 	ID string `json:"id"`
 	Entry
-	// cursor resumes the feed right after this event.
-	cursor string
+	// cursor resumes the feed right after this event, for the consumer
+	// that read it.
+	cursor, consumer string
 }
 
 // EventID is the ID of the event of entry seq of account.
@@ -151,7 +152,7 @@ func (f *Feed) Next(ctx context.Context) ([]Event, error) {
 	events := make([]Event, len(items))
 	byAccount := map[string][]int{}
 	for i, it := range items {
-		events[i] = Event{ID: EventID(it.Entry.Account, it.Entry.Seq), Entry: it.Entry, cursor: it.Cursor}
+		events[i] = Event{ID: EventID(it.Entry.Account, it.Entry.Seq), Entry: it.Entry, cursor: it.Cursor, consumer: f.cfg.Name}
 		byAccount[it.Entry.Account] = append(byAccount[it.Entry.Account], i)
 	}
 	// Every event about a hold carries its job, as History's entries do.
@@ -189,8 +190,8 @@ func (f *Feed) Renew(ctx context.Context) error {
 // [ErrFeedLeased] when the lease was lost meanwhile (another holder took
 // over and delivers from what was acknowledged last).
 func (f *Feed) Ack(ctx context.Context, e Event) error {
-	if e.cursor == "" {
-		return fieldErr("event", "was not returned by Next")
+	if e.cursor == "" || e.consumer != f.cfg.Name {
+		return fieldErr("event", "was not returned by this consumer's Next")
 	}
 	return f.fs.AckFeed(ctx, f.cfg.Name, f.cfg.Holder, e.cursor, f.l.now())
 }

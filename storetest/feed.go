@@ -204,6 +204,14 @@ func runFeedConsumer(t *testing.T, store credits.Store) {
 	if err := one.Ack(h.Ctx, evs[1]); err != nil {
 		t.Fatal(err)
 	}
+	// An event of another consumer cannot move this one's cursor.
+	stranger, err := h.Ledger.Feed(credits.FeedConfig{Name: name + "-other", Holder: "one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stranger.Ack(h.Ctx, evs[3]); !errors.Is(err, credits.ErrInvalidRequest) {
+		t.Fatalf("Ack of another consumer's event: %v, want ErrInvalidRequest", err)
+	}
 	// Another holder: refused while the lease lasts.
 	two, err := h.Ledger.Feed(credits.FeedConfig{Name: name, Holder: "two", LeaseTTL: time.Minute, Batch: 4})
 	if err != nil {
@@ -324,8 +332,11 @@ func runFeedCrashes(t *testing.T, store credits.Store) {
 	}
 	holder := "a"
 	f := newFeed(holder)
-	quiet := 0
+	quiet, polls := 0, 0
 	for quiet < 3 {
+		if polls++; polls > 100_000 {
+			t.Fatalf("the feed never ran dry: %d events delivered", len(delivered))
+		}
 		done := writing.Load() == 0
 		evs, err := f.Next(h.Ctx)
 		if err != nil {

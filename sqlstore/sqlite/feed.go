@@ -2,8 +2,11 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/creditkit/credits"
 	"github.com/creditkit/credits/sqlstore/internal/core"
@@ -11,15 +14,26 @@ import (
 
 // ReadFeed reads the entries after cursor in rowid order: SQLite has one
 // writer at a time, so rowids are given in commit order and a later read
-// never finds an entry behind one it returned. A cursor is a rowid.
+// never finds an entry behind one it returned. A cursor names the last
+// entry read by its key ("<seq>|<account>"), which the primary key turns
+// into its rowid at each read: VACUUM may renumber the rowids of a table
+// without an INTEGER PRIMARY KEY (keeping their order), and a stored
+// cursor must survive it.
 func (d *driver) ReadFeed(ctx context.Context, db core.Querier, cursor string, limit int) ([]credits.FeedItem, error) {
 	var after int64
 	if cursor != "" {
-		n, err := strconv.ParseInt(cursor, 10, 64)
-		if err != nil || n < 0 {
+		seq, account, ok := strings.Cut(cursor, "|")
+		n, err := strconv.ParseInt(seq, 10, 64)
+		if !ok || err != nil || n < 1 {
 			return nil, fmt.Errorf("%w: feed cursor %q", credits.ErrInvalidRequest, cursor)
 		}
-		after = n
+		err = db.QueryRowContext(ctx, fmt.Sprintf("SELECT rowid FROM %s WHERE account = ?1 AND seq = ?2", d.q.entries), account, n).Scan(&after)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("%w: feed cursor %q names no entry", credits.ErrInvalidRequest, cursor)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: feed: %w", err)
+		}
 	}
 	rows, err := db.QueryContext(ctx, fmt.Sprintf("SELECT e.rowid, %s FROM %s e WHERE e.rowid > ?1 ORDER BY e.rowid LIMIT ?2",
 		core.EntryColumns("e"), d.q.entries), after, limit)
@@ -34,8 +48,7 @@ func (d *driver) ReadFeed(ctx context.Context, db core.Querier, cursor string, l
 		if err != nil && derr == nil {
 			derr = err
 		}
-		id, _ := vals[0].(int64)
-		out = append(out, credits.FeedItem{Cursor: strconv.FormatInt(id, 10), Entry: e})
+		out = append(out, credits.FeedItem{Cursor: strconv.FormatInt(e.Seq, 10) + "|" + e.Account, Entry: e})
 	})
 	if err == nil {
 		err = derr
