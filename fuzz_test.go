@@ -988,7 +988,9 @@ func (fz *fzLedger) snapshot() map[string]fzSnap {
 }
 
 // unchanged fails unless account a's projected balance is as it was and
-// its history grew only by expiries that had fallen due.
+// its history grew only by expiries that had fallen due, and the signals
+// they raise (a balance that fell below its threshold, or recovered; a
+// grant about to expire).
 func (fz *fzLedger) unchanged(what, a string, before, after fzSnap) {
 	fz.t.Helper()
 	if !reflect.DeepEqual(before.bal, after.bal) { // cmp.Diff only to explain: it is slow
@@ -1002,7 +1004,9 @@ func (fz *fzLedger) unchanged(what, a string, before, after fzSnap) {
 		fz.fatalf("Entries(%q): %v", a, err)
 	}
 	for _, e := range es {
-		if e.Type != credits.EntryExpiry && e.Type != credits.EntryHoldExpired {
+		switch e.Type {
+		case credits.EntryExpiry, credits.EntryHoldExpired, credits.EntryBalanceLow, credits.EntryBalanceRecovered, credits.EntryGrantExpiring:
+		default:
 			fz.fatalf("%s wrote a %s entry of %s on %q", what, e.Type, e.Amount, a)
 		}
 	}
