@@ -815,6 +815,20 @@ func badCaseTable(f *badFixture) []badCase {
 	debv = append(debv, accountVariants(func(r *credits.DebitRequest) *string { return &r.Account })...)
 	add(expand("Debit", newDebit, debitDo, debitTarget, debv)...)
 
+	// ---- Annotate ----
+	noteDo := func(r credits.NoteRequest) error { _, err := L.Annotate(ctx, r); return err }
+	noteTarget := func(r credits.NoteRequest) (string, string) { return r.Account, r.Key }
+	newNote := func() credits.NoteRequest {
+		return credits.NoteRequest{Account: f.fresh("note"), Note: "card declined", Key: f.key("note")}
+	}
+	notev := []variant[credits.NoteRequest]{
+		{name: "empty note", mod: func(r *credits.NoteRequest) { r.Note = "" }, want: credits.ErrInvalidRequest},
+	}
+	notev = append(notev, keyVariants(func(r *credits.NoteRequest) *string { return &r.Key }, true)...)
+	notev = append(notev, noteVariants(func(r *credits.NoteRequest) *string { return &r.Note })...)
+	notev = append(notev, accountVariants(func(r *credits.NoteRequest) *string { return &r.Account })...)
+	add(expand("Annotate", newNote, noteDo, noteTarget, notev)...)
+
 	// ---- VoidGrant ----
 	voidDo := func(r credits.VoidGrantRequest) error { _, err := L.VoidGrant(ctx, r); return err }
 	voidTarget := func(r credits.VoidGrantRequest) (string, string) { return r.Account, r.Key }
