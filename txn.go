@@ -255,28 +255,9 @@ func (t *txn) take(amount Credits) ([]Portion, error) {
 	if t.acct.Available.Less(amount) {
 		return nil, &InsufficientCreditsError{Account: t.acct.ID, Available: t.acct.Available, Requested: amount}
 	}
-	return t.takeFrom(amount, t.spendable(nil))
-}
-
-// spendable returns the live buckets that can be spent from now and pass
-// keep (all when nil), in spending order.
-func (t *txn) spendable(keep func(*Bucket) bool) []*Bucket {
-	var live []*Bucket
-	for b := range t.visibleBuckets {
-		if b.Live() && !b.DueAt(t.now) && b.VoidedAt.IsZero() && (keep == nil || keep(b)) {
-			live = append(live, b)
-		}
-	}
-	slices.SortFunc(live, spendOrder)
-	return live
-}
-
-// takeFrom removes amount from the buckets live, in their order; they
-// must hold it.
-func (t *txn) takeFrom(amount Credits, live []*Bucket) ([]Portion, error) {
 	var portions []Portion
 	need := amount
-	for _, b := range live {
+	for _, b := range t.spendable(nil) {
 		if need.IsZero() {
 			break
 		}
@@ -294,6 +275,19 @@ func (t *txn) takeFrom(amount Credits, live []*Bucket) ([]Portion, error) {
 	}
 	t.sub(&t.acct.Available, amount)
 	return portions, nil
+}
+
+// spendable returns the live buckets that can be spent from now and pass
+// keep (all when nil), in spending order.
+func (t *txn) spendable(keep func(*Bucket) bool) []*Bucket {
+	var live []*Bucket
+	for b := range t.visibleBuckets {
+		if b.Live() && !b.DueAt(t.now) && b.VoidedAt.IsZero() && (keep == nil || keep(b)) {
+			live = append(live, b)
+		}
+	}
+	slices.SortFunc(live, spendOrder)
+	return live
 }
 
 // giveBack returns amount to the bucket it was taken from, at instant at.

@@ -324,20 +324,31 @@ func (s *Store) HoldAccount(ctx context.Context, holdID string) (string, error) 
 	return id, nil
 }
 
-// Entries implements credits.Store.
-func (s *Store) Entries(ctx context.Context, f credits.EntryFilter) ([]credits.Entry, error) {
+// existing returns account id locked, or an error wrapping
+// credits.ErrUnknownAccount (or ctx's); the caller unlocks it.
+func (s *Store) existing(ctx context.Context, id string) (*account, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	a := s.get(f.Account, false)
+	a := s.get(id, false)
 	if a == nil {
-		return nil, fmt.Errorf("%w: %q", credits.ErrUnknownAccount, f.Account)
+		return nil, fmt.Errorf("%w: %q", credits.ErrUnknownAccount, id)
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if a.row == nil {
-		return nil, fmt.Errorf("%w: %q", credits.ErrUnknownAccount, f.Account)
+		a.mu.Unlock()
+		return nil, fmt.Errorf("%w: %q", credits.ErrUnknownAccount, id)
 	}
+	return a, nil
+}
+
+// Entries implements credits.Store.
+func (s *Store) Entries(ctx context.Context, f credits.EntryFilter) ([]credits.Entry, error) {
+	a, err := s.existing(ctx, f.Account)
+	if err != nil {
+		return nil, err
+	}
+	defer a.mu.Unlock()
 	// Entries are in Seq order, Seq = index+1: [lo, hi) is the cursors' range.
 	lo := int(min(max(f.AfterSeq, 0), int64(len(a.entries))))
 	hi := len(a.entries)
@@ -362,18 +373,11 @@ func (s *Store) Entries(ctx context.Context, f credits.EntryFilter) ([]credits.E
 
 // Buckets implements credits.Store.
 func (s *Store) Buckets(ctx context.Context, f credits.BucketFilter) ([]credits.Bucket, error) {
-	if err := ctx.Err(); err != nil {
+	a, err := s.existing(ctx, f.Account)
+	if err != nil {
 		return nil, err
 	}
-	a := s.get(f.Account, false)
-	if a == nil {
-		return nil, fmt.Errorf("%w: %q", credits.ErrUnknownAccount, f.Account)
-	}
-	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.row == nil {
-		return nil, fmt.Errorf("%w: %q", credits.ErrUnknownAccount, f.Account)
-	}
 	var out []credits.Bucket
 	for _, b := range a.buckets {
 		if f.Match(b) {

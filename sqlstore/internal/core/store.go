@@ -441,19 +441,26 @@ func (s *Store) entries(ctx context.Context, db Querier, f credits.EntryFilter) 
 		args = append(args, f.Limit)
 		query += " LIMIT " + x.Param(len(args))
 	}
+	return readAccountRows(ctx, s, db, Entries, "entries", f.Account, query, args)
+}
+
+// readAccountRows runs query, a read of one account's rows of table t, and
+// decodes them; no row at all is an error wrapping ErrUnknownAccount when
+// the account does not exist.
+func readAccountRows[R any](ctx context.Context, s *Store, db Querier, t *Table[R], what, account, query string, args []any) ([]R, error) {
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: entries: %w", err)
+		return nil, fmt.Errorf("sqlstore: %s: %w", what, err)
 	}
 	defer rows.Close()
-	var out []credits.Entry
+	var out []R
 	var cd codec
-	err = ScanRows(rows, len(Entries.Columns), func(vals []any) { out = append(out, Entries.decode(vals, &cd)) })
+	err = ScanRows(rows, len(t.Columns), func(vals []any) { out = append(out, t.decode(vals, &cd)) })
 	if err = cmp.Or(err, cd.err); err != nil {
-		return nil, fmt.Errorf("sqlstore: entries: %w", err)
+		return nil, fmt.Errorf("sqlstore: %s: %w", what, err)
 	}
 	if len(out) == 0 {
-		if err := s.exists(ctx, db, f.Account); err != nil {
+		if err := s.exists(ctx, db, account); err != nil {
 			return nil, err
 		}
 	}
@@ -482,23 +489,7 @@ func (s *Store) buckets(ctx context.Context, db Querier, f credits.BucketFilter)
 		args = append(args, f.Limit)
 		query += " LIMIT " + s.syntax.Param(len(args))
 	}
-	rows, err := db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlstore: buckets: %w", err)
-	}
-	defer rows.Close()
-	var out []credits.Bucket
-	var cd codec
-	err = ScanRows(rows, len(Buckets.Columns), func(vals []any) { out = append(out, Buckets.decode(vals, &cd)) })
-	if err = cmp.Or(err, cd.err); err != nil {
-		return nil, fmt.Errorf("sqlstore: buckets: %w", err)
-	}
-	if len(out) == 0 {
-		if err := s.exists(ctx, db, f.Account); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return readAccountRows(ctx, s, db, Buckets, "buckets", f.Account, query, args)
 }
 
 // exists returns nil when the account exists, or an error wrapping
