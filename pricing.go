@@ -1115,13 +1115,13 @@ func (c *Catalog) Quote(req QuoteRequest, now time.Time) (Quote, error) {
 func (c *Catalog) quoteImages(q Quote, t *catalogTool, p *catalogPlan, req QuoteRequest) (Quote, error) {
 	switch {
 	case req.Resolution != "":
-		return Quote{}, invalid("tool %q is priced per image and takes no resolution", t.id)
+		return Quote{}, fieldErr("resolution", "is not taken by tool %q, priced per image", t.id)
 	case req.Duration != 0:
-		return Quote{}, invalid("tool %q is priced per image and takes no duration", t.id)
+		return Quote{}, fieldErr("duration_ms", "is not taken by tool %q, priced per image", t.id)
 	case req.Images < 0:
-		return Quote{}, invalid("%d images: the number of images cannot be negative", req.Images)
+		return Quote{}, fieldErr("images", "is negative (%d)", req.Images)
 	case req.Images > t.maxImages:
-		return Quote{}, invalid("%d images: tool %q takes at most %d images per request", req.Images, t.id, t.maxImages)
+		return Quote{}, fieldErr("images", "is %d: tool %q takes at most %d images per request", req.Images, t.id, t.maxImages)
 	}
 	n := req.Images
 	if n == 0 {
@@ -1157,10 +1157,10 @@ func (c *Catalog) quoteImages(q Quote, t *catalogTool, p *catalogPlan, req Quote
 
 func (c *Catalog) quoteSeconds(q Quote, t *catalogTool, p *catalogPlan, req QuoteRequest) (Quote, error) {
 	if req.Images != 0 {
-		return Quote{}, invalid("tool %q is priced per second and takes no number of images", t.id)
+		return Quote{}, fieldErr("images", "is not taken by tool %q, priced per second", t.id)
 	}
 	if req.Resolution == "" {
-		return Quote{}, invalid("tool %q is priced per second and needs a resolution (offered: %s)", t.id, t.offered)
+		return Quote{}, fieldErr("resolution", "is required by tool %q, priced per second (offered: %s)", t.id, t.offered)
 	}
 	base, ok := t.rates[req.Resolution]
 	if !ok {
@@ -1168,9 +1168,9 @@ func (c *Catalog) quoteSeconds(q Quote, t *catalogTool, p *catalogPlan, req Quot
 	}
 	switch {
 	case req.Duration <= 0:
-		return Quote{}, invalid("duration %v: tool %q needs a positive duration", req.Duration, t.id)
+		return Quote{}, fieldErr("duration_ms", "is %v: tool %q needs a positive duration", req.Duration, t.id)
 	case req.Duration > t.maxDur:
-		return Quote{}, invalid("duration %v: tool %q takes at most %v", req.Duration, t.id, t.maxDur)
+		return Quote{}, fieldErr("duration_ms", "is %v: tool %q takes at most %v", req.Duration, t.id, t.maxDur)
 	}
 	rate, note, err := p.rate(t, req.Resolution, base)
 	if err != nil {

@@ -373,17 +373,22 @@ func TestPricingRequestErrors(t *testing.T) {
 			`credits: unknown resolution "4k" for tool "video-pro" (offered: 480p, 720p, 1080p)`},
 		{"resolution case", QuoteRequest{Tool: "video", Resolution: "720P", Duration: time.Second}, ErrUnknownResolution, `"720P"`},
 		{"missing resolution", QuoteRequest{Tool: "video", Duration: time.Second}, ErrInvalidRequest,
-			`needs a resolution (offered: 480p, 720p, 1080p)`},
-		{"resolution on image", QuoteRequest{Tool: "image", Resolution: "720p"}, ErrInvalidRequest, "takes no resolution"},
-		{"duration on image", QuoteRequest{Tool: "image", Duration: time.Second}, ErrInvalidRequest, "takes no duration"},
-		{"images on video", QuoteRequest{Tool: "video", Resolution: "720p", Duration: time.Second, Images: 1}, ErrInvalidRequest, "takes no number of images"},
-		{"negative images", QuoteRequest{Tool: "image", Images: -1}, ErrInvalidRequest, "cannot be negative"},
+			`resolution is required by tool "video", priced per second (offered: 480p, 720p, 1080p)`},
+		{"resolution on image", QuoteRequest{Tool: "image", Resolution: "720p"}, ErrInvalidRequest, "resolution is not taken"},
+		{"duration on image", QuoteRequest{Tool: "image", Duration: time.Second}, ErrInvalidRequest, "duration_ms is not taken"},
+		{"images on video", QuoteRequest{Tool: "video", Resolution: "720p", Duration: time.Second, Images: 1}, ErrInvalidRequest, "images is not taken"},
+		{"negative images", QuoteRequest{Tool: "image", Images: -1}, ErrInvalidRequest, "images is negative"},
 		{"too many images", QuoteRequest{Tool: "image", Images: 17}, ErrInvalidRequest, "at most 16 images"},
 		{"huge images", QuoteRequest{Tool: "image", Images: math.MaxInt}, ErrInvalidRequest, "at most 16 images"},
 		{"zero duration", QuoteRequest{Tool: "video", Resolution: "720p"}, ErrInvalidRequest, "positive duration"},
 		{"negative duration", QuoteRequest{Tool: "video", Resolution: "720p", Duration: -time.Second}, ErrInvalidRequest, "positive duration"},
 		{"duration too long", QuoteRequest{Tool: "video", Resolution: "720p", Duration: 10*time.Minute + 1}, ErrInvalidRequest, "at most 10m0s"},
 		{"max duration", QuoteRequest{Tool: "video", Resolution: "720p", Duration: math.MaxInt64}, ErrInvalidRequest, "at most 10m0s"},
+	}
+	wantField := map[string]string{
+		"missing resolution": "resolution", "resolution on image": "resolution", "duration on image": "duration_ms",
+		"images on video": "images", "negative images": "images", "too many images": "images", "huge images": "images",
+		"zero duration": "duration_ms", "negative duration": "duration_ms", "duration too long": "duration_ms", "max duration": "duration_ms",
 	}
 	for _, tt := range tests {
 		q, err := c.Quote(tt.req, ptNow)
@@ -396,6 +401,11 @@ func TestPricingRequestErrors(t *testing.T) {
 		}
 		if !ptEqual(q, Quote{}) {
 			t.Errorf("%s: a quote %+v came with the error", tt.name, q)
+		}
+		// A refusal of one field of the request names it by its JSON name.
+		var fe *FieldError
+		if want := wantField[tt.name]; want != "" && (!errors.As(err, &fe) || fe.Field != want) {
+			t.Errorf("%s: %v does not name the field %s", tt.name, err, want)
 		}
 	}
 	// The limit is the tool's own.

@@ -146,6 +146,8 @@ func (l *Ledger) History(ctx context.Context, req HistoryRequest) (HistoryPage, 
 		return HistoryPage{}, fieldErr("until", "is before since")
 	case len(req.Types) > 16:
 		return HistoryPage{}, fieldErr("types", "has more than 16 entries")
+	case !knownTypes(req.Types):
+		return HistoryPage{}, fieldErr("types", "names an entry type that does not exist")
 	case limit == 0:
 		limit = 50
 	case limit < 0 || limit > 1000:

@@ -269,6 +269,20 @@ const (
 	EntryAccount EntryType = "account"
 )
 
+// knownTypes reports whether every type of ts is one of the entry types.
+func knownTypes(ts []EntryType) bool {
+	for _, t := range ts {
+		switch t {
+		case EntryGrant, EntryHold, EntryCapture, EntryRelease, EntryHoldExpired, EntryCharge, EntryRefund,
+			EntryExpiry, EntryDebit, EntryVoid, EntryNote, EntryGrantExpiring, EntryBalanceLow,
+			EntryBalanceRecovered, EntryAccount:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // Entry is one immutable line of an account's history.
 type Entry struct {
 	Account string    `json:"account"`
