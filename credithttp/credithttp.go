@@ -1,0 +1,104 @@
+package credithttp
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/creditkit/credits"
+)
+
+// Principal is what an [Authorizer] grants a request: the one account it
+// may act on, as whom, and with which permissions.
+type Principal struct {
+	// Account is the account the request may read and spend from. A request
+	// whose path names another account is refused with 403.
+	Account string
+	// Member is who spends on a team account: reserves and charges are
+	// attributed to this member and checked against their limit. A request
+	// naming another member in its body is refused unless Admin.
+	Member string
+	// Settle allows capturing the account's holds: saying what a job used,
+	// and so what it costs. Give it to the generation workers' credentials,
+	// never to an end user's, who could capture their own hold for less.
+	// (Releasing a hold, which gives every credit back, needs no more than
+	// access to the account.)
+	Settle bool
+	// Admin allows everything: Settle, the admin endpoints (grants,
+	// debits, voids, refunds, member limits) and acting as any member.
+	Admin bool
+}
+
+// Authorizer says who a request is and what it may touch. It is called
+// for every request, after routing, so r.PathValue("account") is the
+// account the request is for: return a Principal for it if the caller may
+// act on it, or an error: one matching [ErrUnauthenticated] answers 401,
+// any other (such as [ErrForbidden]) 403. The handler then refuses every
+// request whose path names an account other than Principal.Account.
+type Authorizer func(r *http.Request) (Principal, error)
+
+// The errors an Authorizer returns to refuse a request.
+var (
+	// ErrUnauthenticated: the request says nobody (no or a bad credential).
+	ErrUnauthenticated = errors.New("credithttp: unauthenticated")
+	// ErrForbidden: the caller may not act on this account.
+	ErrForbidden = errors.New("credithttp: forbidden")
+)
+
+// Config configures a [Handler]. Ledger and Authorize are required.
+type Config struct {
+	Ledger    *credits.Ledger
+	Authorize Authorizer
+	// MaxBodyBytes caps a request body; zero means 64 KiB. A larger body is
+	// refused with 413 body_too_large.
+	MaxBodyBytes int64
+	// ProblemTypeBase prefixes a problem's code to make its "type" URI;
+	// "" means "https://creditkit.dev/problems/".
+	ProblemTypeBase string
+	// EventsPoll is how often the events stream looks for new entries;
+	// zero means one second.
+	EventsPoll time.Duration
+	// EventsKeepAlive is how often an idle events stream sends a comment,
+	// so proxies keep it open; zero means 15 seconds.
+	EventsKeepAlive time.Duration
+	// Logger receives the internal errors (500) with their cause; nil
+	// means slog.Default(). The client sees only "internal".
+	Logger *slog.Logger
+}
+
+// Handler is the HTTP API. Create it with [New]; it is safe for
+// concurrent use.
+type Handler struct {
+	cfg Config
+	mux *http.ServeMux
+}
+
+// New returns the handler of cfg, or an error if Ledger or Authorize is
+// missing.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Ledger == nil {
+		return nil, errors.New("credithttp: Config.Ledger is required")
+	}
+	if cfg.Authorize == nil {
+		return nil, errors.New("credithttp: Config.Authorize is required")
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 64 << 10
+	}
+	if cfg.ProblemTypeBase == "" {
+		cfg.ProblemTypeBase = "https://creditkit.dev/problems/"
+	}
+	if cfg.EventsPoll <= 0 {
+		cfg.EventsPoll = time.Second
+	}
+	if cfg.EventsKeepAlive <= 0 {
+		cfg.EventsKeepAlive = 15 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
+	h.routes()
+	return h, nil
+}

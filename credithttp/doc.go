@@ -1,0 +1,76 @@
+// Package credithttp is an HTTP API for a [credits.Ledger], ready to mount
+// in a service's own process: JSON endpoints for quotes, holds, instant
+// charges, balances and history, a server-sent events stream of an
+// account's entries, and the admin calls (grants, debits, voids, refunds,
+// member limits) behind a separate permission.
+//
+// Every request is authorized by the application's [Authorizer], which
+// says which account the caller may act on (and as which member) and
+// whether it may settle holds or call admin endpoints. The account is in
+// the path; a request for any other account is refused with 403 before
+// the ledger is touched.
+//
+// Mount it under a prefix with [http.StripPrefix]:
+//
+//	h, err := credithttp.New(credithttp.Config{Ledger: ledger, Authorize: auth})
+//	mux.Handle("/api/", http.StripPrefix("/api", h))
+//
+// # Endpoints
+//
+// Paths are relative to the mount point. {account} is the account's ID.
+//
+//	GET  /catalog                                   the tools and resolutions: Catalog.Tools()
+//	POST /accounts/{account}/quote                  QuoteRequest → {"quote": Quote, "sealed": "q1.…"}
+//	POST /accounts/{account}/reserve                {quote, ttl_ms, member, metadata} → 201 ReserveResult  (Idempotency-Key required)
+//	POST /accounts/{account}/charge                 {quote, member, metadata} → 201 ChargeResult            (Idempotency-Key required)
+//	GET  /accounts/{account}/holds/{hold}           Hold
+//	GET  /accounts/{account}/jobs/{job}             Hold, by the Idempotency-Key of its reserve
+//	POST /accounts/{account}/holds/{hold}/capture   {usage: {duration_ms, images}, amount} → ChargeResult   (Settle)
+//	POST /accounts/{account}/jobs/{job}/capture     the same, by the reserve's key                          (Settle)
+//	POST /accounts/{account}/holds/{hold}/release   {reason} → ReleaseResult
+//	POST /accounts/{account}/jobs/{job}/release     the same, by the reserve's key
+//	GET  /accounts/{account}                        Account
+//	GET  /accounts/{account}/balance                Balance
+//	GET  /accounts/{account}/grants                 ?all=true&limit=&after= → GrantsPage
+//	GET  /accounts/{account}/history                ?before=&limit=&type=&since=&until= → HistoryPage, newest first
+//	GET  /accounts/{account}/activity               ?member=&before=&limit=&since=&until= → ActivityPage
+//	GET  /accounts/{account}/spending               ?by=tool|day|member&since=&until= → SpendingReport
+//	GET  /accounts/{account}/events                 text/event-stream of the account's entries (Last-Event-ID or ?after=seq)
+//
+// Admin (Principal.Admin):
+//
+//	POST /accounts/{account}/grants                 {amount, kind, expires_at, note} → 201 GrantResult      (Idempotency-Key required)
+//	POST /accounts/{account}/debits                 {amount, grant, kinds, partial, reason} → DebitResult   (Idempotency-Key required)
+//	POST /accounts/{account}/grants/{grant}/void    {reason} → VoidGrantResult                              (Idempotency-Key required)
+//	POST /accounts/{account}/charges/{charge}/refund {amount, reason} → RefundResult                        (Idempotency-Key required)
+//	PUT  /accounts/{account}/member-limits          {period, default, members} → MemberLimitsResult         (Idempotency-Key required)
+//
+// Request bodies are JSON objects of at most [Config.MaxBodyBytes], decoded
+// strictly: an unknown field, a second value or a wrong type is refused.
+// Responses are the ledger's own JSON shapes (amounts as decimal strings,
+// durations in milliseconds under *_ms names, times in RFC 3339).
+//
+// # Idempotency
+//
+// The Idempotency-Key header becomes the ledger's key. Sent again with the
+// same body, a call returns the first call's result (with the header
+// Idempotent-Replayed: true); with a different body it is refused with 409
+// idempotency_conflict, and nothing is written.
+//
+// # Errors
+//
+// Every error is an RFC 9457 problem document (application/problem+json):
+//
+//	{"type": "https://creditkit.dev/problems/insufficient_credits",
+//	 "title": "Insufficient credits", "status": 402,
+//	 "detail": "credits: insufficient credits: …",
+//	 "code": "insufficient_credits", "missing": "12.5"}
+//
+// code is [credits.Code]'s, and the status its suggested one. A refused
+// field names itself in "field" (its JSON name, or "Idempotency-Key" for
+// the header); insufficient credits add "available", "required" and
+// "missing"; a member over their limit adds "remaining". Errors of the
+// handler itself have codes too: unauthenticated (401), forbidden (403),
+// not_found (404), method_not_allowed (405), body_too_large (413),
+// unsupported_media_type (415).
+package credithttp

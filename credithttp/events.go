@@ -1,0 +1,110 @@
+package credithttp
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/creditkit/credits"
+)
+
+// events streams the account's entries as server-sent events, oldest
+// first, each once per connection: "id: <account>#<seq>", "event: <entry
+// type>", "data: <entry JSON>". It starts after the Last-Event-ID a
+// reconnecting EventSource sends, else after ?after=<seq>, else after the
+// account's latest entry (only what happens from now on). It looks for new
+// entries every EventsPoll and sends a comment every EventsKeepAlive.
+func (h *Handler) events(ctx context.Context, c *call) (response, error) {
+	q := newQuery(c.r, "after")
+	after := q.int64("after")
+	_, given := q.v["after"]
+	if q.err != nil {
+		return response{}, q.err
+	}
+	if id := c.r.Header.Get("Last-Event-ID"); id != "" {
+		acct, seq, ok := strings.Cut(id, "#")
+		n, err := strconv.ParseInt(seq, 10, 64)
+		if !ok || acct != c.account || err != nil || n < 0 {
+			return response{}, badField("Last-Event-ID", "is not an event ID of this account")
+		}
+		after, given = n, true
+	}
+	if !given {
+		a, err := h.cfg.Ledger.Account(ctx, c.account)
+		if err != nil {
+			return response{}, err
+		}
+		after = a.Seq
+	} else if _, err := h.cfg.Ledger.Account(ctx, c.account); err != nil {
+		return response{}, err
+	}
+
+	rc := http.NewResponseController(c.w)
+	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's WriteTimeout
+	hd := c.w.Header()
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Accel-Buffering", "no")
+	c.w.WriteHeader(http.StatusOK)
+	if _, err := c.w.Write([]byte("retry: 2000\n: stream of " + c.account + "\n\n")); err != nil {
+		return response{}, nil
+	}
+	if err := rc.Flush(); err != nil {
+		h.cfg.Logger.ErrorContext(ctx, "credithttp: events need a ResponseWriter that flushes", "err", err)
+		return response{}, nil
+	}
+
+	poll := time.NewTicker(h.cfg.EventsPoll)
+	defer poll.Stop()
+	idle := time.Now()
+	buf := make([]byte, 0, 1024)
+	for {
+		page, err := h.cfg.Ledger.History(ctx, credits.HistoryRequest{Account: c.account, After: after, Limit: 100})
+		if ctx.Err() != nil {
+			return response{}, nil
+		}
+		if err != nil { // the stream has begun: say so in a comment and let the client reconnect
+			h.cfg.Logger.ErrorContext(ctx, "credithttp: events stream failed", "account", c.account, "err", err)
+			c.w.Write([]byte(": error, reconnect\n\n"))
+			return response{}, nil
+		}
+		buf = buf[:0]
+		for _, e := range page.Entries {
+			data, err := json.Marshal(e)
+			if err != nil {
+				return response{}, nil
+			}
+			buf = append(buf, "id: "...)
+			buf = append(buf, credits.EventID(e.Account, e.Seq)...)
+			buf = append(buf, "\nevent: "...)
+			buf = append(buf, e.Type...)
+			buf = append(buf, "\ndata: "...)
+			buf = append(buf, data...)
+			buf = append(buf, "\n\n"...)
+			after = e.Seq
+		}
+		if len(buf) == 0 && time.Since(idle) >= h.cfg.EventsKeepAlive {
+			buf = append(buf, ": keep-alive\n\n"...)
+		}
+		if len(buf) > 0 {
+			if _, err := c.w.Write(buf); err != nil {
+				return response{}, nil
+			}
+			if err := rc.Flush(); err != nil {
+				return response{}, nil
+			}
+			idle = time.Now()
+		}
+		if page.Next != 0 {
+			continue // more waiting
+		}
+		select {
+		case <-ctx.Done():
+			return response{}, nil
+		case <-poll.C:
+		}
+	}
+}
