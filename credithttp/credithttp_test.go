@@ -2,10 +2,13 @@ package credithttp_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/creditkit/credits"
 	"github.com/creditkit/credits/credithttp"
 	"github.com/creditkit/credits/memstore"
+	"github.com/creditkit/credits/sqlstore"
 )
 
 var t0 = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
@@ -230,4 +234,29 @@ func (f *fixture) grantOf(account string) string {
 		f.t.Fatalf("grants: %v %v", page, err)
 	}
 	return page.Grants[0].ID
+}
+
+// newPostgres opens a store in a schema of its own on the test database
+// (CREDITS_TEST_POSTGRES), dropped at the end; without one the test skips,
+// except under CI=true, where it fails.
+func newPostgres(t *testing.T) credits.Store {
+	dsn := os.Getenv("CREDITS_TEST_POSTGRES")
+	if dsn == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CREDITS_TEST_POSTGRES is not set: the PostgreSQL tests must run in CI")
+		}
+		t.Skip("CREDITS_TEST_POSTGRES is not set: skipping the PostgreSQL test")
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "credithttp_test_" + hex.EncodeToString(b[:])
+	s, err := sqlstore.Open(context.Background(), dsn, &sqlstore.Options{Schema: schema})
+	if err != nil {
+		t.Fatalf("open PostgreSQL: %v", err)
+	}
+	t.Cleanup(func() {
+		_, _ = s.DB().ExecContext(context.Background(), `DROP SCHEMA "`+schema+`" CASCADE`)
+		_ = s.Close()
+	})
+	return s
 }
