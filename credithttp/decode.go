@@ -9,6 +9,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +35,9 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request, dst any) error 
 			return &httpError{code: "body_too_large", status: http.StatusRequestEntityTooLarge,
 				detail: fmt.Sprintf("the body is larger than %d bytes", mbe.Limit)}
 		}
-		return err
+		// The client went away or sent a broken body (a truncated chunked
+		// encoding): its fault, not the server's.
+		return badField("body", "could not be read: "+err.Error())
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		body = []byte("{}")
@@ -50,7 +53,99 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request, dst any) error 
 	if _, err := dec.Token(); err != io.EOF {
 		return badField("body", "has more than one JSON value")
 	}
+	// encoding/json matches keys case-insensitively (with Unicode folding:
+	// "Member", "MEMBER" and "ttl_mſ" all fill their field) and keeps the
+	// last of duplicate keys: what a proxy or a log reads from the body
+	// could then differ from what is decided. Keys must match exactly and
+	// appear once.
+	return exactKeys(json.NewDecoder(bytes.NewReader(body)), reflect.TypeOf(dst), "")
+}
+
+// exactKeys walks the next JSON value of dec, which decodes into a value of
+// type t (nil: any), and refuses a key that appears twice in one object or
+// that names a struct field other than by its exact JSON name. prefix is
+// the dotted name of the value ("" for the body).
+func exactKeys(dec *json.Decoder, t reflect.Type, prefix string) error {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return decodeError(err)
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				return decodeError(err)
+			}
+			key, _ := tok.(string)
+			name := key
+			if prefix != "" {
+				name = prefix + "." + key
+			}
+			if seen[key] {
+				return badField(name, "is given more than once")
+			}
+			seen[key] = true
+			var elem reflect.Type
+			switch {
+			case t == nil || t == rawType:
+			case t.Kind() == reflect.Map:
+				elem = t.Elem()
+			case t.Kind() == reflect.Struct:
+				f, ok := fieldByJSONName(t, key)
+				if !ok {
+					return badField(name, "is not a field of this request")
+				}
+				elem = f.Type
+			}
+			if err := exactKeys(dec, elem, name); err != nil {
+				return err
+			}
+		}
+		if _, err := dec.Token(); err != nil {
+			return decodeError(err)
+		}
+	case json.Delim('['):
+		var elem reflect.Type
+		if t != nil && t != rawType && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
+		}
+		for dec.More() {
+			if err := exactKeys(dec, elem, prefix); err != nil {
+				return err
+			}
+		}
+		if _, err := dec.Token(); err != nil {
+			return decodeError(err)
+		}
+	}
 	return nil
+}
+
+// rawType is an amount, which takes any JSON value (parse judges it).
+var rawType = reflect.TypeFor[amount]()
+
+// fieldByJSONName returns the field of struct type t whose JSON name is
+// exactly name.
+func fieldByJSONName(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "-" || !f.IsExported() {
+			continue
+		}
+		if tag == "" {
+			tag = f.Name
+		}
+		if tag == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }
 
 // decodeError names the field a JSON decoding error is about.

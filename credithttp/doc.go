@@ -46,7 +46,11 @@
 //	PUT  /accounts/{account}/member-limits          {period, default, members} → MemberLimitsResult         (Idempotency-Key required)
 //
 // Request bodies are JSON objects of at most [Config.MaxBodyBytes], decoded
-// strictly: an unknown field, a second value or a wrong type is refused.
+// strictly: an unknown field, a key that is not a field's exact name (JSON
+// keys are case-sensitive here) or is given twice, a second value or a
+// wrong type is refused. A capture that says nothing (no usage, no amount)
+// charges the hold as quoted; one that says "nothing was used" (an amount
+// of 0, or a usage all zero) is refused: release the hold instead.
 // Responses are the ledger's own JSON shapes (amounts as decimal strings,
 // durations in milliseconds under *_ms names, times in RFC 3339).
 //

@@ -24,8 +24,21 @@ func (h *Handler) events(ctx context.Context, c *call) (response, error) {
 	if q.err != nil {
 		return response{}, q.err
 	}
+	// An event ID is "<account>#<seq>" (credits.EventID); an account ID may
+	// itself hold '#', so the sequence is after the last one. One that
+	// holds a line break cannot be an SSE id (the line would end there),
+	// nor be in a comment.
+	if strings.ContainsAny(c.account, "\r\n\x00") {
+		return response{}, &httpError{code: "invalid_request", status: http.StatusBadRequest, field: "account",
+			detail: "account: an ID with a line break cannot be streamed as server-sent events; read its history"}
+	}
 	if id := c.r.Header.Get("Last-Event-ID"); id != "" {
-		acct, seq, ok := strings.Cut(id, "#")
+		i := strings.LastIndexByte(id, '#')
+		ok := i >= 0
+		acct, seq := id, ""
+		if ok {
+			acct, seq = id[:i], id[i+1:]
+		}
 		n, err := strconv.ParseInt(seq, 10, 64)
 		if !ok || acct != c.account || err != nil || n < 0 {
 			return response{}, badField("Last-Event-ID", "is not an event ID of this account")
@@ -42,12 +55,20 @@ func (h *Handler) events(ctx context.Context, c *call) (response, error) {
 		return response{}, err
 	}
 
-	rc := http.NewResponseController(c.w)
-	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's WriteTimeout
 	hd := c.w.Header()
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("X-Accel-Buffering", "no")
+	// HEAD (which the GET pattern takes) has no body: the server drops
+	// what a stream writes, so no write ever fails and a stream would poll
+	// until the process ends, holding the connection (a kept-alive
+	// client's next request on it never gets an answer).
+	if c.r.Method == http.MethodHead {
+		c.w.WriteHeader(http.StatusOK)
+		return response{}, nil
+	}
+	rc := http.NewResponseController(c.w)
+	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's WriteTimeout
 	c.w.WriteHeader(http.StatusOK)
 	if _, err := c.w.Write([]byte("retry: 2000\n: stream of " + c.account + "\n\n")); err != nil {
 		return response{}, nil

@@ -96,8 +96,14 @@ func (h *Handler) problemFor(err error) Problem {
 		p.Code, p.Status = credits.Code(err)
 		p.Detail = err.Error()
 	}
-	if p.Status >= 500 && p.Code == "internal" {
-		p.Detail = "internal error" // the cause is logged, not shown
+	if p.Status >= 500 {
+		// The cause is logged, not shown: a store's error text (a driver's
+		// message, an address, SQL) is no business of the client's, and
+		// a transient failure or a timeout wraps one.
+		p.Detail = serverDetails[p.Code]
+		if p.Detail == "" {
+			p.Detail = "internal error"
+		}
 	}
 	var fe *credits.FieldError
 	if p.Field == "" && errors.As(err, &fe) {
@@ -137,6 +143,15 @@ func (h *Handler) problemFor(err error) Problem {
 	p.Type = h.cfg.ProblemTypeBase + p.Code
 	p.Title = title(p.Code)
 	return p
+}
+
+// serverDetails are the details of the server's failures (5xx), which
+// never show the cause.
+var serverDetails = map[string]string{
+	"transient":    "the ledger's store failed for a moment: retry with the same Idempotency-Key",
+	"timeout":      "the ledger did not answer in time: retry with the same Idempotency-Key",
+	"internal":     "internal error",
+	"no_quote_key": "the server has no quote key configured: it cannot seal or open quotes",
 }
 
 // codeFields names the field of the ledger's refusals that are about one

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
+	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,7 +56,7 @@ func (h *Handler) handle(pattern string, perm permission, fn endpoint) {
 		case err != nil:
 			h.fail(w, r, err)
 		case res.status != 0: // 0: the endpoint wrote its own response (a stream)
-			h.reply(w, res)
+			h.reply(w, r, res)
 		}
 	})
 }
@@ -87,10 +90,10 @@ func (h *Handler) authorize(c *call, perm permission) (response, error) {
 }
 
 // reply writes res as JSON.
-func (h *Handler) reply(w http.ResponseWriter, res response) {
+func (h *Handler) reply(w http.ResponseWriter, r *http.Request, res response) {
 	body, err := json.Marshal(res.body)
 	if err != nil {
-		h.fail(w, nil, err)
+		h.fail(w, r, err) // fail logs with r's context: never nil
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -133,6 +136,14 @@ func (h *Handler) routes() {
 // ServeHTTP routes the request to its endpoint; a path no endpoint has is
 // a 404 not_found problem, a method it does not take a 405 with Allow.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// ServeMux answers a path that is not clean ("//", "/./", "/../")
+	// with a redirect to the clean one; behind http.StripPrefix that
+	// Location lacks the prefix and points out of the API, and it is not a
+	// problem document. No endpoint has such a path: it is not found.
+	if !cleanPath(r.URL.EscapedPath()) { // as ServeMux sees it: %2F is no separator
+		h.fail(w, r, &httpError{code: "not_found", status: http.StatusNotFound, detail: "the path is not in canonical form (no //, . or .. segments)"})
+		return
+	}
 	if _, pattern := h.mux.Handler(r); pattern != "" {
 		h.mux.ServeHTTP(w, r)
 		return
@@ -149,8 +160,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, errNotFound)
 		return
 	}
+	if slices.Contains(allow, http.MethodGet) {
+		allow = append(allow, http.MethodHead) // ServeMux serves HEAD with GET
+	}
 	w.Header().Set("Allow", strings.Join(allow, ", "))
 	h.fail(w, r, errMethodNotAllowed)
+}
+
+// cleanPath reports whether p is a rooted path that path.Clean keeps as it
+// is (a trailing slash aside).
+func cleanPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
 }
 
 // idempotencyKey is the request's Idempotency-Key header; required says
@@ -317,8 +344,8 @@ type usageBody struct {
 }
 
 type captureBody struct {
-	Usage  usageBody `json:"usage"`
-	Amount amount    `json:"amount"`
+	Usage  *usageBody `json:"usage"`
+	Amount amount     `json:"amount"`
 }
 
 func (h *Handler) capture(ctx context.Context, c *call) (response, error) {
@@ -330,7 +357,11 @@ func (h *Handler) capture(ctx context.Context, c *call) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	d, err := millis("usage.duration_ms", b.Usage.DurationMS)
+	var usage usageBody
+	if b.Usage != nil {
+		usage = *b.Usage
+	}
+	d, err := millis("usage.duration_ms", usage.DurationMS)
 	if err != nil {
 		return response{}, err
 	}
@@ -338,8 +369,19 @@ func (h *Handler) capture(ctx context.Context, c *call) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
+	// The ledger charges the whole quote for a capture that says nothing
+	// (no usage, no amount). A worker that says "it used nothing" (usage
+	// all zero) or "charge 0" means the opposite: refuse it rather than
+	// charge the quote; a job that produced nothing is released.
+	if b.Amount.given() && amt.IsZero() {
+		return response{}, &httpError{code: "invalid_amount", status: http.StatusBadRequest, field: "amount",
+			detail: "amount is 0: to charge nothing, release the hold; to charge the quote, send no amount"}
+	}
+	if b.Usage != nil && usage == (usageBody{}) && !amt.IsPositive() {
+		return response{}, badField("usage", "is all zero: to charge nothing, release the hold; to charge the quote, send no usage")
+	}
 	req := credits.CaptureRequest{Hold: c.r.PathValue("hold"), ReserveKey: c.r.PathValue("job"), Account: c.account,
-		Usage: credits.Usage{Duration: d, Images: b.Usage.Images}, Amount: amt, Key: key}
+		Usage: credits.Usage{Duration: d, Images: usage.Images}, Amount: amt, Key: key}
 	res, err := h.cfg.Ledger.Capture(ctx, req)
 	if err != nil {
 		return response{}, jobField(err)
@@ -555,6 +597,11 @@ func (h *Handler) debit(ctx context.Context, c *call) (response, error) {
 		req.Kinds = append(req.Kinds, credits.GrantKind(k))
 	}
 	res, err := h.cfg.Ledger.Debit(ctx, req)
+	var fe *credits.FieldError
+	if errors.Is(err, credits.ErrUnknownGrant) && !errors.As(err, &fe) {
+		code, status := credits.Code(err)
+		return response{}, &httpError{code: code, status: status, field: "grant", detail: "grant " + b.Grant + " is not known on this account"}
+	}
 	if err != nil {
 		return response{}, err
 	}
@@ -629,7 +676,12 @@ func (h *Handler) memberLimits(ctx context.Context, c *call) (response, error) {
 		}
 		req.Default = &d
 	}
-	for m, a := range b.Members {
+	for _, m := range slices.Sorted(maps.Keys(b.Members)) { // the first bad one, always the same
+		a := b.Members[m]
+		if !a.given() { // null would read as 0: "may not spend"
+			return response{}, &httpError{code: "invalid_amount", status: http.StatusBadRequest, field: "members." + m,
+				detail: "members." + m + " is null: give an amount (0: may not spend), or leave the member out for the default"}
+		}
 		v, err := a.parse("members." + m)
 		if err != nil {
 			return response{}, err
