@@ -19,11 +19,13 @@ type Principal struct {
 	// attributed to this member and checked against their limit. A request
 	// naming another member in its body is refused unless Admin.
 	Member string
-	// Settle allows capturing the account's holds: saying what a job used,
-	// and so what it costs. Give it to the generation workers' credentials,
-	// never to an end user's, who could capture their own hold for less.
-	// (Releasing a hold, which gives every credit back, needs no more than
-	// access to the account.)
+	// Settle allows capturing and releasing the account's holds: saying
+	// what a job used, and so what it costs, or that it failed and costs
+	// nothing. Give it to the generation workers' credentials, never to an
+	// end user's, who could capture their own hold for less, or release it
+	// while the job runs and have the output for free. (To let users cancel
+	// a job, give them an endpoint of yours that stops the job, then
+	// releases its hold.)
 	Settle bool
 	// Admin allows everything: Settle, the admin endpoints (grants,
 	// debits, voids, refunds, member limits) and acting as any member.
@@ -62,6 +64,13 @@ type Config struct {
 	// EventsKeepAlive is how often an idle events stream sends a comment,
 	// so proxies keep it open; zero means 15 seconds.
 	EventsKeepAlive time.Duration
+	// AuthChallenge is the WWW-Authenticate header of a 401 answer (an
+	// Authorizer's ErrUnauthenticated), such as `Bearer realm="api"`; ""
+	// sends none (a cookie session has no scheme to name).
+	AuthChallenge string
+	// MaxStreams caps the event streams open at once on this handler;
+	// zero means 1000. One more is refused with 503 too_many_streams.
+	MaxStreams int
 	// Logger receives the internal errors (500) with their cause; nil
 	// means slog.Default(). The client sees only "internal".
 	Logger *slog.Logger
@@ -70,8 +79,9 @@ type Config struct {
 // Handler is the HTTP API. Create it with [New]; it is safe for
 // concurrent use.
 type Handler struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg     Config
+	mux     *http.ServeMux
+	streams chan struct{} // a slot per open event stream
 }
 
 // New returns the handler of cfg, or an error if Ledger or Authorize is
@@ -95,10 +105,14 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.EventsKeepAlive <= 0 {
 		cfg.EventsKeepAlive = 15 * time.Second
 	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = 1000
+	}
+	h0 := make(chan struct{}, cfg.MaxStreams)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), streams: h0}
 	h.routes()
 	return h, nil
 }

@@ -31,7 +31,7 @@ type fixture struct {
 	srv    *httptest.Server
 }
 
-func newFixture(t *testing.T, store credits.Store) *fixture {
+func newFixture(t *testing.T, store credits.Store, configure ...func(*credithttp.Config)) *fixture {
 	t.Helper()
 	if store == nil {
 		store = memstore.New()
@@ -58,7 +58,11 @@ func newFixture(t *testing.T, store credits.Store) *fixture {
 			t.Fatal(err)
 		}
 	}
-	h, err := credithttp.New(credithttp.Config{Ledger: ledger, Authorize: authorize, EventsPoll: 5 * time.Millisecond})
+	cfg := credithttp.Config{Ledger: ledger, Authorize: authorize, EventsPoll: 5 * time.Millisecond}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	h, err := credithttp.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +137,7 @@ func (f *fixture) do(req request) reply {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if req.body != "" {
+	if req.body != "" || req.method == "POST" || req.method == "PUT" {
 		r.Header.Set("Content-Type", "application/json")
 	}
 	if req.user != "" {

@@ -20,13 +20,17 @@ import (
 // decode reads r's body, a JSON object, into dst strictly: at most
 // MaxBodyBytes, no unknown field, no second value. An empty body is the
 // empty object. A refusal names the field it concerns.
+//
+// The request must say Content-Type: application/json, even with an empty
+// body: a browser sends that only from a page of the same origin (or one
+// the server allows by CORS), never from another site's form or no-cors
+// fetch, so a cookie-authenticated API is not open to cross-site requests.
 func (h *Handler) decode(w http.ResponseWriter, r *http.Request, dst any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return &httpError{code: "unsupported_media_type", status: http.StatusUnsupportedMediaType,
-				detail: fmt.Sprintf("Content-Type %q is not application/json", ct)}
-		}
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return &httpError{code: "unsupported_media_type", status: http.StatusUnsupportedMediaType, field: "Content-Type",
+			detail: fmt.Sprintf("Content-Type %q is not application/json (required, even with an empty body)", ct)}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
 	if err != nil {

@@ -7,8 +7,15 @@
 // Every request is authorized by the application's [Authorizer], which
 // says which account the caller may act on (and as which member) and
 // whether it may settle holds or call admin endpoints. The account is in
-// the path; a request for any other account is refused with 403 before
+// the path (the Authorizer reads it with r.PathValue("account"); it is ""
+// for GET /catalog, where any Principal it returns without an error
+// passes); a request for any other account is refused with 403 before
 // the ledger is touched.
+//
+// Settling a hold, capture or release, needs Principal.Settle: it says
+// what a job cost, so it belongs to the generation workers, never to an
+// end user (who could capture their hold for less, or release it while the
+// job runs and have the output for free).
 //
 // Mount it under a prefix with [http.StripPrefix]:
 //
@@ -27,8 +34,8 @@
 //	GET  /accounts/{account}/jobs/{job}             Hold, by the Idempotency-Key of its reserve
 //	POST /accounts/{account}/holds/{hold}/capture   {usage: {duration_ms, images}, amount} → ChargeResult   (Settle)
 //	POST /accounts/{account}/jobs/{job}/capture     the same, by the reserve's key                          (Settle)
-//	POST /accounts/{account}/holds/{hold}/release   {reason} → ReleaseResult
-//	POST /accounts/{account}/jobs/{job}/release     the same, by the reserve's key
+//	POST /accounts/{account}/holds/{hold}/release   {reason} → ReleaseResult                                 (Settle)
+//	POST /accounts/{account}/jobs/{job}/release     the same, by the reserve's key                          (Settle)
 //	GET  /accounts/{account}                        Account
 //	GET  /accounts/{account}/balance                Balance
 //	GET  /accounts/{account}/grants                 ?all=true&limit=&after= → GrantsPage
@@ -45,6 +52,9 @@
 //	POST /accounts/{account}/charges/{charge}/refund {amount, reason} → RefundResult                        (Idempotency-Key required)
 //	PUT  /accounts/{account}/member-limits          {period, default, members} → MemberLimitsResult         (Idempotency-Key required)
 //
+// A POST or PUT must say Content-Type: application/json, even with an
+// empty body: browsers send that header across origins only after a CORS
+// preflight, so a cookie session cannot be used by another site's page.
 // Request bodies are JSON objects of at most [Config.MaxBodyBytes], decoded
 // strictly: an unknown field, a key that is not a field's exact name (JSON
 // keys are case-sensitive here) or is given twice, a second value or a
@@ -53,6 +63,19 @@
 // of 0, or a usage all zero) is refused: release the hold instead.
 // Responses are the ledger's own JSON shapes (amounts as decimal strings,
 // durations in milliseconds under *_ms names, times in RFC 3339).
+//
+// # Events
+//
+// GET /accounts/{account}/events streams the account's history entries as
+// they are written, each as one server-sent event: "id: <account>#<seq>"
+// ([credits.EventID]), "event: <entry type>" (so an EventSource listens
+// with addEventListener("release", …) and the like, not onmessage), and
+// "data: <entry JSON>". A reconnecting EventSource resumes after its
+// Last-Event-ID. A page that loads the balance and then opens the stream
+// passes ?after=<the account's seq> so that nothing written in between is
+// missed; without it the stream starts at the latest entry. Every
+// [Config.EventsKeepAlive] an idle stream sends a comment and the
+// Authorizer is asked again: a stream whose access was withdrawn ends.
 //
 // # Idempotency
 //
@@ -76,5 +99,7 @@
 // "missing"; a member over their limit adds "remaining". Errors of the
 // handler itself have codes too: unauthenticated (401), forbidden (403),
 // not_found (404), method_not_allowed (405), body_too_large (413),
-// unsupported_media_type (415).
+// unsupported_media_type (415), too_many_streams (503). A 5xx problem's
+// detail never carries its cause (which is logged): a store's error can
+// name a host or a statement.
 package credithttp

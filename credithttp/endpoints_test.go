@@ -130,7 +130,7 @@ var endpointCases = []endpointCase{
 		},
 	},
 	{
-		name: "release", method: "POST", path: "/accounts/alice/holds/{hold}/release", status: 200, keyed: true, prepare: holdVars,
+		name: "release", method: "POST", path: "/accounts/alice/holds/{hold}/release", role: "settle", needsRole: true, status: 200, keyed: true, prepare: holdVars,
 		body:      `{"reason":"cancelled"}`,
 		otherPath: "/accounts/alice/holds/{hold2}/release",
 		bad: []bad{
@@ -139,7 +139,7 @@ var endpointCases = []endpointCase{
 		},
 	},
 	{
-		name: "release by job", method: "POST", path: "/accounts/alice/jobs/job-1/release", status: 200, prepare: holdVars,
+		name: "release by job", method: "POST", path: "/accounts/alice/jobs/job-1/release", role: "settle", needsRole: true, status: 200, prepare: holdVars,
 		body: `{"reason":"cancelled"}`,
 		bad:  []bad{{name: "unknown job", path: "/accounts/alice/jobs/nope/release", field: "job", code: "unknown_hold"}},
 	},

@@ -16,7 +16,9 @@ import (
 // type>", "data: <entry JSON>". It starts after the Last-Event-ID a
 // reconnecting EventSource sends, else after ?after=<seq>, else after the
 // account's latest entry (only what happens from now on). It looks for new
-// entries every EventsPoll and sends a comment every EventsKeepAlive.
+// entries every EventsPoll; every EventsKeepAlive it sends a comment and
+// asks the Authorizer again, ending the stream if it now refuses. At most
+// MaxStreams are open at once.
 func (h *Handler) events(ctx context.Context, c *call) (response, error) {
 	q := newQuery(c.r, "after")
 	after := q.int64("after")
@@ -55,6 +57,14 @@ func (h *Handler) events(ctx context.Context, c *call) (response, error) {
 		return response{}, err
 	}
 
+	select {
+	case h.streams <- struct{}{}:
+		defer func() { <-h.streams }()
+	default:
+		return response{}, &httpError{code: "too_many_streams", status: http.StatusServiceUnavailable,
+			detail: "too many event streams are open: poll the history, or retry later"}
+	}
+
 	hd := c.w.Header()
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-store")
@@ -80,7 +90,7 @@ func (h *Handler) events(ctx context.Context, c *call) (response, error) {
 
 	poll := time.NewTicker(h.cfg.EventsPoll)
 	defer poll.Stop()
-	idle := time.Now()
+	idle, checked := time.Now(), time.Now()
 	buf := make([]byte, 0, 1024)
 	for {
 		page, err := h.cfg.Ledger.History(ctx, credits.HistoryRequest{Account: c.account, After: after, Limit: 100})
@@ -109,6 +119,15 @@ func (h *Handler) events(ctx context.Context, c *call) (response, error) {
 		}
 		if len(buf) == 0 && time.Since(idle) >= h.cfg.EventsKeepAlive {
 			buf = append(buf, ": keep-alive\n\n"...)
+		}
+		// Access is asked again as often as the keep-alive: a member
+		// removed from a team stops receiving the team's events.
+		if time.Since(checked) >= h.cfg.EventsKeepAlive {
+			if _, err := h.authorize(c, member); err != nil {
+				c.w.Write(append(buf, ": access revoked\n\n"...))
+				return response{}, nil
+			}
+			checked = time.Now()
 		}
 		if len(buf) > 0 {
 			if _, err := c.w.Write(buf); err != nil {

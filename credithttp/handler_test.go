@@ -48,7 +48,8 @@ func TestTransportRefusals(t *testing.T) {
 		{"GET on a POST", request{method: "GET", path: "/accounts/alice/reserve", user: "alice"}, 405, "method_not_allowed", ""},
 		{"anonymous", request{method: "GET", path: "/accounts/alice/balance"}, 401, "unauthenticated", ""},
 		{"body too large", request{method: "POST", path: "/accounts/alice/quote", user: "alice", body: `{"tool":"` + strings.Repeat("x", 70<<10) + `"}`}, 413, "body_too_large", ""},
-		{"form body", request{method: "POST", path: "/accounts/alice/quote", user: "alice", body: "tool=video", header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}}, 415, "unsupported_media_type", ""},
+		{"form body", request{method: "POST", path: "/accounts/alice/quote", user: "alice", body: "tool=video", header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}}, 415, "unsupported_media_type", "Content-Type"},
+		{"text body", request{method: "POST", path: "/accounts/alice/quote", user: "alice", body: `{"tool":"video"}`, header: map[string]string{"Content-Type": "text/plain"}}, 415, "unsupported_media_type", "Content-Type"},
 		{"two keys", request{method: "POST", path: "/accounts/alice/charge", user: "alice", body: `{"quote":"x"}`, header: map[string]string{"Idempotency-Key": "a"}}, 400, "invalid_request", "Idempotency-Key"},
 		{"other Last-Event-ID", request{method: "GET", path: "/accounts/alice/events", user: "alice", header: map[string]string{"Last-Event-ID": "bob#3"}}, 400, "invalid_request", "Last-Event-ID"},
 	}

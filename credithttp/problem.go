@@ -85,7 +85,9 @@ func (h *Handler) problemFor(err error) Problem {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &he):
-		p = Problem{Code: he.code, Status: he.status, Field: he.field, Detail: err.Error()}
+		// The handler's own refusals speak to the client, without the
+		// package prefix their Error has for logs.
+		p = Problem{Code: he.code, Status: he.status, Field: he.field, Detail: strings.TrimPrefix(he.Error(), "credithttp: ")}
 	case errors.As(err, &mbe):
 		p = Problem{Code: "body_too_large", Status: http.StatusRequestEntityTooLarge, Detail: err.Error()}
 	case errors.Is(err, ErrUnauthenticated):

@@ -71,6 +71,9 @@ func (h *Handler) authorize(c *call, perm permission) (response, error) {
 		}
 		switch {
 		case errors.Is(err, ErrUnauthenticated):
+			if h.cfg.AuthChallenge != "" {
+				c.w.Header().Set("WWW-Authenticate", h.cfg.AuthChallenge)
+			}
 			return response{}, ErrUnauthenticated
 		default:
 			return response{}, forbidden("", "this account is not yours to act on")
@@ -82,7 +85,7 @@ func (h *Handler) authorize(c *call, perm permission) (response, error) {
 	}
 	switch {
 	case perm == settle && !p.Settle && !p.Admin:
-		return response{}, forbidden("", "settling a hold needs the Settle permission")
+		return response{}, forbidden("", "capturing or releasing a hold needs the Settle permission")
 	case perm == admin && !p.Admin:
 		return response{}, forbidden("", "this endpoint is for administrators")
 	}
@@ -116,8 +119,8 @@ func (h *Handler) routes() {
 	h.handle("GET /accounts/{account}/jobs/{job}", member, h.hold)
 	h.handle("POST /accounts/{account}/holds/{hold}/capture", settle, h.capture)
 	h.handle("POST /accounts/{account}/jobs/{job}/capture", settle, h.capture)
-	h.handle("POST /accounts/{account}/holds/{hold}/release", member, h.release)
-	h.handle("POST /accounts/{account}/jobs/{job}/release", member, h.release)
+	h.handle("POST /accounts/{account}/holds/{hold}/release", settle, h.release)
+	h.handle("POST /accounts/{account}/jobs/{job}/release", settle, h.release)
 	h.handle("GET /accounts/{account}", member, h.account)
 	h.handle("GET /accounts/{account}/balance", member, h.balance)
 	h.handle("GET /accounts/{account}/grants", member, h.grants)
