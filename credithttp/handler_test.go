@@ -288,3 +288,28 @@ func TestConcurrentReserves(t *testing.T) {
 		})
 	}
 }
+
+// The catalog is the page's list of tools, for any signed-in caller.
+func TestCatalog(t *testing.T) {
+	f := newFixture(t, nil)
+	rep := f.do(request{method: "GET", path: "/catalog", user: "carol"})
+	var cat struct {
+		Version string         `json:"version"`
+		Tools   []credits.Tool `json:"tools"`
+	}
+	if err := json.Unmarshal(rep.body, &cat); err != nil || rep.status != 200 || cat.Version == "" || len(cat.Tools) == 0 {
+		t.Fatalf("catalog: %d %s", rep.status, rep.body)
+	}
+	if _, ok := f.ledger.Catalog().Tool(cat.Tools[0].ID); !ok {
+		t.Errorf("tool %q is not the ledger's", cat.Tools[0].ID)
+	}
+	if rep := f.do(request{method: "GET", path: "/catalog"}); rep.status != 401 {
+		t.Errorf("anonymous catalog: %d", rep.status)
+	}
+	if rep := f.do(request{method: "GET", path: "/catalog?plan=pro", user: "alice"}); rep.status != 400 || rep.problem(t).Field != "plan" {
+		t.Errorf("catalog with a parameter: %d %s", rep.status, rep.body)
+	}
+	if rep := f.do(request{method: "POST", path: "/catalog", user: "alice", body: "{}"}); rep.status != 405 {
+		t.Errorf("POST catalog: %d", rep.status)
+	}
+}

@@ -212,6 +212,9 @@ func (c *call) spender(body string) (string, error) {
 }
 
 func (h *Handler) catalog(ctx context.Context, c *call) (response, error) {
+	if err := noBodyQuery(c.r); err != nil {
+		return response{}, err
+	}
 	cat := h.cfg.Ledger.Catalog()
 	return ok(struct {
 		Version string         `json:"version"`
