@@ -27,8 +27,9 @@ type Principal struct {
 	// a job, give them an endpoint of yours that stops the job, then
 	// releases its hold.)
 	Settle bool
-	// Admin allows everything: Settle, the admin endpoints (grants,
-	// debits, voids, refunds, member limits) and acting as any member.
+	// Admin allows everything on Account (and on it only): Settle, the
+	// admin endpoints (grants, debits, voids, refunds, member limits) and
+	// acting as any member.
 	Admin bool
 }
 

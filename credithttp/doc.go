@@ -24,9 +24,14 @@
 //
 // # Endpoints
 //
-// Paths are relative to the mount point. {account} is the account's ID.
+// Paths are relative to the mount point. {account} is the account's ID;
+// {job} is the Idempotency-Key the hold was reserved under (the ledger's
+// ReserveKey, and the Job of the hold's history entries). A query
+// parameter an endpoint does not take is refused (400, naming it), so a
+// cache-buster such as ?_=123 is too: send Cache-Control instead; every
+// response says no-store.
 //
-//	GET  /catalog                                   the tools and resolutions: Catalog.Tools()
+//	GET  /catalog                                   {"version", "tools": Catalog.Tools()}
 //	POST /accounts/{account}/quote                  QuoteRequest → {"quote": Quote, "sealed": "q1.…"}
 //	POST /accounts/{account}/reserve                {quote, ttl_ms, member, metadata} → 201 ReserveResult  (Idempotency-Key required)
 //	POST /accounts/{account}/charge                 {quote, member, metadata} → 201 ChargeResult            (Idempotency-Key required)
@@ -40,6 +45,7 @@
 //	GET  /accounts/{account}/balance                Balance
 //	GET  /accounts/{account}/grants                 ?all=true&limit=&after= → GrantsPage
 //	GET  /accounts/{account}/history                ?before=&limit=&type=&since=&until= → HistoryPage, newest first
+//	                                                ?after=seq instead of before: oldest first, after that entry
 //	GET  /accounts/{account}/activity               ?member=&before=&limit=&since=&until= → ActivityPage
 //	GET  /accounts/{account}/spending               ?by=tool|day|member&since=&until= → SpendingReport
 //	GET  /accounts/{account}/events                 text/event-stream of the account's entries (Last-Event-ID or ?after=seq)
@@ -52,7 +58,8 @@
 //	POST /accounts/{account}/charges/{charge}/refund {amount, reason} → RefundResult                        (Idempotency-Key required)
 //	PUT  /accounts/{account}/member-limits          {period, default, members} → MemberLimitsResult         (Idempotency-Key required)
 //
-// A POST or PUT must say Content-Type: application/json, even with an
+// A POST or PUT must say Content-Type: application/json (or another
+// +json type), even with an
 // empty body: browsers send that header across origins only after a CORS
 // preflight, so a cookie session cannot be used by another site's page.
 // Request bodies are JSON objects of at most [Config.MaxBodyBytes], decoded

@@ -16,9 +16,10 @@ import (
 // type>", "data: <entry JSON>". It starts after the Last-Event-ID a
 // reconnecting EventSource sends, else after ?after=<seq>, else after the
 // account's latest entry (only what happens from now on). It looks for new
-// entries every EventsPoll; every EventsKeepAlive it sends a comment and
-// asks the Authorizer again, ending the stream if it now refuses. At most
-// MaxStreams are open at once.
+// entries every EventsPoll. It asks the Authorizer again before sending
+// each batch of entries and at least every EventsKeepAlive (when it also
+// sends a comment), and ends the stream once refused, sending nothing
+// more. At most MaxStreams are open at once.
 func (h *Handler) events(ctx context.Context, c *call) (response, error) {
 	q := newQuery(c.r, "after")
 	after := q.int64("after")
@@ -102,6 +103,17 @@ func (h *Handler) events(ctx context.Context, c *call) (response, error) {
 			c.w.Write([]byte(": error, reconnect\n\n"))
 			return response{}, nil
 		}
+		// Access is asked again before each batch of entries is sent, and
+		// at least every keep-alive: a member removed from a team receives
+		// nothing of the team's written after the removal, and an idle
+		// stream of theirs ends.
+		if len(page.Entries) > 0 || time.Since(checked) >= h.cfg.EventsKeepAlive {
+			if _, err := h.authorize(c, member); err != nil {
+				c.w.Write([]byte(": access revoked\n\n"))
+				return response{}, nil
+			}
+			checked = time.Now()
+		}
 		buf = buf[:0]
 		for _, e := range page.Entries {
 			data, err := json.Marshal(e)
@@ -119,15 +131,6 @@ func (h *Handler) events(ctx context.Context, c *call) (response, error) {
 		}
 		if len(buf) == 0 && time.Since(idle) >= h.cfg.EventsKeepAlive {
 			buf = append(buf, ": keep-alive\n\n"...)
-		}
-		// Access is asked again as often as the keep-alive: a member
-		// removed from a team stops receiving the team's events.
-		if time.Since(checked) >= h.cfg.EventsKeepAlive {
-			if _, err := h.authorize(c, member); err != nil {
-				c.w.Write(append(buf, ": access revoked\n\n"...))
-				return response{}, nil
-			}
-			checked = time.Now()
 		}
 		if len(buf) > 0 {
 			if _, err := c.w.Write(buf); err != nil {

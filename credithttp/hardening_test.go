@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creditkit/credits"
 	"github.com/creditkit/credits/credithttp"
 )
 
@@ -131,11 +132,18 @@ func TestStreamEndsWhenAccessIsRevoked(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	revoked.Store(true)
+	// Written after the revocation: never sent to bob.
+	if _, err := f.ledger.Grant(ctx, credits.GrantRequest{Account: "team", Amount: credits.Whole(1), Kind: credits.KindPromo, Key: "after-revoke", Note: "written after bob lost access"}); err != nil {
+		t.Fatal(err)
+	}
 	b, err := io.ReadAll(resp.Body) // ends when the handler ends the stream
 	if err != nil {
 		t.Fatalf("the stream did not end: %v", err)
 	}
 	if !strings.Contains(string(b), ": access revoked") {
 		t.Errorf("stream ended without saying why: %q", b)
+	}
+	if strings.Contains(string(b), "after bob lost access") || strings.Contains(string(b), "event:") {
+		t.Errorf("an entry went out after the revocation: %q", b)
 	}
 }

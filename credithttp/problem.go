@@ -24,7 +24,7 @@ type Problem struct {
 	Detail string `json:"detail,omitempty"`
 	// Code is the stable code: [credits.Code]'s, or one of the handler's
 	// own (unauthenticated, forbidden, not_found, method_not_allowed,
-	// body_too_large, unsupported_media_type).
+	// body_too_large, unsupported_media_type, too_many_streams).
 	Code string `json:"code"`
 	// Field names the refused field by its JSON name, a query parameter,
 	// or "Idempotency-Key".
@@ -91,9 +91,9 @@ func (h *Handler) problemFor(err error) Problem {
 	case errors.As(err, &mbe):
 		p = Problem{Code: "body_too_large", Status: http.StatusRequestEntityTooLarge, Detail: err.Error()}
 	case errors.Is(err, ErrUnauthenticated):
-		p = Problem{Code: "unauthenticated", Status: http.StatusUnauthorized, Detail: err.Error()}
+		p = Problem{Code: "unauthenticated", Status: http.StatusUnauthorized, Detail: "sign in to use this API"}
 	case errors.Is(err, ErrForbidden):
-		p = Problem{Code: "forbidden", Status: http.StatusForbidden, Detail: err.Error()}
+		p = Problem{Code: "forbidden", Status: http.StatusForbidden, Detail: "this account is not yours to act on"}
 	default:
 		p.Code, p.Status = credits.Code(err)
 		p.Detail = err.Error()
