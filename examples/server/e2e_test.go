@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,6 +47,10 @@ type testServer struct {
 	p       *platform
 	proceed chan struct{} // each send lets one generation settle
 	buys    atomic.Int32  // /app/buy requests answered
+
+	mu      sync.Mutex
+	refused []string // API requests answered 400: a parameter or body the API does not take
+	streams []string // the query of each events stream opened
 }
 
 // startServer runs the platform on 127.0.0.1:0 on a fresh SQLite file,
@@ -85,9 +90,20 @@ func startServer(t *testing.T, ctx context.Context) *testServer {
 	ts.url = "http://" + ln.Addr().String()
 	h := p.Handler()
 	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r)
+		if strings.HasPrefix(r.URL.Path, "/api/") && strings.HasSuffix(r.URL.Path, "/events") {
+			ts.mu.Lock()
+			ts.streams = append(ts.streams, r.URL.RawQuery)
+			ts.mu.Unlock()
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, r)
 		if r.URL.Path == "/app/buy" {
 			ts.buys.Add(1)
+		}
+		if strings.HasPrefix(r.URL.Path, "/api/") && sw.status == http.StatusBadRequest {
+			ts.mu.Lock()
+			ts.refused = append(ts.refused, r.Method+" "+r.URL.RequestURI())
+			ts.mu.Unlock()
 		}
 	})
 	srvCtx, stop := context.WithCancel(context.Background())
@@ -101,6 +117,29 @@ func startServer(t *testing.T, ctx context.Context) *testServer {
 	})
 	return ts
 }
+
+// statusWriter remembers the status of a response; Unwrap lets the events
+// stream flush through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // settleJob lets the worker settle one generation.
 func (ts *testServer) settleJob(t *testing.T, ctx context.Context) {
@@ -261,7 +300,9 @@ func add(t *testing.T, a, b credits.Credits) credits.Credits {
 // back with its reason in the history, one that succeeds for less than its
 // quote, a purchase clicked twice that credits once, the history's older
 // page, the spending charts, the team account's members against their
-// limits, and another user's account refused. The page is never reloaded
+// limits, another user's account refused, and a confirmation refused for
+// want of credits that goes through once credits are bought and the quote
+// is asked again. The page is never reloaded
 // while a job runs: it follows the account's event stream. It saves
 // screenshots of the dashboard (desktop and phone width, and the team's) in
 // its temporary directory, or, with
@@ -288,6 +329,21 @@ func TestDashboardEndToEnd(t *testing.T) {
 	start, err := ledger.Balance(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The stream opens after the account's seq, read before the balance, so
+	// that nothing written in between is missed.
+	acct, err := ledger.Account(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.mu.Lock()
+	firstStream := ""
+	if len(ts.streams) > 0 {
+		firstStream = ts.streams[0]
+	}
+	ts.mu.Unlock()
+	if want := fmt.Sprintf("after=%d", acct.Seq); firstStream != want {
+		t.Errorf("the page opened the events stream with %q; want %q", firstStream, want)
 	}
 	if got := b.amount("balance-available"); got != start.Available {
 		t.Fatalf("the page shows %s available, the ledger %s", got, start.Available)
@@ -330,12 +386,13 @@ func TestDashboardEndToEnd(t *testing.T) {
 		shows("balance-available", heldAvailable)+" && "+shows("balance-held", quote.Total))
 	b.waitFor("the job to show as running", `document.getElementById("job").dataset.status === "running"`)
 	ts.settleJob(t, ctx)
-	b.waitFor("the refund to show, without a reload",
+	b.waitFor("the credits to come back, without a reload",
 		shows("balance-available", start.Available)+" && "+shows("balance-held", credits.Credits{}))
-	b.waitFor("the job to show as failed", `document.getElementById("job").dataset.status === "failed" &&
-		document.getElementById("job-status").textContent.includes("model timed out")`)
-	b.waitFor("the release's reason in the history", `Array.from(document.querySelectorAll('#history tr[data-type="release"]'))
-		.some((r) => r.textContent.includes("generation failed: model timed out"))`)
+	b.waitFor("the job to show as failed, its credits returned", `document.getElementById("job").dataset.status === "failed" &&
+		document.getElementById("job-title").textContent === "Failed: credits returned" &&
+		document.getElementById("job-status").textContent.includes("the prompt asked to fail (demo)")`)
+	b.waitFor("the release's reason in the history", fmt.Sprintf(`Array.from(document.querySelectorAll('#history tr[data-type="release"]'))
+		.some((r) => r.textContent.includes(%q))`, failPromptReason))
 
 	// 2. The same video, generated: the output is shorter than asked, so it
 	// costs less than the quote.
@@ -460,6 +517,86 @@ func TestDashboardEndToEnd(t *testing.T) {
 	b.waitFor("the error", `!document.getElementById("error").hidden && document.getElementById("error").textContent.includes("403")`)
 	if shown := eval[bool](b, `!document.getElementById("dashboard").hidden || document.getElementById("balance-available").dataset.value !== ""`); shown {
 		t.Fatalf("bob's account shows data to alice\n%s", b.snapshot())
+	}
+
+	// 5. A refusal is not for ever. bob, who has only his signup credits,
+	// confirms a quote for more than he has: it is refused, nothing is
+	// held, and the page drops the quote and its idempotency key (the
+	// ledger answers that key with the refusal for ever). He buys credits,
+	// asks for the quote again and confirms: now it is held.
+	bobStart, err := ledger.Balance(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var big credits.Quote
+	secs := 0
+	for s := 1; s <= 60 && secs == 0; s++ {
+		q, err := ledger.QuoteFor(ctx, "bob", credits.QuoteRequest{Tool: "video", Resolution: "720p", Duration: time.Duration(s) * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bobStart.Available.Less(q.Total) {
+			big, secs = q, s
+		}
+	}
+	bobBought := add(t, bobStart.Available, credits.Whole(100))
+	if secs == 0 || bobBought.Less(big.Total) {
+		t.Fatalf("no 720p video costs more than bob's %s credits and at most %s", bobStart.Available, bobBought)
+	}
+	b.do("signing in as bob", chromedp.Navigate(ts.url+"/login?user=bob"))
+	b.waitFor("bob's balance", shows("balance-available", bobStart.Available))
+	b.waitFor("bob's event stream to open", `document.getElementById("live-status").dataset.state === "live"`)
+	quoteBig := func() {
+		t.Helper()
+		b.setField("tool", "video")
+		b.setField("resolution", "720p")
+		b.setField("duration", fmt.Sprint(secs))
+		b.setField("prompt", "")
+		b.do("asking for a quote larger than the balance",
+			chromedp.SendKeys(chromedp.CSS("#prompt"), "a long drone flight over the fjords"),
+			chromedp.Click(chromedp.CSS("#get-quote")),
+			chromedp.WaitVisible(chromedp.CSS("#quote-panel")),
+		)
+		if got := b.amount("quote-total"); got != big.Total {
+			t.Fatalf("the page quotes %s, the ledger %s", got, big.Total)
+		}
+	}
+	quoteBig()
+	b.do("confirming a quote larger than the balance", chromedp.Click(chromedp.CSS("#confirm")))
+	refusal := fmt.Sprintf("This costs %s, you have %s. Buy credits, then get a new quote.", big.Total, bobStart.Available)
+	b.waitFor("the refusal, and the quote dropped", fmt.Sprintf(`document.getElementById("job").dataset.status === "error" &&
+		!document.getElementById("job").hidden && document.getElementById("quote-panel").hidden &&
+		document.getElementById("job-title").textContent === "Not enough credits" &&
+		document.getElementById("job-status").textContent === %q`, refusal))
+	if refused, err := ledger.Balance(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	} else if !refused.Held.IsZero() || refused.Available != bobStart.Available {
+		t.Fatalf("after the refusal bob has %s available and %s held; want %s and nothing held", refused.Available, refused.Held, bobStart.Available)
+	}
+	if held := b.amount("balance-held"); !held.IsZero() {
+		t.Fatalf("after the refusal the page shows %s held", held)
+	}
+	b.do("buying credits", chromedp.Click(chromedp.CSS("#buy")))
+	b.waitFor("the purchase in bob's balance", shows("balance-available", bobBought))
+	quoteBig()
+	b.waitFor("the refusal gone with the new quote", `document.getElementById("job").hidden`)
+	b.do("confirming the new quote", chromedp.Click(chromedp.CSS("#confirm")))
+	b.waitFor("bob's hold to show", shows("balance-held", big.Total)+" && "+shows("balance-available", sub(t, bobBought, big.Total))+
+		` && document.getElementById("job").dataset.status === "running"`)
+	if held, err := ledger.Balance(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	} else if held.Held != big.Total {
+		t.Fatalf("after buying and confirming again bob has %s held; want %s", held.Held, big.Total)
+	}
+	ts.settleJob(t, ctx)
+	b.waitFor("bob's job to show as done", `document.getElementById("job").dataset.status === "done"`)
+
+	// The page never sent the API a parameter or body it does not take.
+	ts.mu.Lock()
+	refused := ts.refused
+	ts.mu.Unlock()
+	if len(refused) > 0 {
+		t.Errorf("the API refused the page's requests with 400: %q", refused)
 	}
 	t.Logf("end to end in %s; screenshots in %s", time.Since(started).Round(time.Millisecond), dir)
 }

@@ -24,11 +24,15 @@
 //     video a little shorter than asked, so less than the quote is charged)
 //     or, when the generation fails (one time in five, and always when the
 //     prompt contains the word "fail"), releases the hold with the reason;
+//     a capture that fails for a moment is tried again, within the hold's
+//     deadline;
 //   - a "buy credits" flow: the page's Buy button posts to /app/buy with a
 //     purchase ID of its own, and a simulated payment provider delivers its
 //     webhook twice to /webhooks/payment, which grants the purchase under
 //     the key payment:<id>: the second delivery changes nothing, so a
-//     purchase clicked twice credits once;
+//     purchase clicked twice credits once (like credithttp's, the
+//     platform's own POSTs need Content-Type: application/json, so that
+//     another site's form cannot buy with the user's cookie);
 //   - the dashboard, plain HTML, CSS and JavaScript embedded in the binary.
 package main
 

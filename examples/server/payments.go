@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -62,6 +63,7 @@ type delivery struct {
 	Status   int    `json:"status"`
 	Credited bool   `json:"credited"`
 	Detail   string `json:"detail,omitempty"`
+	Code     string `json:"code,omitempty"` // a refusal's problem code
 }
 
 // buy pays for a pack (the simulated provider always accepts) and then
@@ -77,8 +79,7 @@ func (p *platform) buy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req buyRequest
-	if err := decodeJSON(w, r, &req); err != nil {
-		writeProblem(w, http.StatusBadRequest, "invalid_request", "the body must be {account, pack, purchase_id}: "+err.Error())
+	if !decodeJSON(w, r, &req, "{account, pack, purchase_id}") {
 		return
 	}
 	if _, ok := access(user, req.Account); !ok {
@@ -107,29 +108,47 @@ func (p *platform) buy(w http.ResponseWriter, r *http.Request) {
 	for range 2 {
 		d, err := p.deliverWebhook(r.Context(), event)
 		if err != nil {
-			writeProblem(w, http.StatusBadGateway, "internal", "delivering the payment webhook: "+err.Error())
+			slog.ErrorContext(r.Context(), "delivering the payment webhook", "purchase", req.PurchaseID, "err", err)
+			writeProblem(w, http.StatusInternalServerError, "internal", "internal error")
 			return
 		}
 		deliveries = append(deliveries, d)
-		if d.Status != http.StatusOK {
-			writeProblem(w, d.Status, "payment_not_credited", d.Detail)
+		switch {
+		case d.Status == http.StatusOK:
+		case d.Status >= 400 && d.Status < 500 && d.Status != http.StatusUnauthorized:
+			// The ledger refused the purchase's grant for a reason of the
+			// purchase's own (its account is unknown, its ID was used for
+			// another pack): the webhook's code and message say which,
+			// and carry no server-side cause.
+			writeProblem(w, d.Status, d.Code, d.Detail)
+			return
+		default:
+			// The webhook failed (its cause is logged where it failed),
+			// or refused the provider's signature: nothing the buyer can
+			// act on, except to try again.
+			slog.ErrorContext(r.Context(), "the payment webhook did not credit the purchase",
+				"purchase", req.PurchaseID, "status", d.Status, "code", d.Code)
+			writeProblem(w, http.StatusBadGateway, "payment_not_credited",
+				"the payment went through but could not be credited yet: click Buy again (the same purchase credits once)")
 			return
 		}
 	}
-	b, err := p.ledger.Balance(r.Context(), req.Account)
-	if err != nil {
-		writeProblem(w, http.StatusInternalServerError, "internal", err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	reply := map[string]any{
 		"purchase_id": req.PurchaseID,
 		"credits":     pack.Credits,
 		// credited: this request's deliveries credited the purchase (the
 		// first one did); false when an earlier click already had.
 		"credited":   deliveries[0].Credited || deliveries[1].Credited,
 		"deliveries": deliveries,
-		"available":  b.Available,
-	})
+	}
+	// The purchase is credited: a balance that cannot be read now does not
+	// make it fail (the page reloads the balance anyway).
+	if b, err := p.ledger.Balance(r.Context(), req.Account); err != nil {
+		slog.WarnContext(r.Context(), "reading the balance after a purchase", "account", req.Account, "err", err)
+	} else {
+		reply["available"] = b.Available
+	}
+	writeJSON(w, http.StatusOK, reply)
 }
 
 // deliverWebhook plays the payment provider: it signs event and posts it
@@ -151,9 +170,10 @@ func (p *platform) deliverWebhook(ctx context.Context, event paymentEvent) (deli
 	var reply struct {
 		Credited bool   `json:"credited"`
 		Detail   string `json:"detail"`
+		Code     string `json:"code"`
 	}
 	_ = json.Unmarshal(rec.Body.Bytes(), &reply)
-	return delivery{Status: rec.Code, Credited: reply.Credited, Detail: reply.Detail}, nil
+	return delivery{Status: rec.Code, Credited: reply.Credited, Detail: reply.Detail, Code: reply.Code}, nil
 }
 
 // sign is the provider's signature of a webhook body.
@@ -168,9 +188,17 @@ func (p *platform) sign(body []byte) string {
 // payment:<purchase ID>: a delivery that comes again is a replay of the
 // first, and credits nothing more.
 func (p *platform) paymentWebhook(w http.ResponseWriter, r *http.Request) {
+	if !requireJSON(w, r) {
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err != nil {
-		writeProblem(w, http.StatusRequestEntityTooLarge, "body_too_large", err.Error())
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeProblem(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("the body is larger than %d bytes", mbe.Limit))
+		} else {
+			writeProblem(w, http.StatusBadRequest, "invalid_request", "the body could not be read")
+		}
 		return
 	}
 	got := strings.TrimSpace(r.Header.Get("Payment-Signature"))
@@ -180,7 +208,8 @@ func (p *platform) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	var event paymentEvent
 	if err := json.Unmarshal(body, &event); err != nil {
-		writeProblem(w, http.StatusBadRequest, "invalid_request", err.Error())
+		// The error describes the provider's own (signed) body.
+		writeProblem(w, http.StatusBadRequest, "invalid_request", "the event is not valid JSON: "+err.Error())
 		return
 	}
 	if event.Type != "payment.succeeded" {
@@ -195,13 +224,10 @@ func (p *platform) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 		Note:    fmt.Sprintf("purchase %s: %s pack (%s)", event.PurchaseID, event.Pack, event.Price),
 	})
 	if err != nil {
-		// The provider delivers again after an error; a conflict or an
-		// unknown account will not get better, so say so plainly.
-		code, status := credits.Code(err)
-		if errors.Is(err, credits.ErrTransient) {
-			status = http.StatusServiceUnavailable
-		}
-		writeProblem(w, status, code, err.Error())
+		// The provider delivers again after an error: a 5xx (a store's
+		// failure) may get better, a 4xx (an unknown account, a purchase
+		// ID used for another pack) will not, and says so.
+		ledgerFailed(w, r, "crediting a payment", err, "purchase", event.PurchaseID, "account", event.Account)
 		return
 	}
 	detail := "credited"
@@ -214,4 +240,52 @@ func (p *platform) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 		"grant":     res.Grant.ID,
 		"available": res.Available,
 	})
+}
+
+// ledgerFailed answers err, an error of the ledger's, as a problem. One
+// that is the client's business (credits.Code gives a 4xx: an unknown
+// account, an idempotency conflict) gets its code and a message in words;
+// any other (a store's failure, a timeout) is logged with its cause and
+// answered with a fixed message, as credithttp does: a store's error text
+// can name a host or a statement, no business of the client's. what and
+// args say what was being done, for the log.
+func ledgerFailed(w http.ResponseWriter, r *http.Request, what string, err error, args ...any) {
+	code, status := credits.Code(err)
+	args = append(args, "method", r.Method, "path", r.URL.Path, "code", code, "err", err)
+	if status >= 400 && status < 500 {
+		slog.InfoContext(r.Context(), what+": refused", args...)
+		writeProblem(w, status, code, refusalMessage(code))
+		return
+	}
+	slog.ErrorContext(r.Context(), what+": failed", args...)
+	detail := "internal error"
+	switch code {
+	case "transient":
+		detail = "the ledger's store failed for a moment: try again"
+	case "timeout":
+		detail = "the ledger did not answer in time: try again"
+	}
+	if status < 500 {
+		status = http.StatusInternalServerError
+	}
+	writeProblem(w, status, code, detail)
+}
+
+// refusalMessages put the ledger's refusals that this platform's own
+// endpoints can meet in words.
+var refusalMessages = map[string]string{
+	"unknown_account":      "there is no such account",
+	"idempotency_conflict": "this purchase ID was already used for another pack or account: a purchase credits once, as first made",
+	"invalid_amount":       "the amount is not one the ledger accepts",
+	"overflow":             "the amount would overflow the account's balance",
+	"invalid_request":      "the ledger refused the request as malformed",
+	"canceled":             "the request was cancelled",
+}
+
+// refusalMessage is the ledger's refusal code in words, for the client.
+func refusalMessage(code string) string {
+	if m, ok := refusalMessages[code]; ok {
+		return m
+	}
+	return "the ledger refused the request: " + strings.ReplaceAll(code, "_", " ")
 }

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"mime"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/creditkit/credits"
@@ -236,10 +238,17 @@ func (p *platform) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-// logout forgets the session.
+// logout forgets the session. Like every POST of the platform's it needs
+// Content-Type: application/json (its body may be empty), so that another
+// site's page cannot sign a user out with a form; the page calls it with
+// fetch, then goes to /login itself.
 func (p *platform) logout(w http.ResponseWriter, r *http.Request) {
+	if !requireJSON(w, r) {
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
-	http.Redirect(w, r, "/login", http.StatusSeeOther)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // accountInfo is an account the signed-in user may switch to.
@@ -280,31 +289,89 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// writeProblem writes an RFC 9457 problem document, in the shape of
-// credithttp's, so that the page reads every error the same way.
+// problem is an RFC 9457 problem document, in the shape of credithttp's,
+// so that the page reads every error the same way.
+type problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	Code   string `json:"code"`
+	// Field names the refused field, header or parameter, as credithttp's
+	// problems do.
+	Field string `json:"field,omitempty"`
+}
+
+// writeProblem writes a problem document of code. Its detail speaks to the
+// client: it never carries a server-side cause (log that instead).
 func writeProblem(w http.ResponseWriter, status int, code, detail string) {
+	writeProblemDoc(w, problem{Status: status, Code: code, Detail: detail})
+}
+
+// writeProblemDoc writes p, filling in its type and title from its code.
+func writeProblemDoc(w http.ResponseWriter, p problem) {
+	p.Type = "https://creditkit.dev/problems/" + p.Code
+	p.Title = codeTitle(p.Code)
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"type":   "https://creditkit.dev/problems/" + code,
-		"title":  http.StatusText(status),
-		"status": status,
-		"detail": detail,
-		"code":   code,
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// codeTitle is a code in words, as credithttp titles its problems:
+// "insufficient_credits" → "Insufficient credits".
+func codeTitle(code string) string {
+	if code == "" {
+		return ""
+	}
+	s := strings.ReplaceAll(code, "_", " ")
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// requireJSON refuses, with a 415 problem, a request whose Content-Type is
+// not application/json (or another +json type), as credithttp does, and
+// reports whether the request may go on. Every POST of the platform's own
+// needs it, even with an empty body: a browser sends that header across
+// origins only after a CORS preflight (which this server never allows), so
+// another site's form or no-cors fetch cannot buy credits or sign out with
+// the user's cookie.
+func requireJSON(w http.ResponseWriter, r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+		return true
+	}
+	writeProblemDoc(w, problem{
+		Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Field: "Content-Type",
+		Detail: fmt.Sprintf("Content-Type %q is not application/json (required, even with an empty body)", ct),
 	})
+	return false
 }
 
 // decodeJSON decodes r's body, at most 64 KiB of one JSON object with no
-// unknown field, into v.
-func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+// unknown field, into v; it writes the problem and returns false when the
+// request is refused (its Content-Type is not JSON, or its body is not such
+// an object). what describes the body expected, for the refusal.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any, what string) bool {
+	if !requireJSON(w, r) {
+		return false
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("more than one JSON value")
 	}
-	if dec.More() {
-		return errors.New("more than one JSON value")
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &mbe):
+		writeProblem(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("the body is larger than %d bytes", mbe.Limit))
+	default:
+		// A decoding error describes the client's own body: no
+		// server-side cause to hide.
+		writeProblem(w, http.StatusBadRequest, "invalid_request", "the body must be "+what+": "+err.Error())
 	}
-	return nil
+	return false
 }

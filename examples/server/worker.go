@@ -28,6 +28,12 @@ type workerConfig struct {
 	// address takes its lease back at once instead of waiting for the
 	// stopped process's lease to lapse.
 	Holder string
+	// CaptureAttempts is how many times a capture that failed for the
+	// server's reasons (a transient store error, a timeout) is tried in
+	// all before the worker gives up; 0 is 5. CaptureBackoff is the wait
+	// before the second attempt, doubled before each next one; 0 is 250 ms.
+	CaptureAttempts int
+	CaptureBackoff  time.Duration
 	// gate, when set, runs before a generation settles: the end-to-end
 	// test holds a job open with it until it has seen the held credits.
 	gate func(ctx context.Context, h credits.Hold)
@@ -59,6 +65,12 @@ func newWorker(ledger *credits.Ledger, cfg workerConfig) *worker {
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = 200 * time.Millisecond
+	}
+	if cfg.CaptureAttempts <= 0 {
+		cfg.CaptureAttempts = 5
+	}
+	if cfg.CaptureBackoff <= 0 {
+		cfg.CaptureBackoff = 250 * time.Millisecond
 	}
 	return &worker{ledger: ledger, cfg: cfg, log: slog.Default().With("worker", "demo-worker"), running: map[string]bool{}}
 }
@@ -98,7 +110,7 @@ func (w *worker) Run(ctx context.Context) error {
 		}
 		for _, e := range events {
 			if e.Type == credits.EntryHold {
-				w.start(ctx, e.Account, e.Hold)
+				w.start(ctx, e.Hold)
 			}
 		}
 		if err := feed.Ack(ctx, events[len(events)-1]); err != nil && ctx.Err() == nil {
@@ -110,7 +122,7 @@ func (w *worker) Run(ctx context.Context) error {
 }
 
 // start runs the job of an open hold in the background, once.
-func (w *worker) start(ctx context.Context, account, holdID string) {
+func (w *worker) start(ctx context.Context, holdID string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.running[holdID] {
@@ -125,7 +137,7 @@ func (w *worker) start(ctx context.Context, account, holdID string) {
 			delete(w.running, holdID)
 			w.mu.Unlock()
 		}()
-		w.generate(ctx, account, holdID)
+		w.generate(ctx, holdID)
 	}()
 }
 
@@ -140,7 +152,7 @@ var failureReasons = []string{
 }
 
 // generate runs one job: it pretends to generate, then settles the hold.
-func (w *worker) generate(ctx context.Context, account, holdID string) {
+func (w *worker) generate(ctx context.Context, holdID string) {
 	h, err := w.ledger.Hold(ctx, holdID)
 	if err != nil {
 		w.log.Error("reading a hold", "hold", holdID, "err", err)
@@ -160,18 +172,65 @@ func (w *worker) generate(ctx context.Context, account, holdID string) {
 
 	switch {
 	case failWord.MatchString(h.Metadata["prompt"]):
-		w.release(h, "generation failed: model timed out")
+		w.release(h, failPromptReason)
 	case rand.Float64() < w.cfg.FailRate:
 		w.release(h, "generation failed: "+failureReasons[rand.IntN(len(failureReasons))])
 	default:
-		usage := produced(h.Quote)
-		res, err := w.ledger.Capture(ctx, credits.CaptureRequest{Hold: h.ID, Account: account, Usage: usage})
-		if err != nil {
-			w.log.Error("capturing a job", "hold", h.ID, "err", err)
-			return
-		}
-		w.log.Debug("job done", "hold", h.ID, "charged", res.Charged, "released", res.Released)
+		w.capture(ctx, h, produced(h.Quote))
 	}
+}
+
+// failPromptReason is the release's reason of a job whose prompt asked to
+// fail.
+const failPromptReason = "generation failed: the prompt asked to fail (demo)"
+
+// capture charges a finished job's hold for what it produced. The output
+// exists: a capture that fails for the server's reasons (a transient store
+// error, a timeout) is tried again, with a growing wait, a few times
+// (Config.CaptureAttempts) and never past the hold's deadline, after which
+// the hold lapses and gives the credits back. Trying again is safe: a
+// capture without a key is idempotent per hold, and the usage is the same
+// each time. It runs on a context of its own, like release, so that a
+// stopping server still charges the jobs it finished. It reports whether
+// the hold was captured.
+func (w *worker) capture(ctx context.Context, h credits.Hold, usage credits.Usage) bool {
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), h.Deadline)
+	defer cancel()
+	wait := w.cfg.CaptureBackoff
+	var err error
+	for attempt := 1; ; attempt++ {
+		actx, acancel := context.WithTimeout(ctx, 10*time.Second)
+		var res credits.ChargeResult
+		res, err = w.ledger.Capture(actx, credits.CaptureRequest{Hold: h.ID, Account: h.Account, Usage: usage})
+		acancel()
+		if err == nil {
+			w.log.Debug("job done", "hold", h.ID, "charged", res.Charged, "released", res.Released, "attempts", attempt)
+			return true
+		}
+		if _, status := credits.Code(err); status < 500 {
+			// Refused (the hold lapsed or was settled meanwhile, the usage
+			// exceeds it): trying again changes nothing.
+			w.log.Error("capturing a job: refused", "hold", h.ID, "account", h.Account, "attempts", attempt, "err", err)
+			return false
+		}
+		if attempt >= w.cfg.CaptureAttempts {
+			break
+		}
+		// A little jitter, so that workers failing together do not retry
+		// together.
+		d := wait + rand.N(wait/4+1)
+		if time.Until(h.Deadline) <= d {
+			break // the hold would lapse before the next attempt
+		}
+		w.log.Warn("capturing a job: trying again", "hold", h.ID, "attempt", attempt, "in", d, "err", err)
+		if !sleep(ctx, d) {
+			break
+		}
+		wait *= 2
+	}
+	w.log.Error("capturing a job: giving up; the hold lapses at its deadline and the output goes uncharged",
+		"hold", h.ID, "account", h.Account, "deadline", h.Deadline, "err", err)
+	return false
 }
 
 // gateDone runs the test's gate and reports whether ctx ended meanwhile.

@@ -23,6 +23,7 @@
     history: [],         // entries shown, newest first
     historyNext: 0,      // cursor of the older page; 0: none
     events: null,        // the EventSource
+    seq: null,           // the account's seq read before the figures shown: the events stream starts after it
     refreshing: false,
     refreshAgain: false,
     refreshTimer: 0,
@@ -43,11 +44,16 @@
     }
   }
 
+  // api calls the server. Paths carry only the query parameters each
+  // endpoint takes (credithttp refuses any other with a 400, so no
+  // cache-busters: the API's responses are no-store anyway). A POST or PUT
+  // always says Content-Type: application/json, even without a body: the
+  // server refuses any other (a cross-site form cannot send it).
   async function api(method, path, body, headers) {
     const init = { method, headers: Object.assign({ Accept: "application/json" }, headers || {}), credentials: "same-origin" };
-    if (body !== undefined) {
+    if (method !== "GET" && method !== "HEAD") {
       init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
+      if (body !== undefined) init.body = JSON.stringify(body);
     }
     const res = await fetch(path, init);
     const text = await res.text();
@@ -184,6 +190,7 @@
   async function openAccount() {
     closeEvents();
     state.failed = false;
+    state.seq = null;
     state.quote = null;
     state.job = null;
     state.history = [];
@@ -209,12 +216,23 @@
 
   // ---- live updates -------------------------------------------------------
 
+  // openEvents subscribes to the account's entries after state.seq, the
+  // seq read before the figures shown (by the last refresh): every entry
+  // they may miss comes on the stream and redraws them, so opening needs no
+  // refresh of its own. A reconnecting EventSource resumes after the last
+  // event it got (Last-Event-ID), or again after state.seq. (Without a seq
+  // yet, the stream starts at the latest entry, and each opening refreshes.)
   function openEvents() {
     if (!window.EventSource) { setLive("polling"); startPolling(); return; }
-    const es = new EventSource(acct("/events"));
+    const after = state.seq;
+    const es = new EventSource(acct("/events") + (after !== null ? "?after=" + after : ""));
     state.events = es;
     setLive("connecting");
-    es.onopen = () => { setLive("live"); stopPolling(); scheduleRefresh(); };
+    es.onopen = () => {
+      setLive("live");
+      stopPolling();
+      if (after === null) scheduleRefresh();
+    };
     es.onerror = () => {
       // The browser reconnects by itself (with Last-Event-ID); meanwhile,
       // poll so that nothing is missed.
@@ -282,8 +300,12 @@
     const account = state.account;
     const since = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate() - 13)).toISOString();
     const info = state.me.accounts.find((a) => a.id === account);
-    let balance;
+    // The account first: its seq is that of its last entry, and every
+    // figure read after it shows that entry at least; the events stream
+    // opens after it (openEvents).
+    let acc, balance;
     try {
+      acc = await api("GET", acctOf(account, ""));
       balance = await api("GET", acctOf(account, "/balance"));
     } catch (e) {
       if (account === state.account) failAccount(e);
@@ -293,8 +315,7 @@
     // history read after it has the entry that settled it.
     const job = state.job;
     const hold = job && job.status === "running" ? await api("GET", acctOf(account, "/holds/" + encodeURIComponent(job.hold))).catch(() => null) : null;
-    const [acc, activity, byTool, byDay, byMember] = await Promise.all([
-      api("GET", acctOf(account, "")),
+    const [activity, byTool, byDay, byMember] = await Promise.all([
       api("GET", acctOf(account, "/activity?limit=" + ACTIVITY_LIMIT)),
       api("GET", acctOf(account, "/spending?by=tool")),
       api("GET", acctOf(account, "/spending?by=day&since=" + encodeURIComponent(since))),
@@ -302,6 +323,7 @@
       loadNewHistory(account),
     ]);
     if (account !== state.account) return; // switched meanwhile
+    if (state.seq === null || acc.seq > state.seq) state.seq = acc.seq;
     $("dashboard").hidden = false;
     showBalance(balance);
     showPlan(balance);
@@ -524,6 +546,8 @@
         ". Up to " + credits(res.quote.total) + " credits are reserved while the job runs; you pay for what it produces, never more.";
       $("quote-panel").hidden = false;
       $("confirm").disabled = false;
+      // A refusal of an earlier confirmation no longer applies.
+      if ($("job").dataset.status === "error") $("job").hidden = true;
     } catch (e) {
       showJob("error", "No quote", e.message);
     } finally {
@@ -543,17 +567,38 @@
       renderJob();
       scheduleRefresh();
     } catch (e) {
-      const p = e.problem || {};
-      if (p.code === "insufficient_credits") {
-        showJob("error", "Not enough credits", "This costs " + credits(p.required) + "; you have " + credits(p.available) + " available. Buy credits to continue.");
-      } else if (p.code === "member_limit") {
-        showJob("error", "Over your team limit", "Your spending limit on this team has " + credits(p.remaining) + " credits left this period.");
-      } else if (p.code === "quote_expired") {
-        dropQuote();
-        showJob("error", "The quote expired", "Get a new quote to see the current price.");
-      } else {
-        showJob("error", "Could not start the generation", e.message);
+      if (!(e instanceof ApiError) || e.status >= 500) {
+        // The server failed, or the network: the reserve may have been
+        // made. Confirm again sends the same key, and holds once.
+        showJob("error", "Could not start the generation", e.message.replace(/\.$/, "") + ". Confirm again to retry: it holds the credits once.");
+        return;
       }
+      // Refused. The ledger keeps a refusal under its key and answers
+      // every retry of that key with it, even once the reason is gone (the
+      // credits bought, the limit raised): forget the quote and its key, so
+      // that the next attempt quotes again, under a new key.
+      if (state.quote === q) dropQuote();
+      showRefusal(e.problem, q);
+    }
+  }
+
+  // showRefusal says why a confirmation was refused, and what to do.
+  function showRefusal(p, q) {
+    const cost = credits(p.required || q.quote.total);
+    switch (p.code) {
+      case "insufficient_credits":
+        showJob("error", "Not enough credits", "This costs " + cost + ", you have " + credits(p.available) +
+          ". Buy credits, then get a new quote.");
+        break;
+      case "member_limit":
+        showJob("error", "Over your team limit", "This costs " + cost + "; your spending limit on this team has " +
+          credits(p.remaining) + " credits left this period. Get a new quote once the limit allows it.");
+        break;
+      case "quote_expired":
+        showJob("error", "The quote expired", "Get a new quote to see the current price.");
+        break;
+      default:
+        showJob("error", "Could not start the generation", (p.detail || p.title || "Refused").replace(/\.$/, "") + ". Get a new quote to try again.");
     }
   }
 
@@ -578,11 +623,11 @@
           (isZero(j.back) ? "." : ", " + credits(j.back) + " back (the output was shorter than quoted)."));
         break;
       case "failed":
-        showJob("failed", "Failed: refunded", (j.reason ? capitalize(j.reason) : "The generation failed") +
-          ". All " + credits(j.total) + " credits are back.");
+        showJob("failed", "Failed: credits returned", (j.reason ? capitalize(j.reason) : "The generation failed") +
+          ". The hold is released: all " + credits(j.total) + " credits are back.");
         break;
       case "expired":
-        showJob("failed", "Expired: refunded", "The job did not finish in time. All " + credits(j.total) + " credits are back.");
+        showJob("failed", "Expired: credits returned", "The job did not finish in time, so its hold lapsed: all " + credits(j.total) + " credits are back.");
         break;
     }
   }
