@@ -131,18 +131,24 @@ func testClockBackwards(t *testing.T, store credits.Store) {
 // capture gets ErrHoldExpired); never both, never neither. The sweep makes
 // one more store call than the capture (DueAccounts), so the capture starts
 // 0 to 300 µs late, varying by round, and the rounds go on until each side
-// has won at least once.
+// has won at least once. How long that extra call takes depends on the
+// store and on how loaded the machine is, so while one side has not won
+// yet, its rival starts 250 µs later each round: the race is always run
+// both ways, on any store, however busy the machine.
 func testSweepRacesCapture(t *testing.T, store credits.Store) {
 	capturer := NewHarness(t, FaultyStore{Store: store}, func(c *credits.Config) {
 		c.Signup = credits.Reward{}
 		c.NewID = SequentialIDs("racec_")
 	})
-	sweeper := NewHarness(t, store, func(c *credits.Config) { c.NewID = SequentialIDs("races_") })
+	sweeper := NewHarness(t, FaultyStore{Store: store}, func(c *credits.Config) { c.NewID = SequentialIDs("races_") })
 	const minRounds, maxRounds = 24, 240
+	const step = 250 * time.Microsecond
 	var captured, expired, rounds int
+	var captureLag, sweepLag time.Duration // grow while the other side never wins
 	for i := 0; i < minRounds || (captured == 0 || expired == 0) && i < maxRounds; i++ {
 		rounds++
-		late := &FaultPlan{At: 1, Fault: Fault{Step: BeforeCall, Delay: time.Duration(i%4) * 100 * time.Microsecond}}
+		late := &FaultPlan{At: 1, Fault: Fault{Step: BeforeCall, Delay: captureLag + time.Duration(i%4)*100*time.Microsecond}}
+		sweepLate := &FaultPlan{At: 1, Fault: Fault{Step: BeforeCall, Delay: sweepLag}}
 		acct := fmt.Sprintf("race-%d", i)
 		capturer.Account(t, credits.CreateAccountRequest{ID: acct})
 		grant(t, capturer, acct, whole(20), credits.KindPurchase, time.Time{}, "buy")
@@ -162,7 +168,7 @@ func testSweepRacesCapture(t *testing.T, store credits.Store) {
 		})
 		wg.Go(func() {
 			<-start
-			swept, sweepErr = sweeper.Ledger.Sweep(sweeper.Ctx)
+			swept, sweepErr = sweeper.Ledger.Sweep(WithFaults(sweeper.Ctx, sweepLate))
 		})
 		close(start)
 		wg.Wait()
@@ -198,8 +204,14 @@ func testSweepRacesCapture(t *testing.T, store credits.Store) {
 			t.Fatalf("round %d: capture %v, hold %s: not exactly one winner", i, capErr, hold.Status)
 		}
 		CheckInvariants(t, capturer, acct)
+		switch {
+		case expired == 0 && captured > 0:
+			captureLag += step
+		case captured == 0 && expired > 0:
+			sweepLag += step
+		}
 	}
-	t.Logf("sweep racing capture, %d rounds: capture won %d, sweep won %d", rounds, captured, expired)
+	t.Logf("sweep racing capture, %d rounds: capture won %d, sweep won %d (capture started up to %v late, sweep %v)", rounds, captured, expired, captureLag, sweepLag)
 	if captured == 0 || expired == 0 {
 		t.Errorf("in %d rounds the capture won %d times and the sweep %d: the race was not run both ways", rounds, captured, expired)
 	}
