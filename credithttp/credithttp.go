@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/creditkit/credits"
@@ -83,6 +84,9 @@ type Handler struct {
 	cfg     Config
 	mux     *http.ServeMux
 	streams chan struct{} // a slot per open event stream
+
+	wakeMu sync.Mutex
+	wake   map[string]map[chan struct{}]struct{} // the open streams of each account
 }
 
 // New returns the handler of cfg, or an error if Ledger or Authorize is
@@ -113,7 +117,45 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Handler{cfg: cfg, mux: http.NewServeMux(), streams: h0}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), streams: h0, wake: map[string]map[chan struct{}]struct{}{}}
 	h.routes()
 	return h, nil
+}
+
+// Notify tells the account's open event streams on this handler to look
+// for new entries now rather than at their next poll. The handler calls it
+// itself after every write it makes; call it for writes made elsewhere
+// (a worker's capture, a webhook's grant) to show them at once. With
+// several servers, a [credits.Feed] consumer that calls Notify for each
+// event's account makes every stream immediate. Notify never blocks; an
+// account with no open stream costs a map lookup.
+func (h *Handler) Notify(account string) {
+	h.wakeMu.Lock()
+	defer h.wakeMu.Unlock()
+	for ch := range h.wake[account] {
+		select {
+		case ch <- struct{}{}:
+		default: // already woken
+		}
+	}
+}
+
+// subscribe registers a stream of account for Notify; the returned func
+// unregisters it.
+func (h *Handler) subscribe(account string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	h.wakeMu.Lock()
+	if h.wake[account] == nil {
+		h.wake[account] = map[chan struct{}]struct{}{}
+	}
+	h.wake[account][ch] = struct{}{}
+	h.wakeMu.Unlock()
+	return ch, func() {
+		h.wakeMu.Lock()
+		delete(h.wake[account], ch)
+		if len(h.wake[account]) == 0 {
+			delete(h.wake, account)
+		}
+		h.wakeMu.Unlock()
+	}
 }

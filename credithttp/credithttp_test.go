@@ -28,6 +28,7 @@ var t0 = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 type fixture struct {
 	t      *testing.T
 	ledger *credits.Ledger
+	api    *credithttp.Handler
 	srv    *httptest.Server
 }
 
@@ -70,7 +71,7 @@ func newFixture(t *testing.T, store credits.Store, configure ...func(*credithttp
 	mux.Handle("/api/", http.StripPrefix("/api", h))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &fixture{t: t, ledger: ledger, srv: srv}
+	return &fixture{t: t, ledger: ledger, api: h, srv: srv}
 }
 
 // authorize is the test application's authorizer: a user acts on their

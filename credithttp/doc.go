@@ -80,7 +80,11 @@
 // "data: <entry JSON>". A reconnecting EventSource resumes after its
 // Last-Event-ID. A page that loads the balance and then opens the stream
 // passes ?after=<the account's seq> so that nothing written in between is
-// missed; without it the stream starts at the latest entry. Every
+// missed; without it the stream starts at the latest entry. A stream
+// looks for new entries every [Config.EventsPoll], and at once after a
+// write of this handler to its account or a [Handler.Notify] of it (call
+// Notify for writes made elsewhere: a worker's capture, or, across
+// servers, from a [credits.Feed] consumer). Every
 // [Config.EventsKeepAlive] an idle stream sends a comment and the
 // Authorizer is asked again: a stream whose access was withdrawn ends.
 //

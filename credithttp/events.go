@@ -16,7 +16,8 @@ import (
 // type>", "data: <entry JSON>". It starts after the Last-Event-ID a
 // reconnecting EventSource sends, else after ?after=<seq>, else after the
 // account's latest entry (only what happens from now on). It looks for new
-// entries every EventsPoll. It asks the Authorizer again before sending
+// entries every EventsPoll, and at once when [Handler.Notify] names the
+// account (as every write of this handler does). It asks the Authorizer again before sending
 // each batch of entries and at least every EventsKeepAlive (when it also
 // sends a comment), and ends the stream once refused, sending nothing
 // more. At most MaxStreams are open at once.
@@ -91,6 +92,8 @@ func (h *Handler) events(ctx context.Context, c *call) (response, error) {
 
 	poll := time.NewTicker(h.cfg.EventsPoll)
 	defer poll.Stop()
+	woken, unsubscribe := h.subscribe(c.account)
+	defer unsubscribe()
 	idle, checked := time.Now(), time.Now()
 	buf := make([]byte, 0, 1024)
 	for {
@@ -148,6 +151,7 @@ func (h *Handler) events(ctx context.Context, c *call) (response, error) {
 		case <-ctx.Done():
 			return response{}, nil
 		case <-poll.C:
+		case <-woken:
 		}
 	}
 }

@@ -147,3 +147,56 @@ func TestStreamEndsWhenAccessIsRevoked(t *testing.T) {
 		t.Errorf("an entry went out after the revocation: %q", b)
 	}
 }
+
+// A stream shows a write at once, not at its next poll: the handler's own
+// writes wake it, and Notify wakes it for writes made elsewhere.
+func TestEventsWakeOnWrites(t *testing.T) {
+	f := newFixture(t, nil, func(c *credithttp.Config) { c.EventsPoll = time.Hour })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/api/accounts/alice/events", nil)
+	req.Header.Set("X-User", "alice")
+	resp, err := f.srv.Client().Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("stream: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	lines := make(chan string, 100)
+	go func() {
+		defer close(lines)
+		buf := make([]byte, 4096)
+		for {
+			n, err := resp.Body.Read(buf)
+			if n > 0 {
+				lines <- string(buf[:n])
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	waitFor := func(what, typ string) {
+		t.Helper()
+		timeout := time.After(3 * time.Second) // the poll is an hour away
+		for {
+			select {
+			case s, ok := <-lines:
+				if !ok {
+					t.Fatalf("%s: the stream ended", what)
+				}
+				if strings.Contains(s, "event: "+typ+"\n") {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("%s: no %s event without a poll", what, typ)
+			}
+		}
+	}
+	f.reserve("job-1") // through the handler
+	waitFor("a reserve through the API", "hold")
+	if _, err := f.ledger.Grant(ctx, credits.GrantRequest{Account: "alice", Amount: credits.Whole(1), Kind: credits.KindPromo, Key: "elsewhere"}); err != nil {
+		t.Fatal(err)
+	}
+	f.api.Notify("alice")
+	waitFor("a grant made elsewhere, then Notify", "grant")
+}

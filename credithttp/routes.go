@@ -57,6 +57,9 @@ func (h *Handler) handle(pattern string, perm permission, fn endpoint) {
 			h.fail(w, r, err)
 		case res.status != 0: // 0: the endpoint wrote its own response (a stream)
 			h.reply(w, r, res)
+			if r.Method != http.MethodGet && c.account != "" {
+				h.Notify(c.account) // the account's streams show the write now
+			}
 		}
 	})
 }

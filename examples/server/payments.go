@@ -230,6 +230,7 @@ func (p *platform) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 		ledgerFailed(w, r, "crediting a payment", err, "purchase", event.PurchaseID, "account", event.Account)
 		return
 	}
+	p.api.Notify(event.Account) // the page shows the purchase at once
 	detail := "credited"
 	if res.Replayed {
 		detail = "already credited: a repeated delivery changes nothing"

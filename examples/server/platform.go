@@ -83,7 +83,7 @@ func defaultOptions() options {
 // and the application's own pages and endpoints.
 type platform struct {
 	ledger *credits.Ledger
-	api    http.Handler
+	api    *credithttp.Handler
 	worker *worker
 	// webhookSecret signs the simulated payment provider's webhooks. In
 	// production it is the provider's secret, from a secret store.
@@ -125,7 +125,7 @@ func newPlatform(ctx context.Context, store credits.Store, opt options) (*platfo
 	return &platform{
 		ledger:        ledger,
 		api:           api,
-		worker:        newWorker(ledger, opt.Worker),
+		worker:        newWorker(ledger, withSettled(opt.Worker, api.Notify)),
 		webhookSecret: webhookSecret,
 	}, nil
 }
@@ -374,4 +374,11 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any, what string) bool
 		writeProblem(w, http.StatusBadRequest, "invalid_request", "the body must be "+what+": "+err.Error())
 	}
 	return false
+}
+
+// withSettled returns cfg with notify as its Settled callback: a job's
+// outcome wakes the account's event streams at once.
+func withSettled(cfg workerConfig, notify func(account string)) workerConfig {
+	cfg.Settled = notify
+	return cfg
 }

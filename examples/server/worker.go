@@ -34,6 +34,11 @@ type workerConfig struct {
 	// before the second attempt, doubled before each next one; 0 is 250 ms.
 	CaptureAttempts int
 	CaptureBackoff  time.Duration
+	// Settled, when set, is called with the account of each hold the
+	// worker captured or released: the platform wakes the account's open
+	// event streams with it (credithttp's Handler.Notify), so the page
+	// shows the outcome at once rather than at the stream's next poll.
+	Settled func(account string)
 	// gate, when set, runs before a generation settles: the end-to-end
 	// test holds a job open with it until it has seen the held credits.
 	gate func(ctx context.Context, h credits.Hold)
@@ -205,6 +210,7 @@ func (w *worker) capture(ctx context.Context, h credits.Hold, usage credits.Usag
 		acancel()
 		if err == nil {
 			w.log.Debug("job done", "hold", h.ID, "charged", res.Charged, "released", res.Released, "attempts", attempt)
+			w.settled(h.Account)
 			return true
 		}
 		if _, status := credits.Code(err); status < 500 {
@@ -247,6 +253,15 @@ func (w *worker) release(h credits.Hold, reason string) {
 	if _, err := w.ledger.Release(ctx, credits.ReleaseRequest{Hold: h.ID, Account: h.Account, Reason: reason}); err != nil &&
 		!errors.Is(err, credits.ErrHoldExpired) && !errors.Is(err, credits.ErrHoldSettled) {
 		w.log.Error("releasing a job", "hold", h.ID, "err", err)
+		return
+	}
+	w.settled(h.Account)
+}
+
+// settled reports a settled hold's account to cfg.Settled, if set.
+func (w *worker) settled(account string) {
+	if w.cfg.Settled != nil {
+		w.cfg.Settled(account)
 	}
 }
 
