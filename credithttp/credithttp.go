@@ -52,7 +52,10 @@ var (
 
 // Config configures a [Handler]. Ledger and Authorize are required.
 type Config struct {
-	Ledger    *credits.Ledger
+	// Ledger is the ledger the API acts on. Its Config.QuoteKey must be
+	// set: quotes go to the client sealed.
+	Ledger *credits.Ledger
+	// Authorize says, for every request, which account it may act on.
 	Authorize Authorizer
 	// MaxBodyBytes caps a request body; zero means 64 KiB. A larger body is
 	// refused with 413 body_too_large.
@@ -60,8 +63,8 @@ type Config struct {
 	// ProblemTypeBase prefixes a problem's code to make its "type" URI;
 	// "" means "https://creditkit.dev/problems/".
 	ProblemTypeBase string
-	// EventsPoll is how often the events stream looks for new entries;
-	// zero means one second.
+	// EventsPoll is how often an events stream looks for new entries when
+	// nothing wakes it sooner ([Handler.Notify]); zero means one second.
 	EventsPoll time.Duration
 	// EventsKeepAlive is how often an idle events stream sends a comment,
 	// so proxies keep it open; zero means 15 seconds.
@@ -73,8 +76,8 @@ type Config struct {
 	// MaxStreams caps the event streams open at once on this handler;
 	// zero means 1000. One more is refused with 503 too_many_streams.
 	MaxStreams int
-	// Logger receives the internal errors (500) with their cause; nil
-	// means slog.Default(). The client sees only "internal".
+	// Logger receives every 5xx answer with its cause; nil means
+	// slog.Default(). The client sees the code and a fixed detail only.
 	Logger *slog.Logger
 }
 
