@@ -186,6 +186,21 @@ func cleanPath(p string) bool {
 	return c == p
 }
 
+// Whether a write endpoint needs an Idempotency-Key.
+const (
+	keyRequired = true
+	keyOptional = false
+)
+
+// write reads a write request: its body into dst (see decode), then its
+// Idempotency-Key, required or not.
+func (h *Handler) write(c *call, dst any, required bool) (key string, err error) {
+	if err := h.decode(c.w, c.r, dst); err != nil {
+		return "", err
+	}
+	return idempotencyKey(c.r, required)
+}
+
 // idempotencyKey is the request's Idempotency-Key header; required says
 // whether the endpoint needs one.
 func idempotencyKey(r *http.Request, required bool) (string, error) {
@@ -269,10 +284,7 @@ type reserveBody struct {
 
 func (h *Handler) reserve(ctx context.Context, c *call) (response, error) {
 	var b reserveBody
-	if err := h.decode(c.w, c.r, &b); err != nil {
-		return response{}, err
-	}
-	key, err := idempotencyKey(c.r, true)
+	key, err := h.write(c, &b, keyRequired)
 	if err != nil {
 		return response{}, err
 	}
@@ -302,10 +314,7 @@ type chargeBody struct {
 
 func (h *Handler) charge(ctx context.Context, c *call) (response, error) {
 	var b chargeBody
-	if err := h.decode(c.w, c.r, &b); err != nil {
-		return response{}, err
-	}
-	key, err := idempotencyKey(c.r, true)
+	key, err := h.write(c, &b, keyRequired)
 	if err != nil {
 		return response{}, err
 	}
@@ -359,10 +368,7 @@ type captureBody struct {
 
 func (h *Handler) capture(ctx context.Context, c *call) (response, error) {
 	var b captureBody
-	if err := h.decode(c.w, c.r, &b); err != nil {
-		return response{}, err
-	}
-	key, err := idempotencyKey(c.r, false)
+	key, err := h.write(c, &b, keyOptional)
 	if err != nil {
 		return response{}, err
 	}
@@ -404,10 +410,7 @@ type releaseBody struct {
 
 func (h *Handler) release(ctx context.Context, c *call) (response, error) {
 	var b releaseBody
-	if err := h.decode(c.w, c.r, &b); err != nil {
-		return response{}, err
-	}
-	key, err := idempotencyKey(c.r, false)
+	key, err := h.write(c, &b, keyOptional)
 	if err != nil {
 		return response{}, err
 	}
@@ -554,10 +557,7 @@ type grantBody struct {
 
 func (h *Handler) grant(ctx context.Context, c *call) (response, error) {
 	var b grantBody
-	if err := h.decode(c.w, c.r, &b); err != nil {
-		return response{}, err
-	}
-	key, err := idempotencyKey(c.r, true)
+	key, err := h.write(c, &b, keyRequired)
 	if err != nil {
 		return response{}, err
 	}
@@ -590,10 +590,7 @@ type debitBody struct {
 
 func (h *Handler) debit(ctx context.Context, c *call) (response, error) {
 	var b debitBody
-	if err := h.decode(c.w, c.r, &b); err != nil {
-		return response{}, err
-	}
-	key, err := idempotencyKey(c.r, true)
+	key, err := h.write(c, &b, keyRequired)
 	if err != nil {
 		return response{}, err
 	}
@@ -623,10 +620,7 @@ type reasonBody struct {
 
 func (h *Handler) void(ctx context.Context, c *call) (response, error) {
 	var b reasonBody
-	if err := h.decode(c.w, c.r, &b); err != nil {
-		return response{}, err
-	}
-	key, err := idempotencyKey(c.r, true)
+	key, err := h.write(c, &b, keyRequired)
 	if err != nil {
 		return response{}, err
 	}
@@ -644,10 +638,7 @@ type refundBody struct {
 
 func (h *Handler) refund(ctx context.Context, c *call) (response, error) {
 	var b refundBody
-	if err := h.decode(c.w, c.r, &b); err != nil {
-		return response{}, err
-	}
-	key, err := idempotencyKey(c.r, true)
+	key, err := h.write(c, &b, keyRequired)
 	if err != nil {
 		return response{}, err
 	}
@@ -670,10 +661,7 @@ type limitsBody struct {
 
 func (h *Handler) memberLimits(ctx context.Context, c *call) (response, error) {
 	var b limitsBody
-	if err := h.decode(c.w, c.r, &b); err != nil {
-		return response{}, err
-	}
-	key, err := idempotencyKey(c.r, true)
+	key, err := h.write(c, &b, keyRequired)
 	if err != nil {
 		return response{}, err
 	}
